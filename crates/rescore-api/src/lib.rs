@@ -1,0 +1,241 @@
+//! Wire types of the HTTP contract (`docs/api.md`): requests, responses, error bodies and the
+//! error codes every other crate maps its failures to. Serde only: no HTTP, no async.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Feature values sent inline: `null` (or an absent key) means missing. Non-numbers and
+/// non-finite numbers are rejected while deserialising (JSON has no NaN or infinity and
+/// serde_json refuses numbers that overflow f64).
+pub type FeatureMap = HashMap<String, Option<f64>>;
+
+/// `POST /v1/rescore` body. Unknown fields are ignored so that newer clients keep working
+/// against older sidecars.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RescoreRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<QueryContext>,
+    pub hits: Vec<Hit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueryContext {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "FeatureMap::is_empty")]
+    pub features: FeatureMap,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hit {
+    pub id: String,
+    /// First-pass score (e.g. BM25): the baseline returned on any fallback.
+    pub score: f64,
+    #[serde(default, skip_serializing_if = "FeatureMap::is_empty")]
+    pub features: FeatureMap,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RescoreResponse {
+    pub scores: Vec<f64>,
+    /// The model that answered, or the requested/default one on a fallback (null if none).
+    pub model: Option<String>,
+    pub version: Option<String>,
+    pub variant: Option<String>,
+    pub fallback: Option<FallbackReason>,
+    pub took_us: u64,
+}
+
+/// Why the baseline (the hits' incoming scores) was returned instead of model scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FallbackReason {
+    /// Scoring did not finish within the request's budget.
+    Timeout,
+    /// The model is configured but has no loaded version (failed load, still loading).
+    ModelUnavailable,
+    /// The engine returned an error or panicked while scoring.
+    ScoringError,
+    /// All scoring slots stayed busy for the whole budget.
+    Overloaded,
+}
+
+impl FallbackReason {
+    pub const ALL: [FallbackReason; 4] = [
+        FallbackReason::Timeout,
+        FallbackReason::ModelUnavailable,
+        FallbackReason::ScoringError,
+        FallbackReason::Overloaded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FallbackReason::Timeout => "timeout",
+            FallbackReason::ModelUnavailable => "model_unavailable",
+            FallbackReason::ScoringError => "scoring_error",
+            FallbackReason::Overloaded => "overloaded",
+        }
+    }
+}
+
+/// Every error the API can answer with. The HTTP status of each lives here, in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The body is not JSON, or not a JSON object.
+    MalformedJson,
+    /// JSON, but not a valid request: missing or mistyped field, bad feature value.
+    InvalidRequest,
+    /// No `model` given and no default model can be chosen.
+    ModelRequired,
+    /// `model` names a model that is not configured.
+    UnknownModel,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    NotFound,
+    MethodNotAllowed,
+    /// A bug: never caused by input.
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::MalformedJson | ErrorCode::InvalidRequest | ErrorCode::ModelRequired => 400,
+            ErrorCode::UnknownModel | ErrorCode::NotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::UnsupportedMediaType => 415,
+            ErrorCode::Internal => 500,
+        }
+    }
+}
+
+/// `{"error": {"code": "...", "message": "..."}}`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ErrorBody {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: message.into(),
+            },
+        }
+    }
+}
+
+/// `GET /v1/models`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelsResponse {
+    pub default_model: Option<String>,
+    pub models: Vec<ModelStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelStatus {
+    pub name: String,
+    /// The version that serves requests, if any loaded.
+    pub live_version: Option<String>,
+    pub versions: Vec<VersionStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionStatus {
+    pub version: String,
+    /// `live`, `available` (loaded, not serving) or `failed`.
+    pub role: String,
+    pub engine: Option<String>,
+    pub objective: Option<String>,
+    pub num_features: Option<usize>,
+    pub num_trees: Option<usize>,
+    pub description: Option<String>,
+    /// Why the version could not be loaded.
+    pub error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_request_parses_and_nulls_are_missing() {
+        let r: RescoreRequest = serde_json::from_str(
+            r#"{"hits":[{"id":"a","score":1.5,"features":{"x":null,"y":2}}],"extra":1}"#,
+        )
+        .expect("valid request");
+        assert_eq!(r.hits[0].features["x"], None);
+        assert_eq!(r.hits[0].features["y"], Some(2.0));
+        assert!(r.model.is_none() && r.query.is_none() && r.timeout_ms.is_none());
+    }
+
+    #[test]
+    fn non_numeric_and_overflowing_features_are_rejected() {
+        for body in [
+            r#"{"hits":[{"id":"a","score":1,"features":{"x":"1"}}]}"#,
+            r#"{"hits":[{"id":"a","score":1,"features":{"x":1e999}}]}"#,
+            r#"{"hits":[{"id":"a","score":1,"features":{"x":NaN}}]}"#,
+            r#"{"hits":[{"id":"a","score":1,"features":{"x":[1]}}]}"#,
+            r#"{"hits":[{"id":1,"score":1}]}"#,
+            r#"{"hits":[{"id":"a"}]}"#,
+            r#"{"model":"m"}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<RescoreRequest>(body).is_err(),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn response_round_trips_and_fallback_is_snake_case() {
+        let resp = RescoreResponse {
+            scores: vec![0.1, 0.30000000000000004],
+            model: Some("m".into()),
+            version: Some("3".into()),
+            variant: Some("live".into()),
+            fallback: Some(FallbackReason::ModelUnavailable),
+            took_us: 7,
+        };
+        let text = serde_json::to_string(&resp).expect("serialise");
+        assert!(text.contains(r#""fallback":"model_unavailable""#), "{text}");
+        let back: RescoreResponse = serde_json::from_str(&text).expect("parse");
+        assert_eq!(back, resp);
+    }
+
+    #[test]
+    fn every_error_code_is_4xx_except_internal() {
+        for code in [
+            ErrorCode::MalformedJson,
+            ErrorCode::InvalidRequest,
+            ErrorCode::ModelRequired,
+            ErrorCode::UnknownModel,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::UnsupportedMediaType,
+            ErrorCode::NotFound,
+            ErrorCode::MethodNotAllowed,
+        ] {
+            assert!((400..500).contains(&code.http_status()), "{code:?}");
+        }
+        assert_eq!(ErrorCode::Internal.http_status(), 500);
+        let body = serde_json::to_string(&ErrorBody::new(ErrorCode::UnknownModel, "x"))
+            .expect("serialise");
+        assert_eq!(body, r#"{"error":{"code":"unknown_model","message":"x"}}"#);
+    }
+}

@@ -1,0 +1,94 @@
+//! The serving metric catalogue (names, help, buckets) and the Prometheus recorder. Names are
+//! part of the contract (docs/metrics.md); labels stay bounded: model names, versions, variants,
+//! engines, fallback reasons and model feature names — never ids or query text.
+
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
+use rescore_api::FallbackReason;
+
+pub const REQUESTS: &str = "rescore_requests_total";
+pub const REQUEST_DURATION: &str = "rescore_request_duration_seconds";
+pub const SCORING_DURATION: &str = "rescore_scoring_duration_seconds";
+pub const REQUEST_HITS: &str = "rescore_request_hits";
+pub const FALLBACKS: &str = "rescore_fallbacks_total";
+pub const MODEL_INFO: &str = "rescore_model_info";
+pub const MODEL_RELOADS: &str = "rescore_model_reloads_total";
+pub const FEATURE_MISSING: &str = "rescore_feature_missing_total";
+pub const SCORING_IN_FLIGHT: &str = "rescore_scoring_in_flight";
+
+/// `outcome` label values of [`REQUESTS`].
+pub mod outcome {
+    /// Model scores were returned.
+    pub const SCORED: &str = "scored";
+    /// The baseline was returned (see `rescore_fallbacks_total`).
+    pub const FALLBACK: &str = "fallback";
+    /// The request was refused with a 4xx.
+    pub const REJECTED: &str = "rejected";
+}
+
+/// `result` label values of [`MODEL_RELOADS`].
+pub mod reload_result {
+    pub const SUCCESS: &str = "success";
+    pub const FAILURE: &str = "failure";
+}
+
+/// Latency buckets (seconds): 100 µs to 5 s, dense where a rescoring budget lives (1-100 ms).
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.004, 0.006, 0.008, 0.01, 0.015, 0.02, 0.03, 0.05,
+    0.075, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+];
+pub const HITS_BUCKETS: &[f64] = &[
+    1.0, 10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0,
+];
+
+/// Installs the global Prometheus recorder with histogram buckets (without them the exporter
+/// renders summaries) and returns the handle `/metrics` renders from.
+pub fn install_recorder() -> Result<PrometheusHandle, BuildError> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_duration_seconds".into()), LATENCY_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(REQUEST_HITS.into()), HITS_BUCKETS)?
+        .install_recorder()?;
+    describe();
+    Ok(handle)
+}
+
+/// Help texts, and the counters with known label values exposed at 0 from start-up.
+pub fn describe() {
+    metrics::describe_counter!(
+        REQUESTS,
+        "Rescore requests by model, variant and outcome (scored, fallback, rejected)."
+    );
+    metrics::describe_histogram!(
+        REQUEST_DURATION,
+        metrics::Unit::Seconds,
+        "Time from a parsed rescore request to its response, by model."
+    );
+    metrics::describe_histogram!(
+        SCORING_DURATION,
+        metrics::Unit::Seconds,
+        "Feature assembly plus model evaluation per request, by model and engine."
+    );
+    metrics::describe_histogram!(REQUEST_HITS, "Hits per rescore request.");
+    metrics::describe_counter!(
+        FALLBACKS,
+        "Requests answered with the baseline scores, by reason."
+    );
+    metrics::describe_gauge!(
+        MODEL_INFO,
+        "1 for each model version serving, with the engine that scores it."
+    );
+    metrics::describe_counter!(MODEL_RELOADS, "Model version loads by result.");
+    metrics::describe_counter!(
+        FEATURE_MISSING,
+        "Hit rows in which a model feature resolved to missing (NaN)."
+    );
+    metrics::describe_gauge!(
+        SCORING_IN_FLIGHT,
+        "Requests holding a scoring slot (running on the blocking pool)."
+    );
+    for reason in FallbackReason::ALL {
+        metrics::counter!(FALLBACKS, "reason" => reason.as_str()).absolute(0);
+    }
+    for result in [reload_result::SUCCESS, reload_result::FAILURE] {
+        metrics::counter!(MODEL_RELOADS, "result" => result).absolute(0);
+    }
+}

@@ -1,0 +1,170 @@
+//! The HTTP API v1 (docs/api.md): `app(state) -> Router`, testable without a socket.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use rescore_api::{ErrorBody, ErrorCode, RescoreRequest};
+use rescore_monitor as mon;
+use rescore_serving::{RescoreError, Rescorer};
+
+/// Default request body limit: 16 MiB (1,000 hits x 300 inline features is about 4 MiB).
+pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub rescorer: Arc<Rescorer>,
+    /// `None` in tests that install no recorder: `/metrics` then answers empty.
+    pub metrics: Option<PrometheusHandle>,
+    pub body_limit: usize,
+}
+
+pub fn app(state: AppState) -> Router {
+    let body_limit = state.body_limit;
+    Router::new()
+        .route("/v1/rescore", post(rescore))
+        .route("/v1/models", get(models))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                "method not allowed on this route",
+            )
+        })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                ApiError::new(ErrorCode::Internal, "internal error").into_response()
+            },
+        ))
+        .with_state(state)
+}
+
+/// The one place an error becomes an HTTP response.
+#[derive(Debug)]
+pub struct ApiError {
+    code: ErrorCode,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(ErrorBody::new(self.code, self.message))).into_response()
+    }
+}
+
+impl From<RescoreError> for ApiError {
+    fn from(e: RescoreError) -> Self {
+        ApiError::new(e.code(), e.to_string())
+    }
+}
+
+/// A JSON body whose every rejection (too large, not JSON, wrong shape) is an [`ApiError`]
+/// naming the problem and where it is.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    "request body is over the configured limit (server.body_limit_bytes)",
+                )
+            } else {
+                ApiError::new(ErrorCode::MalformedJson, rejection.body_text())
+            }
+        })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(ApiError::new(
+            ErrorCode::MalformedJson,
+            "request body must be a JSON object",
+        ));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                ApiError::new(ErrorCode::InvalidRequest, format!("{path}: {inner}"))
+            }
+            _ => ApiError::new(ErrorCode::MalformedJson, format!("invalid JSON: {inner}")),
+        }
+    })
+}
+
+async fn rescore(
+    State(state): State<AppState>,
+    body: Result<ApiJson<RescoreRequest>, ApiError>,
+) -> Result<Response, ApiError> {
+    let request = match body {
+        Ok(ApiJson(request)) => request,
+        Err(e) => {
+            metrics::counter!(mon::REQUESTS, "model" => "", "variant" => "",
+                "outcome" => mon::outcome::REJECTED)
+            .increment(1);
+            return Err(e);
+        }
+    };
+    let response = state.rescorer.rescore(request).await?;
+    Ok(Json(response).into_response())
+}
+
+async fn models(State(state): State<AppState>) -> Response {
+    Json(state.rescorer.models()).into_response()
+}
+
+async fn healthz() -> Response {
+    Json(serde_json::json!({"status": "ok"})).into_response()
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let ready = state.rescorer.is_ready();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(serde_json::json!({"ready": ready}))).into_response()
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    let body = state
+        .metrics
+        .as_ref()
+        .map(|h| h.render())
+        .unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
