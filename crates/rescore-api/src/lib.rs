@@ -3,7 +3,10 @@
 
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
+use std::marker::PhantomData;
+
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// Feature values sent inline: `null` (or an absent key) means missing. Non-numbers and
 /// non-finite numbers are rejected while deserialising (JSON has no NaN or infinity and
@@ -16,8 +19,13 @@ pub type FeatureMap = HashMap<String, Option<f64>>;
 pub struct RescoreRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_object"
+    )]
     pub query: Option<QueryContext>,
+    #[serde(deserialize_with = "seq_of_objects")]
     pub hits: Vec<Hit>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
@@ -51,6 +59,42 @@ pub struct RescoreResponse {
     pub variant: Option<String>,
     pub fallback: Option<FallbackReason>,
     pub took_us: u64,
+}
+
+/// Serde's derived structs also accept JSON arrays (fields by position); the contract's
+/// objects must be objects, so a mistyped `[...]` is refused instead of silently read.
+struct ObjectOnly<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(ObjectVisitor(PhantomData))
+            .map(ObjectOnly)
+    }
+}
+
+fn optional_object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    Ok(Option::<ObjectOnly<T>>::deserialize(d)?.map(|o| o.0))
+}
+
+fn seq_of_objects<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Vec<T>, D::Error> {
+    Ok(Vec::<ObjectOnly<T>>::deserialize(d)?
+        .into_iter()
+        .map(|o| o.0)
+        .collect())
 }
 
 /// Why the baseline (the hits' incoming scores) was returned instead of model scores.
@@ -183,6 +227,9 @@ mod tests {
         assert_eq!(r.hits[0].features["x"], None);
         assert_eq!(r.hits[0].features["y"], Some(2.0));
         assert!(r.model.is_none() && r.query.is_none() && r.timeout_ms.is_none());
+        let r: RescoreRequest =
+            serde_json::from_str(r#"{"hits":[],"query":null}"#).expect("null query is absent");
+        assert!(r.query.is_none());
     }
 
     #[test]
@@ -195,6 +242,8 @@ mod tests {
             r#"{"hits":[{"id":1,"score":1}]}"#,
             r#"{"hits":[{"id":"a"}]}"#,
             r#"{"model":"m"}"#,
+            r#"{"hits":[["a",1.0]]}"#,
+            r#"{"hits":[],"query":["text"]}"#,
         ] {
             assert!(
                 serde_json::from_str::<RescoreRequest>(body).is_err(),

@@ -104,6 +104,11 @@ where
     }
 }
 
+/// Deepest nesting of arrays and objects accepted in a body. The contract's deepest value is
+/// at depth 4 (`hits[i].features`); serde_json stops at 128 for what it parses, but skips
+/// unknown fields without a limit, so the bound is checked before parsing.
+pub const MAX_JSON_DEPTH: usize = 32;
+
 fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
@@ -112,17 +117,53 @@ fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
             "request body must be a JSON object",
         ));
     }
+    if let Some(offset) = too_deep(bytes, MAX_JSON_DEPTH) {
+        return Err(ApiError::new(
+            ErrorCode::MalformedJson,
+            format!("JSON nested deeper than {MAX_JSON_DEPTH} levels at byte {offset}"),
+        ));
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                ApiError::new(ErrorCode::InvalidRequest, format!("{path}: {inner}"))
-            }
-            _ => ApiError::new(ErrorCode::MalformedJson, format!("invalid JSON: {inner}")),
+    let classify = |inner: serde_json::Error, path: String| match inner.classify() {
+        serde_json::error::Category::Data => {
+            ApiError::new(ErrorCode::InvalidRequest, format!("{path}: {inner}"))
         }
-    })
+        _ => ApiError::new(ErrorCode::MalformedJson, format!("invalid JSON: {inner}")),
+    };
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
+        let path = e.path().to_string();
+        classify(e.into_inner(), path)
+    })?;
+    de.end().map_err(|e| classify(e, String::new()))?;
+    Ok(value)
+}
+
+/// The byte offset where nesting first exceeds `max`, ignoring brackets inside strings.
+fn too_deep(bytes: &[u8], max: usize) -> Option<usize> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return Some(i);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
 }
 
 async fn rescore(
