@@ -1,0 +1,233 @@
+//! Starts the real `rescore-sidecar` binary on a free loopback port and talks HTTP to it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn golden_models() -> PathBuf {
+    repo_root().join("tests/fixtures/golden/models")
+}
+
+pub fn golden_cases() -> Vec<GoldenCase> {
+    let dir = repo_root().join("tests/fixtures/golden/cases");
+    let mut cases: Vec<GoldenCase> = std::fs::read_dir(&dir)
+        .expect("golden cases directory")
+        .map(|e| {
+            let path = e.expect("entry").path();
+            let text = std::fs::read_to_string(&path).expect("readable case");
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        })
+        .collect();
+    cases.sort_by(|a, b| a.model.cmp(&b.model));
+    assert!(
+        cases.len() >= 15,
+        "expected every golden kind, found {}",
+        cases.len()
+    );
+    cases
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct GoldenCase {
+    pub model: String,
+    pub objective: String,
+    pub features: Vec<String>,
+    pub rows: Vec<Vec<Option<f64>>>,
+    pub expected: Vec<f64>,
+}
+
+/// A scratch directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_nanos();
+        let dir =
+            std::env::temp_dir().join(format!("rescore-e2e-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub struct Sidecar {
+    child: Child,
+    pub base: String,
+    pub log: mpsc::Receiver<String>,
+}
+
+impl Sidecar {
+    pub fn start(args: &[&str]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rescore-sidecar"));
+        cmd.args(args)
+            .env_remove("RESCORE_CONFIG")
+            .env_remove("RESCORE_LISTEN")
+            .env_remove("RESCORE_MODELS")
+            .env_remove("RESCORE_ITEMS")
+            .env("RUST_LOG", "info");
+        if !args.contains(&"--listen") && !env.iter().any(|(k, _)| *k == "RESCORE_LISTEN") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start rescore-sidecar");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[sidecar] {line}");
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let addr = loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("sidecar printed no `listening` line");
+            if let Some(rest) = line.split("listen=").nth(1) {
+                break rest.split_whitespace().next().expect("address").to_string();
+            }
+        };
+        let sidecar = Sidecar {
+            child,
+            base: format!("http://{addr}"),
+            log: rx,
+        };
+        sidecar.wait_ready();
+        sidecar
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok((200, _)) = self.get("/readyz") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("sidecar never became ready");
+    }
+
+    pub fn get(&self, path: &str) -> Result<(u16, String), Box<ureq::Error>> {
+        into_pair(ureq::get(&format!("{}{path}", self.base)).call())
+    }
+
+    pub fn get_text(&self, path: &str) -> String {
+        let (status, body) = self.get(path).expect("GET");
+        assert_eq!(status, 200, "{path}: {body}");
+        body
+    }
+
+    pub fn post(&self, path: &str, body: &str) -> (u16, serde_json::Value) {
+        let (status, text) = into_pair(
+            ureq::post(&format!("{}{path}", self.base))
+                .set("content-type", "application/json")
+                .timeout(Duration::from_secs(60))
+                .send_string(body),
+        )
+        .expect("transport");
+        let json = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {text:.200}"));
+        (status, json)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sidecar did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn into_pair(r: Result<ureq::Response, ureq::Error>) -> Result<(u16, String), Box<ureq::Error>> {
+    match r {
+        Ok(resp) => {
+            let status = resp.status();
+            Ok((status, resp.into_string().expect("body")))
+        }
+        Err(ureq::Error::Status(status, resp)) => Ok((status, resp.into_string().expect("body"))),
+        Err(e) => Err(Box::new(e)),
+    }
+}
+
+/// Runs the binary to completion (for configuration errors and --help).
+pub fn run_to_end(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rescore-sidecar"));
+    cmd.args(args)
+        .env_remove("RESCORE_CONFIG")
+        .env_remove("RESCORE_LISTEN")
+        .env_remove("RESCORE_MODELS")
+        .env_remove("RESCORE_ITEMS");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run rescore-sidecar");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// A metric sample's value from Prometheus text, e.g. `rescore_fallbacks_total{reason="timeout"}`.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)
+            .and_then(|rest| rest.trim().parse().ok())
+    })
+}
