@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Every test: formatting, lints, unit/router/end-to-end tests, and the demo replayed over HTTP
+# through the real binary (fails if re-ranking does not beat BM25 by >= 0.05 NDCG@10).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy -D warnings"
+cargo clippy --release --workspace --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --release --workspace
+echo "== demo replay through the sidecar's HTTP API"
+cargo build --release --bin rescore-sidecar --bin rescore-demo
+scripts/demo-replay.sh
