@@ -4,6 +4,7 @@
 #   - CMake >= 3.28 in .tools/venv (Debian has 3.25; .cargo/config.toml points cargo at it)
 #   - redis-server (for the feature-store tests of later releases; cheap to have now)
 set -euo pipefail
+export PATH="$HOME/.cargo/bin:$PATH"
 cd "$(dirname "$0")/.."
 
 SUDO=""

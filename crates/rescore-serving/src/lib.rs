@@ -302,3 +302,82 @@ impl Drop for InFlight {
         metrics::gauge!(mon::SCORING_IN_FLIGHT).decrement(1.0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rescore_api::Hit;
+
+    fn rescorer(scoring_threads: usize) -> Rescorer {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/golden/models");
+        let discovery = Discovery::scan(&dir).expect("golden fixtures");
+        let config = ServingConfig {
+            default_model: Some("regression".into()),
+            scoring_threads,
+            ..ServingConfig::default()
+        };
+        let r = Rescorer::new(config, &discovery).expect("valid config");
+        r.set_loaded(Registry::load(&discovery), None);
+        r
+    }
+
+    fn request(timeout_ms: Option<u64>) -> RescoreRequest {
+        RescoreRequest {
+            hits: vec![
+                Hit {
+                    id: "a".into(),
+                    score: 3.0,
+                    features: Default::default(),
+                },
+                Hit {
+                    id: "b".into(),
+                    score: 7.0,
+                    features: Default::default(),
+                },
+            ],
+            timeout_ms,
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn busy_slots_for_the_whole_budget_return_the_baseline() {
+        let r = rescorer(1);
+        let held = r.slots.clone().acquire_owned().await.expect("slot");
+        let resp = r.rescore(request(Some(20))).await.expect("answered");
+        assert_eq!(resp.fallback, Some(FallbackReason::Overloaded));
+        assert_eq!(resp.scores, vec![3.0, 7.0]);
+        assert_eq!(resp.version.as_deref(), Some("1"));
+        drop(held);
+        let resp = r.rescore(request(Some(1000))).await.expect("answered");
+        assert_eq!(resp.fallback, None);
+        assert_ne!(resp.scores, vec![3.0, 7.0]);
+    }
+
+    #[tokio::test]
+    async fn default_model_rule() {
+        let r = rescorer(1);
+        assert_eq!(r.default_model(), Some("regression"));
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/golden/models");
+        let mut discovery = Discovery::scan(&dir).expect("golden fixtures");
+        let unknown = ServingConfig {
+            default_model: Some("nope".into()),
+            ..ServingConfig::default()
+        };
+        assert!(matches!(
+            Rescorer::new(unknown, &discovery),
+            Err(StartupError::UnknownDefaultModel(..))
+        ));
+        // several models, no default: a request without `model` is refused
+        let r = Rescorer::new(ServingConfig::default(), &discovery).expect("valid");
+        assert_eq!(r.default_model(), None);
+        let err = r.rescore(request(None)).await.expect_err("model required");
+        assert_eq!(err.code(), ErrorCode::ModelRequired);
+        // exactly one model: it is the default
+        discovery.models.retain(|name, _| name == "binary");
+        let r = Rescorer::new(ServingConfig::default(), &discovery).expect("valid");
+        assert_eq!(r.default_model(), Some("binary"));
+    }
+}
