@@ -4,11 +4,13 @@
 
 mod header;
 mod lightgbm;
+mod native;
 
 use std::path::Path;
 
 pub use header::ModelHeader;
 pub use lightgbm::LightGbmEngine;
+pub use native::NativeModel;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
