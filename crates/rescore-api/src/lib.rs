@@ -37,7 +37,11 @@ pub struct QueryContext {
     pub text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
-    #[serde(default, skip_serializing_if = "FeatureMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "FeatureMap::is_empty",
+        deserialize_with = "nullable_map"
+    )]
     pub features: FeatureMap,
 }
 
@@ -46,7 +50,11 @@ pub struct Hit {
     pub id: String,
     /// First-pass score (e.g. BM25): the baseline returned on any fallback.
     pub score: f64,
-    #[serde(default, skip_serializing_if = "FeatureMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "FeatureMap::is_empty",
+        deserialize_with = "nullable_map"
+    )]
     pub features: FeatureMap,
 }
 
@@ -80,6 +88,11 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
         d.deserialize_map(ObjectVisitor(PhantomData))
             .map(ObjectOnly)
     }
+}
+
+/// `"features": null` means the same as no `features`.
+fn nullable_map<'de, D: Deserializer<'de>>(d: D) -> Result<FeatureMap, D::Error> {
+    Ok(Option::<FeatureMap>::deserialize(d)?.unwrap_or_default())
 }
 
 fn optional_object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
@@ -142,7 +155,6 @@ pub enum ErrorCode {
     /// `model` names a model that is not configured.
     UnknownModel,
     PayloadTooLarge,
-    UnsupportedMediaType,
     NotFound,
     MethodNotAllowed,
     /// A bug: never caused by input.
@@ -156,7 +168,6 @@ impl ErrorCode {
             ErrorCode::UnknownModel | ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::PayloadTooLarge => 413,
-            ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::Internal => 500,
         }
     }
@@ -203,7 +214,7 @@ pub struct ModelStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VersionStatus {
     pub version: String,
-    /// `live`, `available` (loaded, not serving) or `failed`.
+    /// `live` (serving), `standby` (an older version, not loaded) or `failed` (see `error`).
     pub role: String,
     pub engine: Option<String>,
     pub objective: Option<String>,
@@ -230,6 +241,11 @@ mod tests {
         let r: RescoreRequest =
             serde_json::from_str(r#"{"hits":[],"query":null}"#).expect("null query is absent");
         assert!(r.query.is_none());
+        let r: RescoreRequest = serde_json::from_str(
+            r#"{"hits":[{"id":"a","score":1,"features":null}],"query":{"features":null}}"#,
+        )
+        .expect("null features are absent");
+        assert!(r.hits[0].features.is_empty());
     }
 
     #[test]
@@ -276,7 +292,6 @@ mod tests {
             ErrorCode::ModelRequired,
             ErrorCode::UnknownModel,
             ErrorCode::PayloadTooLarge,
-            ErrorCode::UnsupportedMediaType,
             ErrorCode::NotFound,
             ErrorCode::MethodNotAllowed,
         ] {

@@ -27,4 +27,8 @@ pub fn describe_metrics() {
         "Item lookups that went to the item store."
     );
     metrics::describe_gauge!(ITEM_STORE_ITEMS, "Items in the loaded item store.");
+    // Exposed from start-up, also when no item store is configured.
+    metrics::counter!(ITEM_CACHE_HITS).absolute(0);
+    metrics::counter!(ITEM_CACHE_MISSES).absolute(0);
+    metrics::gauge!(ITEM_STORE_ITEMS).set(0.0);
 }

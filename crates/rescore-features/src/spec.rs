@@ -33,6 +33,22 @@ pub enum SourceKind {
     AbsDiff,
 }
 
+impl std::fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SourceKind::Auto => "auto",
+            SourceKind::Hit => "hit",
+            SourceKind::Item => "item",
+            SourceKind::Query => "query",
+            SourceKind::HitScore => "hit_score",
+            SourceKind::QueryTokens => "query_tokens",
+            SourceKind::Eq => "eq",
+            SourceKind::Ratio => "ratio",
+            SourceKind::AbsDiff => "abs_diff",
+        })
+    }
+}
+
 impl SourceKind {
     fn is_binary(self) -> bool {
         matches!(
@@ -118,13 +134,13 @@ impl FeatureSpec {
             }
             if decl.key.is_some() && !decl.source.reads_key() {
                 return Err(invalid(format!(
-                    "`key` is not allowed with source {:?}",
+                    "`key` is not allowed with source `{}`",
                     decl.source
                 )));
             }
             if decl.args.is_some() && !decl.source.is_binary() {
                 return Err(invalid(format!(
-                    "`args` is not allowed with source {:?}",
+                    "`args` is not allowed with source `{}`",
                     decl.source
                 )));
             }
@@ -141,7 +157,7 @@ impl FeatureSpec {
                         Some([a, b]) => Resolve::Binary(kind, a.clone(), b.clone()),
                         _ => {
                             return Err(invalid(format!(
-                                "source {kind:?} needs `args` with exactly two names"
+                                "source `{kind}` needs `args` with exactly two names"
                             )))
                         }
                     }

@@ -84,7 +84,7 @@ pub struct ApiJson<T>(pub T);
 
 impl<T> FromRequest<AppState> for ApiJson<T>
 where
-    T: serde::de::DeserializeOwned,
+    T: serde::de::DeserializeOwned + Send + 'static,
 {
     type Rejection = ApiError;
 
@@ -114,9 +114,20 @@ where
                 ApiError::new(ErrorCode::MalformedJson, rejection.body_text())
             }
         })?;
-        parse_json(&bytes).map(ApiJson)
+        if bytes.len() <= INLINE_PARSE_BYTES {
+            return parse_json(&bytes).map(ApiJson);
+        }
+        // Large bodies take milliseconds to parse: do it off the async workers so that
+        // timers (other requests' deadlines) and accepts are not delayed behind it.
+        tokio::task::spawn_blocking(move || parse_json(&bytes))
+            .await
+            .map_err(|_| ApiError::new(ErrorCode::Internal, "request parsing panicked"))?
+            .map(ApiJson)
     }
 }
+
+/// Bodies up to this size are parsed on the async worker (a few tens of microseconds).
+const INLINE_PARSE_BYTES: usize = 64 * 1024;
 
 /// Deepest nesting of arrays and objects accepted in a body. The contract's deepest value is
 /// at depth 4 (`hits[i].features`); serde_json stops at 128 for what it parses, but skips
@@ -145,7 +156,11 @@ fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
         _ => ApiError::new(ErrorCode::MalformedJson, format!("invalid JSON: {inner}")),
     };
     let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
-        let path = e.path().to_string();
+        // The root path prints as "."; a missing top-level field already names itself.
+        let path = match e.path().to_string() {
+            root if root == "." => "request".to_string(),
+            path => path,
+        };
         classify(e.into_inner(), path)
     })?;
     de.end().map_err(|e| classify(e, String::new()))?;

@@ -44,6 +44,7 @@ impl Discovery {
             let path = entry.path();
             // `metadata` follows symbolic links, `entry.file_type` would not.
             if !std::fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
+                tracing::warn!(path = %path.display(), "skipping: not a model directory");
                 continue;
             }
             let Some(name) = path
@@ -90,6 +91,9 @@ impl Discovery {
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     pub description: Option<String>,
+    /// Free-form metadata (owner, training data, metrics...): kept, not interpreted.
+    #[serde(default)]
+    pub metadata: toml::Table,
     #[serde(default)]
     pub features: BTreeMap<String, FeatureDecl>,
 }
@@ -157,14 +161,20 @@ impl LoadedVersion {
                 counter.increment(*missing);
             }
         }
-        // Nobody waits for a late answer: skip the model once the budget is spent.
-        if std::time::Instant::now() >= deadline {
-            return Err(ScoreError::PastDeadline);
+        // Nobody waits for a late answer: score in blocks and stop once the budget is spent,
+        // so abandoned requests free their scoring slot early.
+        let width = self.model.num_features().max(1);
+        let mut scores = Vec::with_capacity(request.hits.len());
+        for block in assembled.rows.chunks(SCORING_BLOCK_ROWS * width) {
+            if std::time::Instant::now() >= deadline {
+                return Err(ScoreError::PastDeadline);
+            }
+            let block_scores = self
+                .model
+                .predict(block)
+                .map_err(|e| ScoreError::Model(e.to_string()))?;
+            scores.extend(block_scores);
         }
-        let scores = self
-            .model
-            .predict(&assembled.rows)
-            .map_err(|e| ScoreError::Model(e.to_string()))?;
         if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
             // JSON cannot carry it, and the coordinator could not merge it.
             return Err(ScoreError::Model(format!(
@@ -177,6 +187,9 @@ impl LoadedVersion {
         Ok(scores)
     }
 }
+
+/// Rows scored between two deadline checks.
+const SCORING_BLOCK_ROWS: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScoreError {

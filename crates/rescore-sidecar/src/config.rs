@@ -15,7 +15,11 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9209";
 /// Every flag can also be set by its environment variable or by the config file key of the
 /// same name; the command line wins over the environment, which wins over the file.
 #[derive(Debug, Parser)]
-#[command(name = "rescore-sidecar", version, about, long_about = None)]
+#[command(
+    name = "rescore-sidecar",
+    version,
+    about = "Rescores search hits with LightGBM models over HTTP (docs/api.md)."
+)]
 pub struct Cli {
     /// TOML config file (keys: listen, models, items, [server], [serving]).
     #[arg(long, env = "RESCORE_CONFIG", value_name = "FILE")]

@@ -48,7 +48,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config, discovery, rescorer)) {
+    let result = runtime.block_on(serve(config, discovery, rescorer));
+    // Do not wait for blocking work that nobody awaits any more (start-up loading interrupted
+    // by a signal, scoring of requests that already got their fallback).
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
