@@ -24,7 +24,7 @@ struct Node {
     decision: u8,
     left: i32,
     right: i32,
-    /// Categorical splits: the bitset's range in `NativeModel::cat_words`.
+    /// Categorical splits: the bitset's range in the model's bitset words.
     cat_start: usize,
     cat_len: usize,
 }
@@ -44,11 +44,47 @@ enum Transform {
     Exp,
 }
 
+/// Node of the compiled form. Leaves are nodes too: they point to themselves and always go
+/// "left", so a traversal step is the same branch-free operation everywhere, and rows that
+/// reached their leaf simply stay there while the other rows of their group continue.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct FlatNode {
+    threshold: f64,
+    /// Index into the compact row (only features used by some split).
+    feature: u32,
+    /// `SLOW_*` bits; 0 for plain numerical splits and leaves.
+    flags: u32,
+    /// Absolute indices into `NativeModel::nodes`.
+    left: u32,
+    right: u32,
+}
+
+const SLOW_CATEGORICAL: u32 = 1;
+const SLOW_ZERO_MISSING: u32 = 2;
+/// Plain numerical nodes: where NaN goes (LightGBM's missing-type rules folded in).
+const NAN_LEFT: u32 = 4;
+const DEFAULT_LEFT: u32 = 8;
+
+/// Rows traversed in lockstep through one tree: independent rows give the CPU parallel work.
+/// Measured on the 500x63 LETOR model: 4 beats 1, 8 and 16 (deeper groups wait for their
+/// deepest row).
+const GROUP: usize = 4;
+/// Rows per block: all trees run over one block while its compact rows stay in L1.
+const BLOCK: usize = 16;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct NativeModel {
     num_features: usize,
-    trees: Vec<Tree>,
+    /// Model feature index of each compact-row slot.
+    used_features: Vec<usize>,
+    /// Root node index of each tree, in tree order.
+    roots: Vec<u32>,
+    nodes: Vec<FlatNode>,
+    /// Leaf value per node index (0.0 for inner nodes).
+    values: Vec<f64>,
+    /// Categorical bitset words; a node's range is (threshold as start, cat_len in `feature` hi).
     cat_words: Vec<u32>,
+    cat_ranges: Vec<(u32, u32)>,
     transform: Transform,
     average_output: bool,
 }
@@ -75,46 +111,132 @@ impl NativeModel {
                 header.num_trees
             )));
         }
-        Ok(NativeModel {
-            num_features: header.num_features,
-            trees,
+        Ok(compile(
+            header.num_features,
+            &trees,
             cat_words,
             transform,
-            average_output: header.average_output,
-        })
+            header.average_output,
+        ))
     }
 
     pub fn num_features(&self) -> usize {
         self.num_features
     }
 
+    /// Bytes held by the compiled model.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.used_features.len() * std::mem::size_of::<usize>()
+            + self.roots.len() * 4
+            + self.nodes.len() * std::mem::size_of::<FlatNode>()
+            + self.values.len() * 8
+            + self.cat_words.len() * 4
+            + self.cat_ranges.len() * 8
+    }
+
     /// Standard prediction for each row of a row-major matrix (NaN = missing).
     pub fn predict(&self, rows: &[f64]) -> Vec<f64> {
-        let mut row_buf = vec![0.0; self.num_features];
-        rows.chunks_exact(self.num_features)
-            .map(|row| {
-                // LightGBM's dense-row reader keeps only |x| > kZeroThreshold or NaN; the rest
-                // reach the trees as exact zeros.
-                for (dst, &x) in row_buf.iter_mut().zip(row) {
-                    *dst = if x.is_nan() || x.abs() > ZERO_THRESHOLD {
+        let n_rows = rows.len() / self.num_features.max(1);
+        let width = self.used_features.len().max(1);
+        let mut out = Vec::with_capacity(n_rows);
+        let mut compact = vec![0.0; BLOCK * width];
+        let mut sums = [0.0f64; BLOCK];
+        for block in rows
+            .chunks(BLOCK * self.num_features)
+            .take(n_rows.div_ceil(BLOCK))
+        {
+            let in_block = block.len() / self.num_features;
+            // Compact rows of the used features. LightGBM's dense-row reader keeps only
+            // |x| > kZeroThreshold or NaN; everything else reaches the trees as an exact 0.0.
+            for (r, row) in block.chunks_exact(self.num_features).enumerate() {
+                let dst = &mut compact[r * width..(r + 1) * width];
+                for (d, &f) in dst.iter_mut().zip(&self.used_features) {
+                    let x = row[f];
+                    *d = if x.is_nan() || x.abs() > ZERO_THRESHOLD {
                         x
                     } else {
                         0.0
                     };
                 }
-                self.predict_row(&row_buf)
-            })
-            .collect()
+            }
+            sums[..in_block].fill(0.0);
+            for &root in &self.roots {
+                for start in (0..in_block).step_by(GROUP) {
+                    let end = (start + GROUP).min(in_block);
+                    self.traverse_group(root, &compact, width, start..end, &mut sums);
+                }
+            }
+            out.extend(sums[..in_block].iter().map(|&s| self.output(s)));
+        }
+        out
     }
 
-    fn predict_row(&self, row: &[f64]) -> f64 {
-        let mut sum = 0.0;
-        for tree in &self.trees {
-            sum += self.leaf_value(tree, row);
+    /// Moves the rows of `group` from `root` to their leaves in lockstep and adds the leaf
+    /// values to their sums (tree order per row, as LightGBM sums). A step is branch-free;
+    /// rows at a leaf stay there (leaves loop to themselves) until the whole group is done.
+    fn traverse_group(
+        &self,
+        root: u32,
+        compact: &[f64],
+        width: usize,
+        group: std::ops::Range<usize>,
+        sums: &mut [f64; BLOCK],
+    ) {
+        let mut at = [root; GROUP];
+        let n = group.len();
+        loop {
+            let mut moved = false;
+            for k in 0..n {
+                let node = &self.nodes[at[k] as usize];
+                let x = compact[(group.start + k) * width + node.feature as usize];
+                let left = if node.flags & (SLOW_CATEGORICAL | SLOW_ZERO_MISSING) == 0 {
+                    (x <= node.threshold) | (x.is_nan() & (node.flags & NAN_LEFT != 0))
+                } else {
+                    self.slow_left(node, x)
+                };
+                let next = if left { node.left } else { node.right };
+                moved |= next != at[k];
+                at[k] = next;
+            }
+            if !moved {
+                break;
+            }
         }
-        if self.average_output {
-            sum /= self.trees.len() as f64;
+        for k in 0..n {
+            sums[group.start + k] += self.values[at[k] as usize];
         }
+    }
+
+    fn slow_left(&self, node: &FlatNode, x: f64) -> bool {
+        if node.flags & SLOW_CATEGORICAL != 0 {
+            if x.is_nan() {
+                return false;
+            }
+            // C++ `static_cast<int>` truncates toward zero; out-of-range values saturate here
+            // and fall outside every bitset, which also sends them right.
+            let category = x as i32;
+            if category < 0 {
+                return false;
+            }
+            let (first, len) = self.cat_ranges[node.threshold as usize];
+            let word = category as u32 / 32;
+            return word < len
+                && (self.cat_words[(first + word) as usize] >> (category % 32)) & 1 == 1;
+        }
+        // Zero-as-missing: NaN counts as zero; rows were already mapped so that "zero" is 0.0.
+        if x.is_nan() || x == 0.0 {
+            return node.flags & DEFAULT_LEFT != 0;
+        }
+        x <= node.threshold
+    }
+
+    fn output(&self, sum: f64) -> f64 {
+        let sum = if self.average_output {
+            sum / self.roots.len() as f64
+        } else {
+            sum
+        };
         match self.transform {
             Transform::Identity => sum,
             Transform::SignedSquare => sum.signum() * sum * sum,
@@ -123,73 +245,108 @@ impl NativeModel {
             Transform::Exp => sum.exp(),
         }
     }
+}
 
-    fn leaf_value(&self, tree: &Tree, row: &[f64]) -> f64 {
-        if tree.nodes.is_empty() {
-            return tree.leaves[0];
-        }
-        let mut node = 0usize;
-        loop {
-            let n = &tree.nodes[node];
-            let x = row[n.feature];
-            let next = if n.decision & CATEGORICAL_MASK != 0 {
-                self.categorical(n, x)
-            } else {
-                numerical(n, x)
-            };
-            if next < 0 {
-                return tree.leaves[!next as usize];
-            }
-            node = next as usize;
+/// Lays the parsed trees out as one node array (pre-order per tree, leaves as self-loops) over
+/// a compact row of the features the splits use.
+fn compile(
+    num_features: usize,
+    trees: &[Tree],
+    cat_words: Vec<u32>,
+    transform: Transform,
+    average_output: bool,
+) -> NativeModel {
+    let mut slot_of = vec![u32::MAX; num_features];
+    let mut used_features = Vec::new();
+    for node in trees.iter().flat_map(|t| &t.nodes) {
+        if slot_of[node.feature] == u32::MAX {
+            slot_of[node.feature] = used_features.len() as u32;
+            used_features.push(node.feature);
         }
     }
-
-    fn categorical(&self, n: &Node, x: f64) -> i32 {
-        if x.is_nan() {
-            return n.right;
+    let mut nodes = Vec::new();
+    let mut values = Vec::new();
+    let mut roots = Vec::with_capacity(trees.len());
+    let mut cat_ranges = Vec::new();
+    for tree in trees {
+        roots.push(nodes.len() as u32);
+        if tree.nodes.is_empty() {
+            push_leaf(&mut nodes, &mut values, tree.leaves[0]);
+            continue;
         }
-        // C++ `static_cast<int>` truncates toward zero; out-of-range values saturate here and
-        // fall outside every bitset, which also sends them right.
-        let category = x as i32;
-        if category < 0 {
-            return n.right;
+        // Pre-order: a node's left subtree follows it, which keeps common paths close.
+        let mut stack = vec![(0i32, None::<(usize, bool)>)];
+        while let Some((child, parent)) = stack.pop() {
+            let index = nodes.len() as u32;
+            if let Some((p, is_left)) = parent {
+                let p: &mut FlatNode = &mut nodes[p];
+                if is_left {
+                    p.left = index
+                } else {
+                    p.right = index
+                }
+            }
+            if child < 0 {
+                push_leaf(&mut nodes, &mut values, tree.leaves[!child as usize]);
+                continue;
+            }
+            let src = &tree.nodes[child as usize];
+            let missing = (src.decision >> 2) & 3;
+            let default_left = src.decision & DEFAULT_LEFT_MASK != 0;
+            let (flags, threshold) = if src.decision & CATEGORICAL_MASK != 0 {
+                cat_ranges.push((src.cat_start as u32, src.cat_len as u32));
+                (SLOW_CATEGORICAL, (cat_ranges.len() - 1) as f64)
+            } else if missing == MISSING_ZERO {
+                (
+                    SLOW_ZERO_MISSING | if default_left { DEFAULT_LEFT } else { 0 },
+                    src.threshold,
+                )
+            } else {
+                // NaN with missing type NaN takes the default side; with None it is read as 0.0.
+                let nan_left = if missing == MISSING_NAN {
+                    default_left
+                } else {
+                    0.0 <= src.threshold
+                };
+                (if nan_left { NAN_LEFT } else { 0 }, src.threshold)
+            };
+            let me = nodes.len();
+            nodes.push(FlatNode {
+                threshold,
+                feature: slot_of[src.feature],
+                flags,
+                left: 0,
+                right: 0,
+            });
+            values.push(0.0);
+            // Right is pushed first so that the left subtree is laid out next.
+            stack.push((src.right, Some((me, false))));
+            stack.push((src.left, Some((me, true))));
         }
-        let word = category as usize / 32;
-        if word >= n.cat_len {
-            return n.right;
-        }
-        if (self.cat_words[n.cat_start + word] >> (category % 32)) & 1 == 1 {
-            n.left
-        } else {
-            n.right
-        }
+    }
+    NativeModel {
+        num_features,
+        used_features,
+        roots,
+        nodes,
+        values,
+        cat_words,
+        cat_ranges,
+        transform,
+        average_output,
     }
 }
 
-fn numerical(n: &Node, x: f64) -> i32 {
-    let missing = (n.decision >> 2) & 3;
-    let x = if x.is_nan() && missing != MISSING_NAN {
-        0.0
-    } else {
-        x
-    };
-    let is_missing = match missing {
-        MISSING_ZERO => (-ZERO_THRESHOLD..=ZERO_THRESHOLD).contains(&x),
-        MISSING_NAN => x.is_nan(),
-        _ => false,
-    };
-    if is_missing {
-        return if n.decision & DEFAULT_LEFT_MASK != 0 {
-            n.left
-        } else {
-            n.right
-        };
-    }
-    if x <= n.threshold {
-        n.left
-    } else {
-        n.right
-    }
+fn push_leaf(nodes: &mut Vec<FlatNode>, values: &mut Vec<f64>, value: f64) {
+    let index = nodes.len() as u32;
+    nodes.push(FlatNode {
+        threshold: f64::INFINITY,
+        feature: 0,
+        flags: NAN_LEFT,
+        left: index,
+        right: index,
+    });
+    values.push(value);
 }
 
 fn transform_of(objective: &str) -> Result<Transform, ModelError> {
