@@ -221,6 +221,10 @@ pub struct VersionStatus {
     pub num_features: Option<usize>,
     pub num_trees: Option<usize>,
     pub description: Option<String>,
+    /// Size of the native evaluator's compiled model (absent for lightgbm3).
+    pub memory_bytes: Option<u64>,
+    /// Why lightgbm3 serves this version instead of the native evaluator.
+    pub engine_note: Option<String>,
     /// Why the version could not be loaded.
     pub error: Option<String>,
 }

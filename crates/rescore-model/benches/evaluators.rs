@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use rescore_model::{Model, ModelHeader, NativeModel};
+use rescore_model::{EnginePreference, Model, ModelHeader, NativeModel};
 
 const SHAPES: [(usize, usize); 3] = [(100, 31), (500, 63), (1000, 127)];
 const BATCHES: [usize; 4] = [1, 10, 100, 1000];
@@ -70,7 +70,7 @@ fn bench(c: &mut Criterion) {
     for (trees, leaves) in SHAPES {
         let text = model_text(trees, leaves);
         let header = ModelHeader::parse(&text).expect("header");
-        let reference = Model::from_text(&text).expect("lightgbm3");
+        let reference = Model::from_text(&text, EnginePreference::LightGbm).expect("lightgbm3");
         let native = NativeModel::from_text(&text, &header).expect("native");
         let all = rows(1000, header.num_features);
         // Exactness first: a fast wrong answer is not a result.

@@ -135,6 +135,50 @@ impl NativeModel {
             + self.cat_ranges.len() * 8
     }
 
+    /// `n` deterministic rows (row-major, all model features) that exercise the model's
+    /// decisions: every split threshold and its neighbouring doubles, the categories of every
+    /// bitset and ids beside them, NaN, signed zeros and values LightGBM reads as zero.
+    pub fn probe_rows(&self, n: usize) -> Vec<f64> {
+        use rand::{Rng, SeedableRng};
+        let mut candidates: Vec<Vec<f64>> =
+            vec![
+                vec![f64::NAN, 0.0, -0.0, 1e-36, -1e-36, 1.0, -1.0, 1e300];
+                self.used_features.len()
+            ];
+        for node in self.nodes.iter().filter(|n| n.left != n.right) {
+            let values = &mut candidates[node.feature as usize];
+            if node.flags & SLOW_CATEGORICAL != 0 {
+                let (first, len) = self.cat_ranges[node.threshold as usize];
+                for w in 0..len {
+                    let word = self.cat_words[(first + w) as usize];
+                    for bit in (0..32).filter(|b| (word >> b) & 1 == 1) {
+                        let category = f64::from(w * 32 + bit);
+                        values.extend([category, category + 1.0, category + 0.5]);
+                    }
+                }
+                values.extend([-1.0, -0.5, f64::from(len * 32), 1e10]);
+            } else {
+                let t = node.threshold;
+                values.extend([t, t.next_up(), t.next_down()]);
+            }
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x5eed);
+        let mut rows = vec![0.0; n * self.num_features];
+        for (r, row) in rows.chunks_exact_mut(self.num_features).enumerate() {
+            for (slot, &feature) in self.used_features.iter().enumerate() {
+                row[feature] = match r {
+                    0 => f64::NAN,
+                    1 => 0.0,
+                    _ => {
+                        let values = &candidates[slot];
+                        values[rng.gen_range(0..values.len())]
+                    }
+                };
+            }
+        }
+        rows
+    }
+
     /// Standard prediction for each row of a row-major matrix (NaN = missing).
     pub fn predict(&self, rows: &[f64]) -> Vec<f64> {
         let n_rows = rows.len() / self.num_features.max(1);

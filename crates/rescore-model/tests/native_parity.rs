@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use rescore_model::{Model, ModelError, ModelHeader, NativeModel};
+use rescore_model::{EnginePreference, Model, ModelError, ModelHeader, NativeModel};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
@@ -43,7 +43,7 @@ fn native_matches_lightgbm_on_every_golden_kind_or_refuses_it() {
             .map(|v| v.unwrap_or(f64::NAN))
             .collect();
         let got = native.predict(&rows);
-        let reference = Model::from_text(&text)
+        let reference = Model::from_text(&text, EnginePreference::LightGbm)
             .expect("lightgbm3")
             .predict(&rows)
             .expect("predict");
@@ -76,4 +76,106 @@ fn multiclass_is_refused() {
         NativeModel::from_text(&text, &header),
         Err(ModelError::Unsupported(_))
     ));
+}
+
+#[test]
+fn auto_engine_is_native_wherever_it_is_exact() {
+    for entry in std::fs::read_dir(fixtures().join("golden/models")).expect("models") {
+        let dir = entry.expect("entry").path();
+        let name = dir.file_name().expect("name").to_string_lossy().to_string();
+        let model = Model::load(&dir.join("1/model.txt"), EnginePreference::Auto).expect("load");
+        if name == "linear_tree" {
+            assert_eq!(model.engine_kind().as_str(), "lightgbm3");
+            assert_eq!(
+                model.native_refusal().map(|r| r.reason()),
+                Some("unsupported")
+            );
+        } else {
+            assert_eq!(
+                model.engine_kind().as_str(),
+                "native",
+                "{name}: {:?}",
+                model.native_refusal()
+            );
+            assert!(model.memory_bytes().is_some_and(|b| b > 0));
+        }
+        let forced =
+            Model::load(&dir.join("1/model.txt"), EnginePreference::LightGbm).expect("load");
+        assert_eq!(forced.engine_kind().as_str(), "lightgbm3");
+        assert_eq!(forced.native_refusal().map(|r| r.reason()), Some("forced"));
+    }
+}
+
+/// Models trained on the fly on random data (NaNs, zeros, several objectives and shapes):
+/// the native evaluator equals lightgbm3 on random rows and on its own probe rows.
+#[test]
+fn randomised_models_match_lightgbm() {
+    use rand::{Rng, SeedableRng};
+    let objectives = [
+        "regression",
+        "binary",
+        "poisson",
+        "huber",
+        "cross_entropy",
+        "tweedie",
+    ];
+    for seed in 0..6u64 {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let features = rng.gen_range(3..12usize);
+        let n = 600;
+        let mut x = Vec::with_capacity(n * features);
+        for _ in 0..n * features {
+            let v: f64 = match rng.gen_range(0..10) {
+                0 => f64::NAN,
+                1 | 2 => 0.0,
+                3 => rng.gen_range(0..5) as f64,
+                _ => rng.gen_range(-3.0..3.0),
+            };
+            x.push(v);
+        }
+        let objective = objectives[seed as usize % objectives.len()];
+        let labels: Vec<f32> = x
+            .chunks(features)
+            .map(|r| {
+                let s = r
+                    .iter()
+                    .map(|v| if v.is_nan() { 0.5 } else { *v })
+                    .sum::<f64>();
+                match objective {
+                    "binary" | "cross_entropy" => f32::from(s > 0.0),
+                    "poisson" | "tweedie" => (s.abs() as f32).floor(),
+                    _ => s as f32,
+                }
+            })
+            .collect();
+        let dataset =
+            lightgbm3::Dataset::from_slice(&x, &labels, features as i32, true).expect("dataset");
+        let params = serde_json::json!({
+            "objective": objective, "num_iterations": rng.gen_range(5..40),
+            "num_leaves": rng.gen_range(2..40), "min_data_in_leaf": rng.gen_range(1..20),
+            "learning_rate": 0.2, "seed": seed, "deterministic": true, "num_threads": 1, "verbose": -1,
+        });
+        let booster = lightgbm3::Booster::train(dataset, &params).expect("train");
+        let text = booster.save_string().expect("save");
+        let header = ModelHeader::parse(&text).expect("header");
+        let native = NativeModel::from_text(&text, &header).expect("native");
+        let reference = Model::from_text(&text, EnginePreference::LightGbm).expect("reference");
+        let mut rows = native.probe_rows(300);
+        rows.extend(x.iter().take(300 * features));
+        let want = reference.predict(&rows).expect("predict");
+        let got = native.predict(&rows);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-9,
+                "seed {seed} ({objective}) row {i}: native {g}, LightGBM {w}"
+            );
+        }
+        assert_eq!(
+            Model::from_text(&text, EnginePreference::Auto)
+                .expect("auto")
+                .engine_kind()
+                .as_str(),
+            "native"
+        );
+    }
 }

@@ -14,6 +14,7 @@ pub const MODEL_INFO: &str = "rescore_model_info";
 pub const MODEL_RELOADS: &str = "rescore_model_reloads_total";
 pub const FEATURE_MISSING: &str = "rescore_feature_missing_total";
 pub const SCORING_IN_FLIGHT: &str = "rescore_scoring_in_flight";
+pub const NATIVE_REFUSALS: &str = "rescore_native_refusals_total";
 
 /// `outcome` label values of [`REQUESTS`].
 pub mod outcome {
@@ -87,6 +88,13 @@ pub fn describe() {
     );
     for reason in FallbackReason::ALL {
         metrics::counter!(FALLBACKS, "reason" => reason.as_str()).absolute(0);
+    }
+    metrics::describe_counter!(
+        NATIVE_REFUSALS,
+        "Model versions served by lightgbm3 instead of the native evaluator, by reason (forced, unsupported, self_check)."
+    );
+    for reason in ["forced", "unsupported", "self_check"] {
+        metrics::counter!(NATIVE_REFUSALS, "reason" => reason).absolute(0);
     }
     for result in [reload_result::SUCCESS, reload_result::FAILURE] {
         metrics::counter!(MODEL_RELOADS, "result" => result).absolute(0);

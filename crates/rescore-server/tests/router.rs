@@ -22,7 +22,8 @@ fn state(loaded: bool, body_limit: usize, default_model: Option<&str>) -> AppSta
     };
     let rescorer = Rescorer::new(config, &discovery).expect("valid config");
     if loaded {
-        rescorer.set_loaded(Registry::load(&discovery), None);
+        let registry = Registry::load(&discovery, rescorer.config());
+        rescorer.set_loaded(registry, None);
     }
     AppState {
         rescorer: Arc::new(rescorer),
@@ -334,9 +335,16 @@ async fn other_routes() {
     assert_eq!(status, StatusCode::OK);
     let models = json["models"].as_array().expect("models");
     assert_eq!(models.len(), 15, "{json}");
-    assert!(models
-        .iter()
-        .all(|m| m["live_version"] == "1" && m["versions"][0]["engine"] == "lightgbm3"));
+    for m in models {
+        assert_eq!(m["live_version"], "1", "{m}");
+        // every golden kind is scored natively except linear trees
+        let engine = if m["name"] == "linear_tree" {
+            "lightgbm3"
+        } else {
+            "native"
+        };
+        assert_eq!(m["versions"][0]["engine"], engine, "{m}");
+    }
     let (status, json) = call(s.clone(), Method::GET, "/v1/nothing", Vec::new()).await;
     assert_error(status, &json, StatusCode::NOT_FOUND, "not_found", "route");
     let (status, json) = call(s, Method::GET, "/v1/rescore", Vec::new()).await;

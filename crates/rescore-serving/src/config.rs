@@ -1,4 +1,27 @@
+use std::collections::BTreeMap;
+
+use rescore_model::EnginePreference;
 use serde::Deserialize;
+
+/// Engine choice in the config file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EngineChoice {
+    /// The native evaluator when its load-time self-check passes, else lightgbm3.
+    #[default]
+    Native,
+    /// Always LightGBM's C API.
+    Lightgbm3,
+}
+
+impl From<EngineChoice> for EnginePreference {
+    fn from(c: EngineChoice) -> Self {
+        match c {
+            EngineChoice::Native => EnginePreference::Auto,
+            EngineChoice::Lightgbm3 => EnginePreference::LightGbm,
+        }
+    }
+}
 
 /// `[serving]` in the config file (docs/configuration.md).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -16,6 +39,10 @@ pub struct ServingConfig {
     pub scoring_threads: usize,
     /// Entries of the item cache (unknown ids included).
     pub item_cache_capacity: u64,
+    /// Engine for models without an entry in `engines`.
+    pub default_engine: EngineChoice,
+    /// Engine per model name, e.g. `{ marketplace = "lightgbm3" }`.
+    pub engines: BTreeMap<String, EngineChoice>,
 }
 
 impl Default for ServingConfig {
@@ -27,6 +54,8 @@ impl Default for ServingConfig {
             max_hits: 10_000,
             scoring_threads: 0,
             item_cache_capacity: 1_000_000,
+            default_engine: EngineChoice::Native,
+            engines: BTreeMap::new(),
         }
     }
 }
@@ -49,6 +78,14 @@ impl ServingConfig {
             return Err("serving.item_cache_capacity must be at least 1".into());
         }
         Ok(())
+    }
+
+    pub fn engine_for(&self, model: &str) -> EnginePreference {
+        self.engines
+            .get(model)
+            .copied()
+            .unwrap_or(self.default_engine)
+            .into()
     }
 
     pub fn effective_scoring_threads(&self) -> usize {

@@ -13,7 +13,7 @@ use rescore_features::CachedItems;
 use rescore_monitor as mon;
 use tokio::sync::Semaphore;
 
-pub use config::ServingConfig;
+pub use config::{EngineChoice, ServingConfig};
 pub use registry::{
     Discovery, DiscoveryError, LoadedVersion, Manifest, ModelEntry, Registry, ScoreError,
     MANIFEST_FILE, MODEL_FILE,
@@ -82,6 +82,11 @@ impl Rescorer {
     pub fn new(config: ServingConfig, discovery: &Discovery) -> Result<Self, StartupError> {
         config.validate().map_err(StartupError::Config)?;
         let names: Vec<String> = discovery.names().map(str::to_string).collect();
+        if let Some(unknown) = config.engines.keys().find(|n| !names.contains(n)) {
+            return Err(StartupError::Config(format!(
+                "serving.engines names `{unknown}`, which is not among the models found under --models"
+            )));
+        }
         let default_model = match &config.default_model {
             Some(name) if names.contains(name) => Some(name.clone()),
             Some(name) => {
@@ -318,7 +323,8 @@ mod tests {
             ..ServingConfig::default()
         };
         let r = Rescorer::new(config, &discovery).expect("valid config");
-        r.set_loaded(Registry::load(&discovery), None);
+        let registry = Registry::load(&discovery, r.config());
+        r.set_loaded(registry, None);
         r
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rescore_api::{ModelStatus, ModelsResponse, VersionStatus};
 use rescore_features::{FeatureDecl, FeatureSpec};
-use rescore_model::Model;
+use rescore_model::{EnginePreference, Model};
 use rescore_monitor as mon;
 use serde::Deserialize;
 
@@ -116,8 +116,13 @@ impl std::fmt::Debug for LoadedVersion {
 }
 
 impl LoadedVersion {
-    pub fn load(name: &str, version: u64, dir: &Path) -> Result<Self, String> {
-        let model = Model::load(&dir.join(MODEL_FILE)).map_err(|e| e.to_string())?;
+    pub fn load(
+        name: &str,
+        version: u64,
+        dir: &Path,
+        engine: EnginePreference,
+    ) -> Result<Self, String> {
+        let model = Model::load(&dir.join(MODEL_FILE), engine).map_err(|e| e.to_string())?;
         let manifest_path = dir.join(MANIFEST_FILE);
         let manifest = match std::fs::read_to_string(&manifest_path) {
             Ok(text) => toml::from_str::<Manifest>(&text)
@@ -216,7 +221,7 @@ impl Registry {
     /// Loads, per name, the highest version that loads; a version that fails is recorded
     /// (and counted) and the next lower one is tried, so a broken upload never takes a model
     /// down while an older version works.
-    pub fn load(discovery: &Discovery) -> Self {
+    pub fn load(discovery: &Discovery, config: &crate::ServingConfig) -> Self {
         let mut models = BTreeMap::new();
         for (name, versions) in &discovery.models {
             let mut live = None;
@@ -226,8 +231,13 @@ impl Registry {
                     statuses.push(status_not_loaded(*version));
                     continue;
                 }
-                match LoadedVersion::load(name, *version, dir) {
+                match LoadedVersion::load(name, *version, dir, config.engine_for(name)) {
                     Ok(loaded) => {
+                        if let Some(refusal) = loaded.model.native_refusal() {
+                            metrics::counter!(mon::NATIVE_REFUSALS, "reason" => refusal.reason())
+                                .increment(1);
+                            tracing::warn!(model = %name, version, %refusal, "served by lightgbm3");
+                        }
                         metrics::counter!(mon::MODEL_RELOADS, "result" => mon::reload_result::SUCCESS).increment(1);
                         metrics::gauge!(mon::MODEL_INFO, "model" => name.clone(),
                             "version" => version.to_string(),
@@ -235,7 +245,7 @@ impl Registry {
                         .set(1.0);
                         tracing::info!(model = %name, version, engine = loaded.model.engine_kind().as_str(),
                             features = loaded.model.num_features(), trees = loaded.model.header().num_trees,
-                            "model version loaded");
+                            memory_bytes = ?loaded.model.memory_bytes(), "model version loaded");
                         statuses.push(status_loaded(&loaded));
                         live = Some(Arc::new(loaded));
                     }
@@ -250,6 +260,8 @@ impl Registry {
                             num_features: None,
                             num_trees: None,
                             description: None,
+                            memory_bytes: None,
+                            engine_note: None,
                             error: Some(error),
                         });
                     }
@@ -293,6 +305,8 @@ fn status_loaded(loaded: &LoadedVersion) -> VersionStatus {
         num_features: Some(header.num_features),
         num_trees: Some(header.num_trees),
         description: loaded.description.clone(),
+        memory_bytes: loaded.model.memory_bytes().map(|b| b as u64),
+        engine_note: loaded.model.native_refusal().map(|r| r.to_string()),
         error: None,
     }
 }
@@ -306,6 +320,8 @@ fn status_not_loaded(version: u64) -> VersionStatus {
         num_features: None,
         num_trees: None,
         description: None,
+        memory_bytes: None,
+        engine_note: None,
         error: None,
     }
 }

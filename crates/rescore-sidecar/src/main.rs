@@ -95,7 +95,7 @@ async fn serve(config: Config, discovery: Discovery, rescorer: Rescorer) -> anyh
                 }
                 None => None,
             };
-            let registry = Registry::load(&discovery);
+            let registry = Registry::load(&discovery, rescorer.config());
             rescorer.set_loaded(registry, items);
             tracing::info!("ready");
             Ok(())

@@ -13,9 +13,19 @@ fn num(v: f64) -> String {
 }
 
 /// Scores equal LightGBM's own predictions for every golden model kind, whether the features
-/// come inline (values, nulls, absent keys) or from the item store by id.
+/// come inline (values, nulls, absent keys) or from the item store by id, with the default
+/// engines (native where it is exact) and with lightgbm3 forced by configuration.
 #[test]
 fn golden_parity_inline_and_from_the_item_store() {
+    golden_parity(None);
+}
+
+#[test]
+fn golden_parity_with_lightgbm3_forced() {
+    golden_parity(Some("lightgbm3"));
+}
+
+fn golden_parity(engine: Option<&str>) {
     let cases = golden_cases();
     let tmp = TempDir::new("parity");
     let items_path = tmp.path().join("items.jsonl");
@@ -38,12 +48,29 @@ fn golden_parity_inline_and_from_the_item_store() {
     }
     std::fs::write(&items_path, items).expect("write items");
     let models = golden_models();
+    let config = tmp.path().join("sidecar.toml");
+    let engine_line = engine
+        .map(|e| format!("default_engine = \"{e}\"\n"))
+        .unwrap_or_default();
+    std::fs::write(&config, format!("[serving]\n{engine_line}")).expect("config");
     let sidecar = Sidecar::start(&[
         "--models",
         models.to_str().expect("utf-8"),
         "--items",
         items_path.to_str().expect("utf-8"),
+        "--config",
+        config.to_str().expect("utf-8"),
     ]);
+    let status: serde_json::Value =
+        serde_json::from_str(&sidecar.get_text("/v1/models")).expect("json");
+    for m in status["models"].as_array().expect("models") {
+        let want = match engine {
+            Some(forced) => forced,
+            None if m["name"] == "linear_tree" => "lightgbm3",
+            None => "native",
+        };
+        assert_eq!(m["versions"][0]["engine"], want, "{m}");
+    }
 
     let mut worst = 0.0f64;
     for case in &cases {
@@ -280,7 +307,7 @@ fn failed_loads_fall_back_and_are_counted() {
     assert_eq!(
         metric(
             &text,
-            r#"rescore_model_info{model="ranker",version="1",engine="lightgbm3"}"#
+            r#"rescore_model_info{model="ranker",version="1",engine="native"}"#
         ),
         Some(1.0)
     );
@@ -488,9 +515,15 @@ fn metrics_exist_from_start_and_sigterm_stops_cleanly() {
         "{text}"
     );
     assert!(
-        text.contains(
-            "rescore_scoring_duration_seconds_bucket{model=\"binary\",engine=\"lightgbm3\""
+        text.contains("rescore_scoring_duration_seconds_bucket{model=\"binary\",engine=\"native\""),
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"rescore_native_refusals_total{reason="unsupported"}"#
         ),
+        Some(1.0),
         "{text}"
     );
     assert_eq!(
