@@ -9,33 +9,51 @@ use serde::Deserialize;
 
 use crate::metric_names;
 
-/// One item's features, sorted by name for binary search.
+/// The feature names a store knows, each with a column number. Requests resolve a model
+/// feature to its column once, then read every hit's item by index.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Columns {
+    index: HashMap<Box<str>, u32>,
+}
+
+impl Columns {
+    pub fn column(&self, name: &str) -> Option<u32> {
+        self.index.get(name).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    fn intern(&mut self, name: &str) -> u32 {
+        let next = self.index.len() as u32;
+        *self.index.entry(Box::from(name)).or_insert(next)
+    }
+}
+
+/// One item's features by column; NaN where the item has no value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ItemRecord {
-    features: Box<[(Box<str>, f64)]>,
+    values: Box<[f64]>,
 }
 
 impl ItemRecord {
-    pub fn new(features: BTreeMap<String, f64>) -> Self {
-        ItemRecord {
-            features: features
-                .into_iter()
-                .map(|(k, v)| (k.into_boxed_str(), v))
-                .collect(),
-        }
-    }
-
-    pub fn get(&self, name: &str) -> Option<f64> {
-        self.features
-            .binary_search_by(|(k, _)| k.as_ref().cmp(name))
-            .ok()
-            .map(|i| self.features[i].1)
+    pub fn value(&self, column: u32) -> Option<f64> {
+        self.values
+            .get(column as usize)
+            .copied()
+            .filter(|v| !v.is_nan())
     }
 }
 
 pub trait ItemStore: Send + Sync {
     /// `None` when the store does not know the item.
     fn get(&self, id: &str) -> Option<Arc<ItemRecord>>;
+    fn columns(&self) -> &Columns;
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
         self.len() == 0
@@ -54,6 +72,7 @@ pub enum ItemStoreError {
 #[derive(Debug, Default)]
 pub struct EmbeddedStore {
     items: HashMap<Box<str>, Arc<ItemRecord>>,
+    columns: Columns,
 }
 
 #[derive(Deserialize)]
@@ -70,6 +89,7 @@ impl EmbeddedStore {
     /// the whole load (a half-understood snapshot would serve wrong features silently).
     pub fn from_jsonl(reader: impl BufRead) -> Result<Self, ItemStoreError> {
         let mut items = HashMap::new();
+        let mut columns = Columns::default();
         for (i, line) in reader.lines().enumerate() {
             let line = line?;
             if line.trim().is_empty() {
@@ -80,23 +100,33 @@ impl EmbeddedStore {
                     line: i + 1,
                     problem: e.to_string(),
                 })?;
-            let features = parsed
-                .features
-                .into_iter()
-                .filter_map(|(k, v)| v.map(|v| (k, v)))
-                .collect();
+            let mut values = Vec::new();
+            for (name, value) in parsed.features {
+                let Some(value) = value else { continue };
+                let column = columns.intern(&name) as usize;
+                if values.len() <= column {
+                    values.resize(column + 1, f64::NAN);
+                }
+                values[column] = value;
+            }
             items.insert(
                 parsed.id.into_boxed_str(),
-                Arc::new(ItemRecord::new(features)),
+                Arc::new(ItemRecord {
+                    values: values.into_boxed_slice(),
+                }),
             );
         }
-        Ok(EmbeddedStore { items })
+        Ok(EmbeddedStore { items, columns })
     }
 }
 
 impl ItemStore for EmbeddedStore {
     fn get(&self, id: &str) -> Option<Arc<ItemRecord>> {
         self.items.get(id).cloned()
+    }
+
+    fn columns(&self) -> &Columns {
+        &self.columns
     }
 
     fn len(&self) -> usize {
@@ -142,6 +172,10 @@ impl CachedItems {
         entry.into_value()
     }
 
+    pub fn columns(&self) -> &Columns {
+        self.store.columns()
+    }
+
     pub fn len(&self) -> usize {
         self.store.len()
     }
@@ -163,10 +197,13 @@ mod tests {
         )
         .expect("valid");
         let x = store.get("x").expect("x present");
+        let col = |name: &str| store.columns().column(name);
+        let get = |name: &str| col(name).and_then(|c| x.value(c));
         assert_eq!(
-            (x.get("a"), x.get("b"), x.get("n")),
+            (get("a"), get("b"), get("n")),
             (Some(-1.0), Some(2.5), None)
         );
+        assert_eq!(col("n"), None, "null values do not create columns");
         assert!(store.get("y").is_some() && store.get("z").is_none());
 
         for (text, line) in [
@@ -191,7 +228,8 @@ mod tests {
             .expect("valid");
         let cached = CachedItems::new(Arc::new(store), 10);
         for _ in 0..3 {
-            assert_eq!(cached.get("x").and_then(|r| r.get("a")), Some(1.0));
+            let a = cached.columns().column("a").expect("column a");
+            assert_eq!(cached.get("x").and_then(|r| r.value(a)), Some(1.0));
             assert!(cached.get("nope").is_none());
         }
         cached.cache.run_pending_tasks();

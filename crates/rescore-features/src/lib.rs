@@ -5,7 +5,7 @@
 mod items;
 mod spec;
 
-pub use items::{CachedItems, EmbeddedStore, ItemRecord, ItemStore, ItemStoreError};
+pub use items::{CachedItems, Columns, EmbeddedStore, ItemRecord, ItemStore, ItemStoreError};
 pub use spec::{FeatureDecl, FeatureSpec, SourceKind, SpecError};
 
 /// Metric names owned by this crate (catalogue in docs/metrics.md).

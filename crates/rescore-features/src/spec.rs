@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use rescore_api::{FeatureMap, RescoreRequest};
 use serde::Deserialize;
 
-use crate::{CachedItems, ItemRecord};
+use crate::{CachedItems, Columns, ItemRecord};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -198,6 +198,18 @@ impl FeatureSpec {
             .as_ref()
             .and_then(|q| q.text.as_deref())
             .map(|t| t.split_whitespace().count() as f64);
+        // Item columns of every key, resolved once per request rather than once per hit.
+        let no_columns = Columns::default();
+        let columns = items.map_or(&no_columns, |i| i.columns());
+        let slot_columns: Vec<[Option<u32>; 2]> = self
+            .slots
+            .iter()
+            .map(|slot| match &slot.resolve {
+                Resolve::Auto(k) | Resolve::Item(k) => [columns.column(k), None],
+                Resolve::Binary(_, a, b) => [columns.column(a), columns.column(b)],
+                _ => [None, None],
+            })
+            .collect();
         for hit in &request.hits {
             let item = match (self.needs_items, items) {
                 (true, Some(items)) => items.get(&hit.id),
@@ -208,15 +220,17 @@ impl FeatureSpec {
                 item: item.as_deref(),
                 query: query_features,
             };
-            for (i, slot) in self.slots.iter().enumerate() {
+            for (i, (slot, [col_a, col_b])) in self.slots.iter().zip(&slot_columns).enumerate() {
                 let value = match &slot.resolve {
-                    Resolve::Auto(key) => ctx.auto(key),
+                    Resolve::Auto(key) => ctx.auto(key, *col_a),
                     Resolve::Hit(key) => lookup(ctx.hit, key),
-                    Resolve::Item(key) => ctx.item.and_then(|it| it.get(key)),
+                    Resolve::Item(_) => ctx.item_value(*col_a),
                     Resolve::Query(key) => lookup(ctx.query, key),
                     Resolve::HitScore => Some(hit.score),
                     Resolve::QueryTokens => query_tokens,
-                    Resolve::Binary(kind, a, b) => binary(*kind, ctx.auto(a), ctx.auto(b)),
+                    Resolve::Binary(kind, a, b) => {
+                        binary(*kind, ctx.auto(a, *col_a), ctx.auto(b, *col_b))
+                    }
                 };
                 let value = value.or(slot.default).unwrap_or(f64::NAN);
                 if value.is_nan() {
@@ -245,15 +259,22 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
-    fn auto(&self, key: &str) -> Option<f64> {
+    fn auto(&self, key: &str, item_column: Option<u32>) -> Option<f64> {
         lookup(self.hit, key)
-            .or_else(|| self.item.and_then(|it| it.get(key)))
+            .or_else(|| self.item_value(item_column))
             .or_else(|| lookup(self.query, key))
+    }
+
+    fn item_value(&self, column: Option<u32>) -> Option<f64> {
+        self.item.zip(column).and_then(|(it, c)| it.value(c))
     }
 }
 
 /// `null` and an absent key both mean "not here".
 fn lookup(map: &FeatureMap, key: &str) -> Option<f64> {
+    if map.is_empty() {
+        return None; // the common case with an item store: skip hashing the key
+    }
     map.get(key).copied().flatten()
 }
 
