@@ -10,7 +10,8 @@ core, same rows, same run:
 Checks that all of them return the same scores (|diff| <= 1e-9) before timing anything.
 Usage (after `cargo build --release`):
   .tools/bench-venv/bin/python bench/e2e_compare.py [--trees 500 --leaves 63 --repeat 200]
-The venv needs: pip install 'lightgbm==4.7.0' 'lleaves==1.3.0' numpy
+The venv needs: pip install "lightgbm==4.7.0" "lleaves==1.3.0" "llvmlite==0.44.0" numpy
+(lleaves 1.3.0 uses llvmlite's legacy pass manager, removed in llvmlite 0.45)
 """
 import argparse
 import http.client
