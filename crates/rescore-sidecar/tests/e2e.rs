@@ -32,18 +32,7 @@ fn golden_parity(engine: Option<&str>) {
     let mut items = String::new();
     for case in &cases {
         for (i, row) in case.rows.iter().enumerate() {
-            let features: serde_json::Map<String, serde_json::Value> = case
-                .features
-                .iter()
-                .zip(row)
-                .filter_map(|(name, v)| v.map(|v| (name.clone(), json!(v))))
-                .collect();
-            writeln!(
-                items,
-                "{}",
-                json!({"id": format!("{}-{i}", case.model), "features": features})
-            )
-            .expect("write");
+            item_line(&mut items, &format!("{}-{i}", case.model), case, row);
         }
     }
     std::fs::write(&items_path, items).expect("write items");
@@ -130,6 +119,17 @@ fn golden_parity(engine: Option<&str>) {
     eprintln!("worst |diff| over all golden kinds: {worst:e}");
 }
 
+/// Appends one item snapshot line holding a golden row (missing values left out).
+fn item_line(out: &mut String, id: &str, case: &common::GoldenCase, row: &[Option<f64>]) {
+    let features: serde_json::Map<String, serde_json::Value> = case
+        .features
+        .iter()
+        .zip(row)
+        .filter_map(|(name, v)| v.map(|v| (name.clone(), json!(v))))
+        .collect();
+    writeln!(out, "{}", json!({"id": id, "features": features})).expect("write");
+}
+
 fn scores(sidecar: &Sidecar, body: &str, n: usize) -> Vec<f64> {
     let (status, json) = sidecar.post("/v1/rescore", body);
     assert_eq!(status, 200, "{json}");
@@ -154,19 +154,12 @@ fn thousand_ids_without_inline_features() {
     let tmp = TempDir::new("thousand");
     let mut items = String::new();
     for i in 0..1000 {
-        let row = &case.rows[i % case.rows.len()];
-        let features: serde_json::Map<String, serde_json::Value> = case
-            .features
-            .iter()
-            .zip(row)
-            .filter_map(|(name, v)| v.map(|v| (name.clone(), json!(v))))
-            .collect();
-        writeln!(
-            items,
-            "{}",
-            json!({"id": format!("item-{i}"), "features": features})
-        )
-        .expect("write");
+        item_line(
+            &mut items,
+            &format!("item-{i}"),
+            &case,
+            &case.rows[i % case.rows.len()],
+        );
     }
     let items_path = tmp.path().join("items.jsonl");
     std::fs::write(&items_path, items).expect("write");
