@@ -132,6 +132,11 @@ impl Model {
     /// native evaluator and keeps it only if it agrees with lightgbm3 on probe rows built from
     /// the model's own thresholds, categories, NaN and zeros.
     pub fn from_text(text: &str, preference: EnginePreference) -> Result<Self, ModelError> {
+        if text.contains('\0') {
+            return Err(ModelError::Format(
+                "the model text contains a NUL byte".into(),
+            ));
+        }
         let header = ModelHeader::parse(text)?;
         if header.num_class != 1 || header.num_tree_per_iteration != 1 {
             return Err(ModelError::Unsupported(format!(
@@ -143,7 +148,10 @@ impl Model {
         let refusal = match preference {
             EnginePreference::LightGbm => NativeRefusal::Forced,
             EnginePreference::Auto => match NativeModel::from_text(text, &header) {
-                Err(e) => NativeRefusal::Unsupported(e.to_string()),
+                Err(ModelError::Unsupported(why)) => NativeRefusal::Unsupported(why),
+                // A structurally broken model (bad indices, not a tree) is refused outright:
+                // LightGBM does not bounds-check and could crash the process scoring it.
+                Err(e) => return Err(e),
                 Ok(native) => match self_check(&native, &reference) {
                     Ok(()) => {
                         return Ok(Model {

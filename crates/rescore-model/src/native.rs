@@ -513,7 +513,12 @@ fn parse_tree(
     } else {
         (Vec::new(), Vec::new())
     };
-    if num_cat > 0 && (boundaries.len() != num_cat + 1 || boundaries.last() != Some(&words.len())) {
+    if num_cat > 0
+        && (boundaries.len() != num_cat + 1
+            || boundaries.first() != Some(&0)
+            || boundaries.windows(2).any(|w| w[0] > w[1])
+            || boundaries.last() != Some(&words.len()))
+    {
         return Err(err("cat_boundaries do not match cat_threshold".into()));
     }
     let base = cat_words.len();
@@ -525,6 +530,25 @@ fn parse_tree(
             ((!c) as usize) < num_leaves
         }
     };
+    // A tree: the root is nobody's child, every other node and every leaf exactly one node's.
+    // (LightGBM loads any indices; a cycle or a shared subtree would hang or blow up `compile`.)
+    let mut node_refs = vec![0u32; inner];
+    let mut leaf_refs = vec![0u32; num_leaves];
+    for &c in lefts.iter().chain(&rights) {
+        if c >= 0 {
+            if let Some(r) = node_refs.get_mut(c as usize) {
+                *r += 1;
+            }
+        } else if let Some(r) = leaf_refs.get_mut(!c as usize) {
+            *r += 1;
+        }
+    }
+    if node_refs[0] != 0
+        || node_refs[1..].iter().any(|&r| r != 1)
+        || leaf_refs.iter().any(|&r| r != 1)
+    {
+        return Err(err("child indices do not form a tree".into()));
+    }
     let mut nodes = Vec::with_capacity(inner);
     for i in 0..inner {
         if features[i] >= num_features || !child_ok(lefts[i]) || !child_ok(rights[i]) {

@@ -179,3 +179,51 @@ fn randomised_models_match_lightgbm() {
         );
     }
 }
+
+/// Models LightGBM would load but that are not trees (a cycle, a shared subtree, a leaf used
+/// twice) or whose bitset table is inconsistent are refused, not compiled or served.
+#[test]
+fn malformed_trees_are_refused() {
+    let text = std::fs::read_to_string(fixtures().join("golden/models/regression/1/model.txt"))
+        .expect("model");
+    let tree0 = text.split("\nTree=1").next().expect("tree 0");
+    let left = tree0
+        .lines()
+        .find(|l| l.starts_with("left_child="))
+        .expect("left_child");
+    let values: Vec<&str> = left["left_child=".len()..].split(' ').collect();
+    // node 0's left child pointing at node 0 itself: a cycle
+    let cyclic = format!("left_child=0 {}", values[1..].join(" "));
+    let broken = text.replacen(left, &cyclic, 1);
+    match Model::from_text(&broken, EnginePreference::Auto) {
+        Err(ModelError::Format(why)) => assert!(why.contains("tree"), "{why}"),
+        other => panic!("cyclic tree accepted: {other:?}"),
+    }
+    let with_nul = text.replacen("version=v4", "version=v4\0", 1);
+    assert!(matches!(
+        Model::from_text(&with_nul, EnginePreference::Auto),
+        Err(ModelError::Format(_))
+    ));
+
+    let cat = std::fs::read_to_string(fixtures().join("golden/models/categorical/1/model.txt"))
+        .expect("model");
+    let bounds = cat
+        .lines()
+        .find(|l| l.starts_with("cat_boundaries="))
+        .expect("cat_boundaries");
+    let mut b: Vec<u64> = bounds["cat_boundaries=".len()..]
+        .split(' ')
+        .map(|v| v.parse().expect("n"))
+        .collect();
+    b.swap(1, 2); // no longer ascending
+    let swapped = format!(
+        "cat_boundaries={}",
+        b.iter().map(u64::to_string).collect::<Vec<_>>().join(" ")
+    );
+    let broken = cat.replacen(bounds, &swapped, 1);
+    let header = ModelHeader::parse(&broken).expect("header");
+    assert!(matches!(
+        NativeModel::from_text(&broken, &header),
+        Err(ModelError::Format(_))
+    ));
+}

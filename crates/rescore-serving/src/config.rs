@@ -71,6 +71,9 @@ impl ServingConfig {
                 self.max_timeout_ms
             ));
         }
+        if self.scoring_threads > 4096 {
+            return Err("serving.scoring_threads must be at most 4096 (0 = one per core)".into());
+        }
         if self.max_hits == 0 {
             return Err("serving.max_hits must be at least 1".into());
         }

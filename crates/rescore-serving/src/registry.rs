@@ -231,7 +231,12 @@ impl Registry {
                     statuses.push(status_not_loaded(*version));
                     continue;
                 }
-                match LoadedVersion::load(name, *version, dir, config.engine_for(name)) {
+                // A panic while loading (e.g. inside a dependency) fails this version only.
+                let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    LoadedVersion::load(name, *version, dir, config.engine_for(name))
+                }))
+                .unwrap_or_else(|_| Err("panicked while loading".to_string()));
+                match attempt {
                     Ok(loaded) => {
                         if let Some(refusal) = loaded.model.native_refusal() {
                             metrics::counter!(mon::NATIVE_REFUSALS, "reason" => refusal.reason())

@@ -117,6 +117,8 @@ async fn serve(config: Config, discovery: Discovery, rescorer: Rescorer) -> anyh
     // A snapshot that cannot be read is an operator error: stop rather than serve without it.
     let mut loader = std::pin::pin!(loader);
     let mut loading = true;
+    // Created once, so a signal between two loop turns is not lost.
+    let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
         tokio::select! {
             result = &mut server => return result.map_err(Into::into),
@@ -128,7 +130,7 @@ async fn serve(config: Config, discovery: Discovery, rescorer: Rescorer) -> anyh
                     Err(e) => anyhow::bail!("loading task failed: {e}"),
                 }
             }
-            () = shutdown_signal() => {
+            () = &mut shutdown => {
                 tracing::info!("shutting down: finishing in-flight requests");
                 let _ = stop_tx.send(());
                 return match tokio::time::timeout(grace, server).await {
