@@ -29,6 +29,14 @@ pub struct RescoreRequest {
     pub hits: Vec<Hit>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// Routing attributes (index, category, query type, ...): string values matched by the
+    /// routing file's rules. Never a label or a feature.
+    #[serde(
+        default,
+        skip_serializing_if = "HashMap::is_empty",
+        deserialize_with = "nullable_strings"
+    )]
+    pub context: HashMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -37,6 +45,9 @@ pub struct QueryContext {
     pub text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// Alternative key for sticky A/B assignment (experiments with `key = "session_id"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
     #[serde(
         default,
         skip_serializing_if = "FeatureMap::is_empty",
@@ -93,6 +104,11 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
 /// `"features": null` means the same as no `features`.
 fn nullable_map<'de, D: Deserializer<'de>>(d: D) -> Result<FeatureMap, D::Error> {
     Ok(Option::<FeatureMap>::deserialize(d)?.unwrap_or_default())
+}
+
+/// `"context": null` means the same as no `context`.
+fn nullable_strings<'de, D: Deserializer<'de>>(d: D) -> Result<HashMap<String, String>, D::Error> {
+    Ok(Option::<HashMap<String, String>>::deserialize(d)?.unwrap_or_default())
 }
 
 fn optional_object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
@@ -157,6 +173,10 @@ pub enum ErrorCode {
     PayloadTooLarge,
     NotFound,
     MethodNotAllowed,
+    /// Admin API: missing or wrong bearer token.
+    Unauthorized,
+    /// Admin API: a reload or routing change was not applied (the previous state keeps serving).
+    ReloadFailed,
     /// A bug: never caused by input.
     Internal,
 }
@@ -167,6 +187,8 @@ impl ErrorCode {
             ErrorCode::MalformedJson | ErrorCode::InvalidRequest | ErrorCode::ModelRequired => 400,
             ErrorCode::UnknownModel | ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::ReloadFailed => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::Internal => 500,
         }
@@ -201,6 +223,9 @@ impl ErrorBody {
 pub struct ModelsResponse {
     pub default_model: Option<String>,
     pub models: Vec<ModelStatus>,
+    /// The routing file and the last reload (absent before start-up loading ends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<RoutingStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -208,14 +233,86 @@ pub struct ModelStatus {
     pub name: String,
     /// The version that serves requests, if any loaded.
     pub live_version: Option<String>,
+    /// The live version the routing file pins (absent: the highest version that loads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned_version: Option<String>,
+    /// The version that was live before the current one (the target of a rollback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_live_version: Option<String>,
+    /// The A/B experiment splitting this model's traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<ExperimentStatus>,
+    /// Versions scored in the shadow of the served one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shadow_versions: Vec<String>,
+    /// Rules sending requests for this name elsewhere: `[{"when": {...}, "model": "..."}]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RuleStatus>,
     pub versions: Vec<VersionStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentStatus {
+    pub salt: String,
+    /// `user_id` or `session_id`.
+    pub key: String,
+    pub variants: Vec<VariantStatus>,
+    /// The share left to the live version (the control).
+    pub live_share: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantStatus {
+    pub name: String,
+    pub version: String,
+    pub share: f64,
+    /// False when the version failed to load: its traffic goes to the live version.
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleStatus {
+    pub when: std::collections::BTreeMap<String, Vec<String>>,
+    pub model: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoutingStatus {
+    /// The routing file (absent when none is configured).
+    pub path: Option<String>,
+    /// Whether that file exists (without it, the highest loadable version of each model is live).
+    pub present: bool,
+    pub last_reload: Option<ReloadReport>,
+}
+
+/// What a reload did: also the body of `POST /admin/v1/reload`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReloadReport {
+    /// `startup`, `watch`, `sighup`, `admin`.
+    pub trigger: String,
+    /// `success`, or `failure` when the routing file was refused or a version it needs failed
+    /// to load (what could not be applied keeps its previous state).
+    pub result: String,
+    pub finished_unix_ms: u64,
+    pub duration_ms: u64,
+    /// Versions loaded by this reload (`name/version`); unchanged ones are reused, not reloaded.
+    pub loaded: Vec<String>,
+    /// Versions no longer held in memory after this reload.
+    pub unloaded: Vec<String>,
+    /// Every problem, each naming the file, model or version.
+    pub errors: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VersionStatus {
     pub version: String,
-    /// `live` (serving), `standby` (an older version, not loaded) or `failed` (see `error`).
+    /// `live` (serving), `candidate` (an A/B variant, see `variant`), `shadow`, `standby`
+    /// (loaded and warm: the previous live version, ready for an instant rollback),
+    /// `available` (found, not loaded) or `failed` (see `error`).
     pub role: String,
+    /// The A/B variant name of a candidate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     pub engine: Option<String>,
     pub objective: Option<String>,
     pub num_features: Option<usize>,
@@ -298,6 +395,8 @@ mod tests {
             ErrorCode::PayloadTooLarge,
             ErrorCode::NotFound,
             ErrorCode::MethodNotAllowed,
+            ErrorCode::Unauthorized,
+            ErrorCode::ReloadFailed,
         ] {
             assert!((400..500).contains(&code.http_status()), "{code:?}");
         }

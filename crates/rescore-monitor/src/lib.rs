@@ -15,6 +15,34 @@ pub const MODEL_RELOADS: &str = "rescore_model_reloads_total";
 pub const FEATURE_MISSING: &str = "rescore_feature_missing_total";
 pub const SCORING_IN_FLIGHT: &str = "rescore_scoring_in_flight";
 pub const NATIVE_REFUSALS: &str = "rescore_native_refusals_total";
+pub const MODEL_LIVE_VERSION: &str = "rescore_model_live_version";
+pub const RELOADS: &str = "rescore_reloads_total";
+pub const SHADOW_REQUESTS: &str = "rescore_shadow_requests_total";
+pub const SHADOW_DURATION: &str = "rescore_shadow_duration_seconds";
+pub const SHADOW_KENDALL_TAU: &str = "rescore_shadow_kendall_tau";
+pub const SHADOW_TOPK_OVERLAP: &str = "rescore_shadow_topk_overlap";
+pub const SHADOW_SCORES: &str = "rescore_shadow_scores";
+pub const SHADOW_LOG_LINES: &str = "rescore_shadow_log_lines_total";
+pub const ADMIN_REQUESTS: &str = "rescore_admin_requests_total";
+
+/// `trigger` label values of [`RELOADS`].
+pub mod reload_trigger {
+    pub const STARTUP: &str = "startup";
+    pub const WATCH: &str = "watch";
+    pub const SIGHUP: &str = "sighup";
+    pub const ADMIN: &str = "admin";
+    pub const ALL: [&str; 4] = [STARTUP, WATCH, SIGHUP, ADMIN];
+}
+
+/// `result` label values of [`SHADOW_REQUESTS`].
+pub mod shadow_result {
+    /// The shadow version scored the hits; comparison metrics were recorded.
+    pub const SCORED: &str = "scored";
+    /// The shadow queue was full: the work was dropped so the live path never waits.
+    pub const DROPPED: &str = "dropped";
+    /// The shadow version failed to score (the live response was unaffected).
+    pub const ERROR: &str = "error";
+}
 
 /// `outcome` label values of [`REQUESTS`].
 pub mod outcome {
@@ -37,6 +65,15 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.004, 0.006, 0.008, 0.01, 0.015, 0.02, 0.03, 0.05,
     0.075, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
 ];
+/// Rank correlation and overlap buckets: -1 to 1 by 0.1.
+pub const CORRELATION_BUCKETS: &[f64] = &[
+    -1.0, -0.9, -0.8, -0.7, -0.6, -0.5, -0.4, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5,
+    0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0,
+];
+/// Score buckets wide enough for both probabilities (0-1) and ranking margins (about -10..10).
+pub const SCORE_BUCKETS: &[f64] = &[
+    -10.0, -5.0, -2.0, -1.0, -0.5, -0.25, 0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 2.0, 5.0, 10.0,
+];
 pub const HITS_BUCKETS: &[f64] = &[
     1.0, 10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0,
 ];
@@ -47,6 +84,9 @@ pub fn install_recorder() -> Result<PrometheusHandle, BuildError> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_duration_seconds".into()), LATENCY_BUCKETS)?
         .set_buckets_for_metric(Matcher::Full(REQUEST_HITS.into()), HITS_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(SHADOW_KENDALL_TAU.into()), CORRELATION_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(SHADOW_TOPK_OVERLAP.into()), CORRELATION_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(SHADOW_SCORES.into()), SCORE_BUCKETS)?
         .install_recorder()?;
     describe();
     Ok(handle)
@@ -61,7 +101,7 @@ pub fn describe() {
     metrics::describe_histogram!(
         REQUEST_DURATION,
         metrics::Unit::Seconds,
-        "Time from a parsed rescore request to its response, by model."
+        "Time from a parsed rescore request to its response, by model and variant."
     );
     metrics::describe_histogram!(
         SCORING_DURATION,
@@ -98,5 +138,45 @@ pub fn describe() {
     }
     for result in [reload_result::SUCCESS, reload_result::FAILURE] {
         metrics::counter!(MODEL_RELOADS, "result" => result).absolute(0);
+        for trigger in reload_trigger::ALL {
+            metrics::counter!(RELOADS, "trigger" => trigger, "result" => result).absolute(0);
+        }
     }
+    metrics::describe_gauge!(
+        MODEL_LIVE_VERSION,
+        "The live version number of each model (changes on promotion and rollback)."
+    );
+    metrics::describe_counter!(
+        RELOADS,
+        "Registry reloads (models directory and routing file) by trigger and result; a failure kept the previous state where it could not apply."
+    );
+    metrics::describe_counter!(
+        SHADOW_REQUESTS,
+        "Shadow scorings by model and result (scored, dropped when the queue was full, error)."
+    );
+    metrics::describe_histogram!(
+        SHADOW_DURATION,
+        metrics::Unit::Seconds,
+        "Time a shadow version took to score a request's hits, by model."
+    );
+    metrics::describe_histogram!(
+        SHADOW_KENDALL_TAU,
+        "Kendall tau-b between the served and the shadow scores of a request, by model and shadow version."
+    );
+    metrics::describe_histogram!(
+        SHADOW_TOPK_OVERLAP,
+        "Share of the served top-k hits (k = serving.shadow.top_k) also in the shadow's top-k."
+    );
+    metrics::describe_histogram!(
+        SHADOW_SCORES,
+        "Scores of shadowed requests, by model, version and role (served or shadow)."
+    );
+    metrics::describe_counter!(
+        SHADOW_LOG_LINES,
+        "Lines written to (or dropped from, on I/O errors) the shadow comparison log, by result."
+    );
+    metrics::describe_counter!(
+        ADMIN_REQUESTS,
+        "Admin API calls by outcome (ok, refused, unauthorized)."
+    );
 }

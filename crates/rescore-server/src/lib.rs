@@ -1,4 +1,7 @@
-//! The HTTP API v1 (docs/api.md): `app(state) -> Router`, testable without a socket.
+//! The HTTP API v1 (docs/api.md): `app(state) -> Router`, testable without a socket, and the
+//! admin API (`admin::app`) served on its own loopback listener behind a token.
+
+pub mod admin;
 
 use std::sync::Arc;
 
@@ -134,7 +137,7 @@ const INLINE_PARSE_BYTES: usize = 64 * 1024;
 /// unknown fields without a limit, so the bound is checked before parsing.
 pub const MAX_JSON_DEPTH: usize = 32;
 
-fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
         return Err(ApiError::new(

@@ -43,6 +43,29 @@ pub struct ServingConfig {
     pub default_engine: EngineChoice,
     /// Engine per model name, e.g. `{ marketplace = "lightgbm3" }`.
     pub engines: BTreeMap<String, EngineChoice>,
+    /// `[serving.shadow]`: shadow scoring queue, threads and comparison log.
+    pub shadow: crate::shadow::ShadowConfig,
+    /// `[serving.reload]`: what triggers a reload besides SIGHUP and the admin API.
+    pub reload: ReloadConfig,
+}
+
+/// `[serving.reload]` in the config file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReloadConfig {
+    /// Reload when files under `--models` or the routing file change.
+    pub watch: bool,
+    /// Changes are gathered for this long before one reload (an upload writes several files).
+    pub debounce_ms: u64,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        ReloadConfig {
+            watch: true,
+            debounce_ms: 500,
+        }
+    }
 }
 
 impl Default for ServingConfig {
@@ -56,6 +79,8 @@ impl Default for ServingConfig {
             item_cache_capacity: 1_000_000,
             default_engine: EngineChoice::Native,
             engines: BTreeMap::new(),
+            shadow: Default::default(),
+            reload: Default::default(),
         }
     }
 }
@@ -80,7 +105,10 @@ impl ServingConfig {
         if self.item_cache_capacity == 0 {
             return Err("serving.item_cache_capacity must be at least 1".into());
         }
-        Ok(())
+        if !(10..=60_000).contains(&self.reload.debounce_ms) {
+            return Err("serving.reload.debounce_ms must be in 10..=60000".into());
+        }
+        self.shadow.validate()
     }
 
     pub fn engine_for(&self, model: &str) -> EnginePreference {

@@ -1,26 +1,41 @@
-//! The serving core: which model answers a request, scoring it off the async workers within
-//! the request's budget, and the baseline fallback whenever that cannot happen.
+//! The serving core: which model and version answer a request (routing rules, sticky A/B
+//! variants), scoring it off the async workers within the request's budget, the baseline
+//! fallback whenever that cannot happen, shadow scoring after the response, and hot reload of
+//! models and routing that swaps atomically and never replaces a working version by a broken one.
 
 mod config;
 mod registry;
+mod routing;
+mod shadow;
+mod watch;
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use rescore_api::{ErrorCode, FallbackReason, ModelsResponse, RescoreRequest, RescoreResponse};
+use rescore_api::{
+    ErrorCode, FallbackReason, ModelsResponse, ReloadReport, RescoreRequest, RescoreResponse,
+    RoutingStatus,
+};
 use rescore_features::CachedItems;
 use rescore_monitor as mon;
 use tokio::sync::Semaphore;
 
-pub use config::{EngineChoice, ServingConfig};
+pub use config::{EngineChoice, ReloadConfig, ServingConfig};
 pub use registry::{
-    Discovery, DiscoveryError, LoadedVersion, Manifest, ModelEntry, Registry, ScoreError,
-    MANIFEST_FILE, MODEL_FILE,
+    ActiveExperiment, Build, Discovery, DiscoveryError, Fingerprint, LoadedVersion, Manifest,
+    ModelEntry, Registry, ScoreError, MANIFEST_FILE, MODEL_FILE,
 };
+pub use routing::{
+    assign, bucket, Experiment, ModelRouting, OneOrMany, RoutingFile, Rule, SplitKey,
+    VariantDecl, LIVE_VARIANT,
+};
+pub use shadow::{kendall_tau_b, top_k_overlap, ShadowConfig};
+pub use watch::{spawn_watcher, WatchError, Watcher};
 
-/// The only variant until A/B routing exists.
-pub const LIVE_VARIANT: &str = "live";
+/// The routing file's name inside `--models` when `--routing` is not given.
+pub const DEFAULT_ROUTING_FILE: &str = "routing.toml";
 
 /// A request the sidecar refuses (4xx); everything else is answered, with the baseline if need be.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -43,6 +58,27 @@ impl RescoreError {
     }
 }
 
+/// An admin call that was not applied; the previous state keeps serving.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("model `{0}` is not configured")]
+    UnknownModel(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{}", .0.errors.join("; "))]
+    NotApplied(Box<ReloadReport>),
+}
+
+impl AdminError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            AdminError::UnknownModel(_) => ErrorCode::UnknownModel,
+            AdminError::Invalid(_) => ErrorCode::InvalidRequest,
+            AdminError::NotApplied(_) => ErrorCode::ReloadFailed,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("serving.default_model `{0}` is not among the models found under --models ({1})")]
@@ -51,7 +87,25 @@ pub enum StartupError {
     Config(String),
 }
 
-/// What is loaded once start-up loading finishes.
+/// Where models and routing come from, for reloads.
+#[derive(Debug, Clone, Default)]
+pub struct ModelSources {
+    pub models_dir: Option<PathBuf>,
+    pub routing_path: Option<PathBuf>,
+}
+
+impl ModelSources {
+    /// `routing` defaults to `routing.toml` inside the models directory.
+    pub fn new(models_dir: Option<PathBuf>, routing: Option<PathBuf>) -> Self {
+        let routing_path = routing.or_else(|| models_dir.as_ref().map(|d| d.join(DEFAULT_ROUTING_FILE)));
+        ModelSources {
+            models_dir,
+            routing_path,
+        }
+    }
+}
+
+/// What is loaded once start-up loading finishes; replaced whole by each reload.
 struct Loaded {
     registry: Registry,
     items: Option<Arc<CachedItems>>,
@@ -59,12 +113,19 @@ struct Loaded {
 
 pub struct Rescorer {
     config: ServingConfig,
-    /// Names found by discovery: known before loading ends, so that an unknown name is a 404
-    /// and a known-but-not-loaded one a fallback, from the first request on.
+    sources: ModelSources,
+    /// Names found by discovery at start-up: known before loading ends, so that an unknown
+    /// name is a 404 and a known-but-not-loaded one a fallback, from the first request on.
     names: Vec<String>,
     default_model: Option<String>,
+    /// The routing file validated at start-up.
+    initial_routing: RoutingFile,
     loaded: ArcSwapOption<Loaded>,
     slots: Arc<Semaphore>,
+    /// One reload at a time; requests never take it.
+    reload_lock: Mutex<()>,
+    last_reload: ArcSwapOption<ReloadReport>,
+    shadow: shadow::ShadowPool,
 }
 
 impl std::fmt::Debug for Rescorer {
@@ -77,9 +138,27 @@ impl std::fmt::Debug for Rescorer {
     }
 }
 
+/// The version chosen for a request.
+struct Route {
+    model: String,
+    variant: String,
+    version: Option<Arc<LoadedVersion>>,
+    shadows: Vec<Arc<LoadedVersion>>,
+}
+
 impl Rescorer {
     /// Validates the configuration against what discovery found; nothing is loaded yet.
     pub fn new(config: ServingConfig, discovery: &Discovery) -> Result<Self, StartupError> {
+        Self::with_sources(config, discovery, ModelSources::default())
+    }
+
+    /// Like [`Rescorer::new`], with the models directory and routing file to reload from
+    /// (the routing file is read and validated here: an invalid one stops start-up).
+    pub fn with_sources(
+        config: ServingConfig,
+        discovery: &Discovery,
+        sources: ModelSources,
+    ) -> Result<Self, StartupError> {
         config.validate().map_err(StartupError::Config)?;
         let names: Vec<String> = discovery.names().map(str::to_string).collect();
         if let Some(unknown) = config.engines.keys().find(|n| !names.contains(n)) {
@@ -87,61 +166,268 @@ impl Rescorer {
                 "serving.engines names `{unknown}`, which is not among the models found under --models"
             )));
         }
-        let default_model = match &config.default_model {
-            Some(name) if names.contains(name) => Some(name.clone()),
-            Some(name) => {
+        let initial_routing = match &sources.routing_path {
+            Some(path) => RoutingFile::read(path)
+                .map_err(StartupError::Config)?
+                .unwrap_or_default(),
+            None => RoutingFile::default(),
+        };
+        initial_routing.validate(discovery).map_err(|errors| {
+            let path = sources
+                .routing_path
+                .as_ref()
+                .map_or(String::new(), |p| p.display().to_string());
+            StartupError::Config(format!("routing file {path}: {}", errors.join("; ")))
+        })?;
+        let default_model = match (&initial_routing.default_model, &config.default_model) {
+            (Some(name), _) => Some(name.clone()),
+            (None, Some(name)) if names.contains(name) => Some(name.clone()),
+            (None, Some(name)) => {
                 return Err(StartupError::UnknownDefaultModel(
                     name.clone(),
                     names.join(", "),
                 ))
             }
-            None if names.len() == 1 => names.first().cloned(),
-            None => None,
+            (None, None) if names.len() == 1 => names.first().cloned(),
+            (None, None) => None,
         };
         let slots = Arc::new(Semaphore::new(config.effective_scoring_threads()));
+        let shadow = shadow::ShadowPool::start(&config.shadow)
+            .map_err(|e| StartupError::Config(format!("serving.shadow: {e}")))?;
         Ok(Rescorer {
             config,
+            sources,
             names,
             default_model,
+            initial_routing,
             loaded: ArcSwapOption::empty(),
             slots,
+            reload_lock: Mutex::new(()),
+            last_reload: ArcSwapOption::empty(),
+            shadow,
         })
     }
 
-    /// Installs what start-up loading produced; from now on the sidecar is ready.
+    /// Installs a registry built elsewhere (tests); from now on the sidecar is ready.
     pub fn set_loaded(&self, registry: Registry, items: Option<Arc<CachedItems>>) {
         self.loaded
             .store(Some(Arc::new(Loaded { registry, items })));
+    }
+
+    /// Start-up loading (blocking): every model with the routing validated by `with_sources`.
+    pub fn load_initial(&self, discovery: &Discovery, items: Option<Arc<CachedItems>>) {
+        let _guard = self.reload_lock.lock();
+        let started = Instant::now();
+        let build = Registry::build(discovery, &self.initial_routing, None, &self.config);
+        let report = report(mon::reload_trigger::STARTUP, started, &build, Vec::new());
+        self.set_loaded(build.registry, items);
+        self.record(report);
     }
 
     pub fn is_ready(&self) -> bool {
         self.loaded.load().is_some()
     }
 
-    pub fn default_model(&self) -> Option<&str> {
-        self.default_model.as_deref()
+    /// The default model of the current registry (or the one configured, before loading).
+    pub fn default_model(&self) -> Option<String> {
+        match &*self.loaded.load() {
+            Some(l) => l.registry.default_model.clone(),
+            None => self.default_model.clone(),
+        }
     }
 
     pub fn config(&self) -> &ServingConfig {
         &self.config
     }
 
+    pub fn sources(&self) -> &ModelSources {
+        &self.sources
+    }
+
     pub fn models(&self) -> ModelsResponse {
+        let routing = Some(RoutingStatus {
+            path: self
+                .sources
+                .routing_path
+                .as_ref()
+                .map(|p| p.display().to_string()),
+            present: self
+                .sources
+                .routing_path
+                .as_ref()
+                .is_some_and(|p| p.is_file()),
+            last_reload: self.last_reload.load_full().map(|r| (*r).clone()),
+        });
         match &*self.loaded.load() {
-            Some(loaded) => loaded.registry.status(self.default_model()),
+            Some(loaded) => ModelsResponse {
+                routing,
+                ..loaded.registry.status()
+            },
             None => ModelsResponse {
                 default_model: self.default_model.clone(),
+                routing,
                 models: self
                     .names
                     .iter()
                     .map(|name| rescore_api::ModelStatus {
                         name: name.clone(),
                         live_version: None,
+                        pinned_version: None,
+                        previous_live_version: None,
+                        experiment: None,
+                        shadow_versions: Vec::new(),
+                        rules: Vec::new(),
                         versions: Vec::new(),
                     })
                     .collect(),
             },
         }
+    }
+
+    /// The routing the current registry applies (what the admin API edits).
+    pub fn routing(&self) -> RoutingFile {
+        match &*self.loaded.load() {
+            Some(l) => l.registry.routing.clone(),
+            None => self.initial_routing.clone(),
+        }
+    }
+
+    /// Rescans the models directory and rereads the routing file, loads what changed off the
+    /// request path, and swaps the registry atomically. A routing file that does not parse or
+    /// validate changes nothing; a version that fails keeps its previous state. Blocking.
+    pub fn reload(&self, trigger: &'static str) -> ReloadReport {
+        let _guard = self.reload_lock.lock();
+        let started = Instant::now();
+        let refused = |errors: Vec<String>| {
+            let report = ReloadReport {
+                trigger: trigger.into(),
+                result: mon::reload_result::FAILURE.into(),
+                finished_unix_ms: shadow::unix_ms(),
+                duration_ms: started.elapsed().as_millis() as u64,
+                loaded: Vec::new(),
+                unloaded: Vec::new(),
+                errors,
+            };
+            tracing::error!(trigger, errors = ?report.errors, "reload refused; the previous state keeps serving");
+            self.record(report.clone());
+            report
+        };
+        let Some(current) = self.loaded.load_full() else {
+            // Start-up loading reads the same files when it runs: nothing to do, nothing counted.
+            return ReloadReport {
+                trigger: trigger.into(),
+                result: mon::reload_result::FAILURE.into(),
+                finished_unix_ms: shadow::unix_ms(),
+                duration_ms: 0,
+                loaded: Vec::new(),
+                unloaded: Vec::new(),
+                errors: vec!["start-up loading has not finished".into()],
+            };
+        };
+        let discovery = match self.discover() {
+            Ok(d) => d,
+            Err(e) => return refused(vec![e]),
+        };
+        let routing = match &self.sources.routing_path {
+            Some(path) => match RoutingFile::read(path) {
+                Ok(r) => r.unwrap_or_default(),
+                Err(e) => return refused(vec![e]),
+            },
+            None => RoutingFile::default(),
+        };
+        if let Err(errors) = routing.validate(&discovery) {
+            return refused(errors);
+        }
+        let build = Registry::build(&discovery, &routing, Some(&current.registry), &self.config);
+        let report = report(trigger, started, &build, Vec::new());
+        self.loaded.store(Some(Arc::new(Loaded {
+            registry: build.registry,
+            items: current.items.clone(),
+        })));
+        tracing::info!(trigger, result = %report.result, loaded = ?report.loaded,
+            unloaded = ?report.unloaded, errors = ?report.errors, "reloaded");
+        self.record(report.clone());
+        report
+    }
+
+    /// Applies a new routing (admin API): validated, loaded, and only if every version it
+    /// names serves, written to the routing file and swapped in. Otherwise nothing changes.
+    pub fn apply_routing(&self, routing: RoutingFile) -> Result<ReloadReport, AdminError> {
+        let _guard = self.reload_lock.lock();
+        let started = Instant::now();
+        let trigger = mon::reload_trigger::ADMIN;
+        let Some(path) = self.sources.routing_path.clone() else {
+            return Err(AdminError::Invalid(
+                "no routing file: start the sidecar with --models (or --routing) to change routing".into(),
+            ));
+        };
+        let current = self
+            .loaded
+            .load_full()
+            .ok_or_else(|| AdminError::Invalid("start-up loading has not finished".into()))?;
+        let discovery = self.discover().map_err(AdminError::Invalid)?;
+        routing
+            .validate(&discovery)
+            .map_err(|errors| AdminError::Invalid(errors.join("; ")))?;
+        let build = Registry::build(&discovery, &routing, Some(&current.registry), &self.config);
+        let unmet = unmet_routing(&routing, &build.registry);
+        if !unmet.is_empty() {
+            let report = report(trigger, started, &build, unmet);
+            self.record(report.clone());
+            tracing::error!(errors = ?report.errors, "routing change refused; nothing changed");
+            return Err(AdminError::NotApplied(Box::new(report)));
+        }
+        routing.write(&path).map_err(AdminError::Invalid)?;
+        let report = report(trigger, started, &build, Vec::new());
+        self.loaded.store(Some(Arc::new(Loaded {
+            registry: build.registry,
+            items: current.items.clone(),
+        })));
+        tracing::info!(path = %path.display(), loaded = ?report.loaded, "routing changed by the admin API");
+        self.record(report.clone());
+        Ok(report)
+    }
+
+    /// Pins `model`'s live version (promotion or rollback to a named version).
+    pub fn pin_live(&self, model: &str, version: u64) -> Result<ReloadReport, AdminError> {
+        let mut routing = self.routing();
+        self.check_model(model)?;
+        routing.models.entry(model.to_string()).or_default().live = Some(version);
+        self.apply_routing(routing)
+    }
+
+    /// Pins `model`'s live version back to the one live before the current one.
+    pub fn rollback(&self, model: &str) -> Result<ReloadReport, AdminError> {
+        let previous = self.check_model(model)?.ok_or_else(|| {
+            AdminError::Invalid(format!(
+                "no previous live version is known for `{model}`: pin one with POST /admin/v1/models/{model}/live {{\"version\": N}}"
+            ))
+        })?;
+        self.pin_live(model, previous)
+    }
+
+    /// Errors for an unknown model; otherwise its previous live version.
+    fn check_model(&self, model: &str) -> Result<Option<u64>, AdminError> {
+        let loaded = self.loaded.load();
+        let entry = loaded
+            .as_ref()
+            .and_then(|l| l.registry.models.get(model))
+            .ok_or_else(|| AdminError::UnknownModel(model.to_string()))?;
+        Ok(entry.previous_live)
+    }
+
+    fn discover(&self) -> Result<Discovery, String> {
+        match &self.sources.models_dir {
+            Some(dir) => Discovery::scan(dir).map_err(|e| e.to_string()),
+            None => Ok(Discovery::default()),
+        }
+    }
+
+    fn record(&self, report: ReloadReport) {
+        metrics::counter!(mon::RELOADS, "trigger" => trigger_label(&report.trigger),
+            "result" => result_label(&report.result))
+        .increment(1);
+        self.last_reload.store(Some(Arc::new(report)));
     }
 
     /// Answers a parsed request: model scores, or the baseline with a `fallback` reason.
@@ -166,7 +452,7 @@ impl Rescorer {
             if let Some(reason) = resp.fallback {
                 metrics::counter!(mon::FALLBACKS, "reason" => reason.as_str()).increment(1);
             }
-            metrics::histogram!(mon::REQUEST_DURATION, "model" => model.clone())
+            metrics::histogram!(mon::REQUEST_DURATION, "model" => model.clone(), "variant" => variant.clone())
                 .record(started.elapsed().as_secs_f64());
         }
         metrics::counter!(mon::REQUESTS, "model" => model, "variant" => variant, "outcome" => outcome)
@@ -179,7 +465,6 @@ impl Rescorer {
         request: RescoreRequest,
         started: Instant,
     ) -> Result<RescoreResponse, RescoreError> {
-        let name = self.choose_model(&request)?;
         let budget = match request.timeout_ms {
             Some(0) => {
                 return Err(RescoreError::InvalidRequest(
@@ -202,34 +487,36 @@ impl Rescorer {
                 "hits[{i}].score: must be a finite number"
             )));
         }
+        // One snapshot for the whole request: a reload meanwhile does not change its version.
+        let loaded = self.loaded.load_full();
+        let route = self.route(loaded.as_deref(), &request)?;
         metrics::histogram!(mon::REQUEST_HITS).record(request.hits.len() as f64);
+        let Route {
+            model: name,
+            variant,
+            version: chosen,
+            shadows,
+        } = route;
         let baseline: Vec<f64> = request.hits.iter().map(|h| h.score).collect();
         let fallback = |reason: FallbackReason, version: Option<String>| RescoreResponse {
             scores: baseline.clone(),
             model: Some(name.clone()),
             version,
-            variant: Some(LIVE_VARIANT.into()),
+            variant: Some(variant.clone()),
             fallback: Some(reason),
             took_us: micros(started),
         };
-
-        let loaded = self.loaded.load_full();
-        let Some((live, items)) = loaded.as_ref().and_then(|l| {
-            l.registry
-                .models
-                .get(&name)
-                .and_then(|m| m.live.clone())
-                .map(|live| (live, l.items.clone()))
-        }) else {
+        let (Some(live), Some(loaded)) = (chosen, loaded) else {
             return Ok(fallback(FallbackReason::ModelUnavailable, None));
         };
+        let items = loaded.items.clone();
         let version = Some(live.version.to_string());
         if request.hits.is_empty() {
             return Ok(RescoreResponse {
                 scores: Vec::new(),
                 model: Some(name),
                 version,
-                variant: Some(LIVE_VARIANT.into()),
+                variant: Some(variant),
                 fallback: None,
                 took_us: micros(started),
             });
@@ -241,21 +528,38 @@ impl Rescorer {
         else {
             return Ok(fallback(FallbackReason::Overloaded, version));
         };
-        let task = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let _in_flight = InFlight::enter();
-            live.score(&request, items.as_deref(), deadline)
-        });
+        let request = Arc::new(request);
+        let task = {
+            let (request, items, live) = (request.clone(), items.clone(), live.clone());
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                let _in_flight = InFlight::enter();
+                live.score(&request, items.as_deref(), deadline)
+            })
+        };
         let outcome = tokio::time::timeout_at(deadline_tokio, task).await;
         match outcome {
-            Ok(Ok(Ok(scores))) => Ok(RescoreResponse {
-                scores,
-                model: Some(name),
-                version,
-                variant: Some(LIVE_VARIANT.into()),
-                fallback: None,
-                took_us: micros(started),
-            }),
+            Ok(Ok(Ok(scores))) => {
+                if !shadows.is_empty() {
+                    self.shadow.submit(shadow::ShadowJob {
+                        model: name.clone(),
+                        served_version: live.version,
+                        variant: variant.clone(),
+                        request,
+                        served: scores.clone(),
+                        shadows,
+                        items,
+                    });
+                }
+                Ok(RescoreResponse {
+                    scores,
+                    model: Some(name),
+                    version,
+                    variant: Some(variant),
+                    fallback: None,
+                    took_us: micros(started),
+                })
+            }
             Err(_) | Ok(Ok(Err(ScoreError::PastDeadline))) => {
                 Ok(fallback(FallbackReason::Timeout, version))
             }
@@ -270,21 +574,129 @@ impl Rescorer {
         }
     }
 
-    fn choose_model(&self, request: &RescoreRequest) -> Result<String, RescoreError> {
+    /// The requested (or default) name, then its rules, then the target's A/B arm.
+    fn route(&self, loaded: Option<&Loaded>, request: &RescoreRequest) -> Result<Route, RescoreError> {
+        let Some(loaded) = loaded else {
+            // Still loading: names come from start-up discovery, every answer is a fallback.
+            let name = self.requested_name(request, &self.names, self.default_model.as_deref())?;
+            return Ok(Route {
+                model: name,
+                variant: LIVE_VARIANT.into(),
+                version: None,
+                shadows: Vec::new(),
+            });
+        };
+        let registry = &loaded.registry;
+        let names: Vec<String> = registry.models.keys().cloned().collect();
+        let requested = self.requested_name(request, &names, registry.default_model.as_deref())?;
+        let entry = &registry.models[&requested];
+        let (name, entry) = match entry.rules.iter().find(|r| r.matches(request)) {
+            Some(rule) => match registry.models.get(&rule.model) {
+                Some(target) => (rule.model.clone(), target),
+                None => (requested, entry),
+            },
+            None => (requested, entry),
+        };
+        let arm = entry.experiment.as_ref().and_then(|exp| {
+            let i = assign(&exp.decl, request)?;
+            let version = exp.arms.get(i)?.clone()?;
+            Some((exp.decl.variants[i].name.clone(), version))
+        });
+        let (variant, version) = match arm {
+            Some((variant, version)) => (variant, Some(version)),
+            None => (LIVE_VARIANT.to_string(), entry.live.clone()),
+        };
+        Ok(Route {
+            model: name,
+            variant,
+            version,
+            shadows: entry.shadows.clone(),
+        })
+    }
+
+    fn requested_name(
+        &self,
+        request: &RescoreRequest,
+        names: &[String],
+        default_model: Option<&str>,
+    ) -> Result<String, RescoreError> {
         match &request.model {
-            Some(name) if self.names.iter().any(|n| n == name) => Ok(name.clone()),
+            Some(name) if names.iter().any(|n| n == name) => Ok(name.clone()),
             Some(name) => Err(RescoreError::UnknownModel(name.clone())),
-            None => self.default_model.clone().ok_or_else(|| {
-                RescoreError::ModelRequired(if self.names.is_empty() {
+            None => default_model.map(str::to_string).ok_or_else(|| {
+                RescoreError::ModelRequired(if names.is_empty() {
                     "no models are configured".into()
                 } else {
                     format!(
-                        "several models are configured ({}) and serving.default_model is not set",
-                        self.names.join(", ")
+                        "several models are configured ({}) and no default model is set (serving.default_model or the routing file's default_model)",
+                        names.join(", ")
                     )
                 })
             }),
         }
+    }
+}
+
+/// Versions the routing names explicitly that the build could not serve.
+fn unmet_routing(routing: &RoutingFile, registry: &Registry) -> Vec<String> {
+    let mut unmet = Vec::new();
+    for (name, decl) in &routing.models {
+        let Some(entry) = registry.models.get(name) else {
+            continue;
+        };
+        let loaded = |v: u64| entry.loaded.contains_key(&v);
+        if let Some(pin) = decl.live {
+            if entry.live.as_ref().map(|l| l.version) != Some(pin) {
+                unmet.push(format!("{name}: version {pin} cannot be made live"));
+            }
+        }
+        for v in decl.shadows.iter().filter(|v| !loaded(**v)) {
+            unmet.push(format!("{name}: shadow version {v} does not load"));
+        }
+        if let Some(exp) = &decl.experiment {
+            for v in exp.variants.iter().filter(|v| !loaded(v.version)) {
+                unmet.push(format!(
+                    "{name}: variant `{}` (version {}) does not load",
+                    v.name, v.version
+                ));
+            }
+        }
+    }
+    unmet
+}
+
+fn report(trigger: &str, started: Instant, build: &Build, extra: Vec<String>) -> ReloadReport {
+    let mut errors = build.errors.clone();
+    errors.extend(extra);
+    ReloadReport {
+        trigger: trigger.into(),
+        result: if errors.is_empty() {
+            mon::reload_result::SUCCESS
+        } else {
+            mon::reload_result::FAILURE
+        }
+        .into(),
+        finished_unix_ms: shadow::unix_ms(),
+        duration_ms: started.elapsed().as_millis() as u64,
+        loaded: build.loaded.clone(),
+        unloaded: build.unloaded.clone(),
+        errors,
+    }
+}
+
+/// Metric labels from a fixed set (reports carry owned strings).
+fn trigger_label(trigger: &str) -> &'static str {
+    mon::reload_trigger::ALL
+        .into_iter()
+        .find(|t| *t == trigger)
+        .unwrap_or(mon::reload_trigger::ADMIN)
+}
+
+fn result_label(result: &str) -> &'static str {
+    if result == mon::reload_result::SUCCESS {
+        mon::reload_result::SUCCESS
+    } else {
+        mon::reload_result::FAILURE
     }
 }
 
@@ -364,7 +776,7 @@ mod tests {
     #[tokio::test]
     async fn default_model_rule() {
         let r = rescorer(1);
-        assert_eq!(r.default_model(), Some("regression"));
+        assert_eq!(r.default_model().as_deref(), Some("regression"));
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../tests/fixtures/golden/models");
         let mut discovery = Discovery::scan(&dir).expect("golden fixtures");
@@ -384,6 +796,6 @@ mod tests {
         // exactly one model: it is the default
         discovery.models.retain(|name, _| name == "binary");
         let r = Rescorer::new(ServingConfig::default(), &discovery).expect("valid");
-        assert_eq!(r.default_model(), Some("binary"));
+        assert_eq!(r.default_model().as_deref(), Some("binary"));
     }
 }

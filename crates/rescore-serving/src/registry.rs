@@ -6,11 +6,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rescore_api::{ModelStatus, ModelsResponse, VersionStatus};
+use rescore_api::{
+    ExperimentStatus, ModelStatus, ModelsResponse, RuleStatus, VariantStatus, VersionStatus,
+};
 use rescore_features::{FeatureDecl, FeatureSpec};
 use rescore_model::{EnginePreference, Model};
 use rescore_monitor as mon;
 use serde::Deserialize;
+
+use crate::routing::{Experiment, Rule, RoutingFile};
 
 pub const MODEL_FILE: &str = "model.txt";
 pub const MANIFEST_FILE: &str = "manifest.toml";
@@ -98,6 +102,29 @@ pub struct Manifest {
     pub features: BTreeMap<String, FeatureDecl>,
 }
 
+/// Identity of a version's files: resolved paths (symbolic links followed), sizes and
+/// modification times of `model.txt` and `manifest.toml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint(Vec<(PathBuf, Option<(u64, std::time::SystemTime)>)>);
+
+impl Fingerprint {
+    pub fn of(dir: &Path) -> Self {
+        Fingerprint(
+            [MODEL_FILE, MANIFEST_FILE]
+                .iter()
+                .map(|file| {
+                    let path = dir.join(file);
+                    let resolved = std::fs::canonicalize(&path).unwrap_or(path);
+                    let meta = std::fs::metadata(&resolved)
+                        .ok()
+                        .and_then(|m| Some((m.len(), m.modified().ok()?)));
+                    (resolved, meta)
+                })
+                .collect(),
+        )
+    }
+}
+
 /// A model version ready to score.
 pub struct LoadedVersion {
     pub name: String,
@@ -105,6 +132,9 @@ pub struct LoadedVersion {
     pub model: Model,
     pub spec: FeatureSpec,
     pub description: Option<String>,
+    /// The files it was loaded from, to tell an unchanged version (reused by a reload) from
+    /// a rewritten one (loaded again).
+    pub fingerprint: Fingerprint,
     pub(crate) missing_counters: Vec<metrics::Counter>,
     pub(crate) scoring_duration: metrics::Histogram,
 }
@@ -122,6 +152,7 @@ impl LoadedVersion {
         dir: &Path,
         engine: EnginePreference,
     ) -> Result<Self, String> {
+        let fingerprint = Fingerprint::of(dir);
         let model = Model::load(&dir.join(MODEL_FILE), engine).map_err(|e| e.to_string())?;
         let manifest_path = dir.join(MANIFEST_FILE);
         let manifest = match std::fs::read_to_string(&manifest_path) {
@@ -147,6 +178,7 @@ impl LoadedVersion {
             model,
             spec,
             description: manifest.description,
+            fingerprint,
             missing_counters,
             scoring_duration,
         })
@@ -204,95 +236,235 @@ pub enum ScoreError {
     Model(String),
 }
 
-/// One configured model name.
-#[derive(Debug)]
+/// One model name after a (re)load.
+#[derive(Debug, Default)]
 pub struct ModelEntry {
     pub live: Option<Arc<LoadedVersion>>,
+    /// The routing file's `live` for this model.
+    pub pinned: Option<u64>,
+    /// The version live before the current one: kept loaded for an instant rollback.
+    pub previous_live: Option<u64>,
+    pub experiment: Option<ActiveExperiment>,
+    pub shadows: Vec<Arc<LoadedVersion>>,
+    pub rules: Vec<Rule>,
+    /// Every version held in memory (live, candidates, shadows, the warm previous live).
+    pub loaded: BTreeMap<u64, Arc<LoadedVersion>>,
+    /// Versions that failed, with the files they failed with: retried once those change.
+    failed: BTreeMap<u64, (Fingerprint, String)>,
     pub versions: Vec<VersionStatus>,
 }
 
-/// Every configured model after loading.
+#[derive(Debug)]
+pub struct ActiveExperiment {
+    pub decl: Experiment,
+    /// Per variant: its loaded version, or `None` when it failed (its traffic goes live).
+    pub arms: Vec<Option<Arc<LoadedVersion>>>,
+}
+
+/// Every configured model after a (re)load: immutable, swapped whole.
 #[derive(Debug, Default)]
 pub struct Registry {
     pub models: BTreeMap<String, ModelEntry>,
+    pub default_model: Option<String>,
+    /// The routing this registry applies.
+    pub routing: RoutingFile,
+}
+
+/// A registry built from discovery and routing, with what changed on the way.
+#[derive(Debug)]
+pub struct Build {
+    pub registry: Registry,
+    /// `name/version` loaded from disk by this build (unchanged versions are reused).
+    pub loaded: Vec<String>,
+    /// `name/version` held by the previous registry and not by this one.
+    pub unloaded: Vec<String>,
+    pub errors: Vec<String>,
 }
 
 impl Registry {
-    /// Loads, per name, the highest version that loads; a version that fails is recorded
-    /// (and counted) and the next lower one is tried, so a broken upload never takes a model
-    /// down while an older version works.
+    /// Start-up loading without a routing file: the highest version that loads is live.
     pub fn load(discovery: &Discovery, config: &crate::ServingConfig) -> Self {
+        Self::build(discovery, &RoutingFile::default(), None, config).registry
+    }
+
+    /// Loads what `routing` needs (pinned live or the highest version that loads, experiment
+    /// variants, shadows, and the previous live version kept warm), reusing every unchanged
+    /// version of `previous`. Whatever fails keeps its previous state and is reported.
+    pub fn build(
+        discovery: &Discovery,
+        routing: &RoutingFile,
+        previous: Option<&Registry>,
+        config: &crate::ServingConfig,
+    ) -> Build {
         let mut models = BTreeMap::new();
+        let mut loaded_now = Vec::new();
+        let mut errors = Vec::new();
         for (name, versions) in &discovery.models {
-            let mut live = None;
-            let mut statuses = Vec::new();
-            for (version, dir) in versions.iter().rev() {
-                if live.is_some() {
-                    statuses.push(status_not_loaded(*version));
-                    continue;
-                }
-                // A panic while loading (e.g. inside a dependency) fails this version only.
-                let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    LoadedVersion::load(name, *version, dir, config.engine_for(name))
-                }))
-                .unwrap_or_else(|_| Err("panicked while loading".to_string()));
-                match attempt {
-                    Ok(loaded) => {
-                        if let Some(refusal) = loaded.model.native_refusal() {
-                            metrics::counter!(mon::NATIVE_REFUSALS, "reason" => refusal.reason())
-                                .increment(1);
-                            tracing::warn!(model = %name, version, %refusal, "served by lightgbm3");
+            let decl = routing.model(name).cloned().unwrap_or_default();
+            let old = previous.and_then(|p| p.models.get(name));
+            let mut loader = VersionLoader {
+                name,
+                dirs: versions.iter().cloned().collect(),
+                old,
+                engine: config.engine_for(name),
+                loaded: BTreeMap::new(),
+                failed: BTreeMap::new(),
+                loaded_now: &mut loaded_now,
+                errors: &mut errors,
+            };
+            let old_live = old.and_then(|o| o.live.clone());
+            let live = match decl.live {
+                Some(pin) => match loader.get(pin) {
+                    Some(l) => Some(l),
+                    None => {
+                        let kept = old_live.clone().or_else(|| loader.highest());
+                        if let Some(k) = &kept {
+                            loader.errors.push(format!(
+                                "{name}: the pinned live version {pin} is not servable; version {} serves",
+                                k.version
+                            ));
                         }
-                        metrics::counter!(mon::MODEL_RELOADS, "result" => mon::reload_result::SUCCESS).increment(1);
-                        metrics::gauge!(mon::MODEL_INFO, "model" => name.clone(),
-                            "version" => version.to_string(),
-                            "engine" => loaded.model.engine_kind().as_str())
-                        .set(1.0);
-                        tracing::info!(model = %name, version, engine = loaded.model.engine_kind().as_str(),
-                            features = loaded.model.num_features(), trees = loaded.model.header().num_trees,
-                            memory_bytes = ?loaded.model.memory_bytes(), "model version loaded");
-                        statuses.push(status_loaded(&loaded));
-                        live = Some(Arc::new(loaded));
+                        kept
                     }
-                    Err(error) => {
-                        metrics::counter!(mon::MODEL_RELOADS, "result" => mon::reload_result::FAILURE).increment(1);
-                        tracing::error!(model = %name, version, %error, "model version failed to load");
-                        statuses.push(VersionStatus {
-                            version: version.to_string(),
-                            role: "failed".into(),
-                            engine: None,
-                            objective: None,
-                            num_features: None,
-                            num_trees: None,
-                            description: None,
-                            memory_bytes: None,
-                            engine_note: None,
-                            error: Some(error),
-                        });
+                },
+                None => loader.highest(),
+            };
+            let previous_live = match (&old_live, &live) {
+                (Some(o), Some(n)) if o.version != n.version => Some(o.version),
+                _ => old.and_then(|o| o.previous_live),
+            }
+            .filter(|v| loader.dirs.contains_key(v));
+            if let Some(p) = previous_live {
+                loader.get(p);
+            }
+            let experiment = decl.experiment.clone().map(|decl| {
+                let arms = decl
+                    .variants
+                    .iter()
+                    .map(|v| {
+                        let arm = loader.get(v.version);
+                        if arm.is_none() {
+                            loader.errors.push(format!(
+                                "{name}: variant `{}` (version {}) is not servable; its traffic goes to the live version",
+                                v.name, v.version
+                            ));
+                        }
+                        arm
+                    })
+                    .collect();
+                ActiveExperiment { decl, arms }
+            });
+            let shadows = decl
+                .shadows
+                .iter()
+                .filter_map(|&v| loader.get(v))
+                .collect::<Vec<_>>();
+            let (loaded, failed) = (loader.loaded, loader.failed);
+            if let (Some(o), Some(n)) = (&old_live, &live) {
+                if o.version != n.version {
+                    set_info(o, 0.0);
+                    tracing::info!(model = %name, from = o.version, to = n.version, "live version changed");
+                }
+            }
+            if let Some(n) = &live {
+                set_info(n, 1.0);
+                metrics::gauge!(mon::MODEL_LIVE_VERSION, "model" => name.clone()).set(n.version as f64);
+            }
+            let mut entry = ModelEntry {
+                live,
+                pinned: decl.live,
+                previous_live,
+                experiment,
+                shadows,
+                rules: decl.rules.clone(),
+                loaded,
+                failed,
+                versions: Vec::new(),
+            };
+            entry.versions = versions
+                .iter()
+                .map(|(v, _)| entry.status_of(*v))
+                .collect();
+            models.insert(name.clone(), entry);
+        }
+        let mut unloaded = Vec::new();
+        if let Some(previous) = previous {
+            for (name, old) in &previous.models {
+                let new = models.get(name);
+                if new.is_none() {
+                    if let Some(l) = &old.live {
+                        set_info(l, 0.0);
+                    }
+                }
+                for v in old.loaded.keys() {
+                    if !new.is_some_and(|n| n.loaded.contains_key(v)) {
+                        unloaded.push(format!("{name}/{v}"));
                     }
                 }
             }
-            statuses.reverse();
-            models.insert(
-                name.clone(),
-                ModelEntry {
-                    live,
-                    versions: statuses,
-                },
-            );
         }
-        Registry { models }
+        let default_model = routing
+            .default_model
+            .clone()
+            .or_else(|| config.default_model.clone())
+            .filter(|m| models.contains_key(m))
+            .or_else(|| {
+                (models.len() == 1)
+                    .then(|| models.keys().next().cloned())
+                    .flatten()
+            });
+        Build {
+            registry: Registry {
+                models,
+                default_model,
+                routing: routing.clone(),
+            },
+            loaded: loaded_now,
+            unloaded,
+            errors,
+        }
     }
 
-    pub fn status(&self, default_model: Option<&str>) -> ModelsResponse {
+    pub fn status(&self) -> ModelsResponse {
         ModelsResponse {
-            default_model: default_model.map(str::to_string),
+            default_model: self.default_model.clone(),
+            routing: None,
             models: self
                 .models
                 .iter()
                 .map(|(name, entry)| ModelStatus {
                     name: name.clone(),
                     live_version: entry.live.as_ref().map(|l| l.version.to_string()),
+                    pinned_version: entry.pinned.map(|v| v.to_string()),
+                    previous_live_version: entry.previous_live.map(|v| v.to_string()),
+                    experiment: entry.experiment.as_ref().map(|e| ExperimentStatus {
+                        salt: e.decl.salt.clone(),
+                        key: e.decl.key.as_str().into(),
+                        live_share: (1.0
+                            - e.decl.variants.iter().map(|v| v.share).sum::<f64>())
+                        .max(0.0),
+                        variants: e
+                            .decl
+                            .variants
+                            .iter()
+                            .zip(&e.arms)
+                            .map(|(v, arm)| VariantStatus {
+                                name: v.name.clone(),
+                                version: v.version.to_string(),
+                                share: v.share,
+                                active: arm.is_some(),
+                            })
+                            .collect(),
+                    }),
+                    shadow_versions: entry.shadows.iter().map(|s| s.version.to_string()).collect(),
+                    rules: entry
+                        .rules
+                        .iter()
+                        .map(|r| RuleStatus {
+                            when: r.when.iter().map(|(k, v)| (k.clone(), v.values())).collect(),
+                            model: r.model.clone(),
+                        })
+                        .collect(),
                     versions: entry.versions.clone(),
                 })
                 .collect(),
@@ -300,33 +472,135 @@ impl Registry {
     }
 }
 
-fn status_loaded(loaded: &LoadedVersion) -> VersionStatus {
-    let header = loaded.model.header();
-    VersionStatus {
-        version: loaded.version.to_string(),
-        role: "live".into(),
-        engine: Some(loaded.model.engine_kind().as_str().into()),
-        objective: header.objective.clone(),
-        num_features: Some(header.num_features),
-        num_trees: Some(header.num_trees),
-        description: loaded.description.clone(),
-        memory_bytes: loaded.model.memory_bytes().map(|b| b as u64),
-        engine_note: loaded.model.native_refusal().map(|r| r.to_string()),
-        error: None,
+fn set_info(l: &LoadedVersion, value: f64) {
+    metrics::gauge!(mon::MODEL_INFO, "model" => l.name.clone(),
+        "version" => l.version.to_string(), "engine" => l.model.engine_kind().as_str())
+    .set(value);
+}
+
+impl ModelEntry {
+    fn status_of(&self, version: u64) -> VersionStatus {
+        let variant = self.experiment.as_ref().and_then(|e| {
+            e.decl
+                .variants
+                .iter()
+                .zip(&e.arms)
+                .find(|(v, arm)| v.version == version && arm.is_some())
+                .map(|(v, _)| v.name.clone())
+        });
+        let role = if self.live.as_ref().is_some_and(|l| l.version == version) {
+            "live"
+        } else if variant.is_some() {
+            "candidate"
+        } else if self.shadows.iter().any(|s| s.version == version) {
+            "shadow"
+        } else if self.loaded.contains_key(&version) {
+            "standby"
+        } else if self.failed.contains_key(&version) {
+            "failed"
+        } else {
+            "available"
+        };
+        let mut status = VersionStatus {
+            version: version.to_string(),
+            role: role.into(),
+            variant,
+            engine: None,
+            objective: None,
+            num_features: None,
+            num_trees: None,
+            description: None,
+            memory_bytes: None,
+            engine_note: None,
+            error: self.failed.get(&version).map(|(_, e)| e.clone()),
+        };
+        if let Some(loaded) = self.loaded.get(&version) {
+            let header = loaded.model.header();
+            status.engine = Some(loaded.model.engine_kind().as_str().into());
+            status.objective = header.objective.clone();
+            status.num_features = Some(header.num_features);
+            status.num_trees = Some(header.num_trees);
+            status.description = loaded.description.clone();
+            status.memory_bytes = loaded.model.memory_bytes().map(|b| b as u64);
+            status.engine_note = loaded.model.native_refusal().map(|r| r.to_string());
+        }
+        status
     }
 }
 
-fn status_not_loaded(version: u64) -> VersionStatus {
-    VersionStatus {
-        version: version.to_string(),
-        role: "standby".into(),
-        engine: None,
-        objective: None,
-        num_features: None,
-        num_trees: None,
-        description: None,
-        memory_bytes: None,
-        engine_note: None,
-        error: None,
+/// Loads the versions of one model a build needs, each at most once.
+struct VersionLoader<'a> {
+    name: &'a str,
+    dirs: BTreeMap<u64, PathBuf>,
+    old: Option<&'a ModelEntry>,
+    engine: EnginePreference,
+    loaded: BTreeMap<u64, Arc<LoadedVersion>>,
+    failed: BTreeMap<u64, (Fingerprint, String)>,
+    loaded_now: &'a mut Vec<String>,
+    errors: &'a mut Vec<String>,
+}
+
+impl VersionLoader<'_> {
+    fn get(&mut self, version: u64) -> Option<Arc<LoadedVersion>> {
+        if let Some(l) = self.loaded.get(&version) {
+            return Some(l.clone());
+        }
+        if self.failed.contains_key(&version) {
+            return None;
+        }
+        let dir = self.dirs.get(&version)?.clone();
+        let name = self.name;
+        let fingerprint = Fingerprint::of(&dir);
+        if let Some(old) = self.old.and_then(|o| o.loaded.get(&version)) {
+            if old.fingerprint == fingerprint {
+                self.loaded.insert(version, old.clone());
+                return Some(old.clone());
+            }
+        }
+        if let Some((fp, error)) = self.old.and_then(|o| o.failed.get(&version)) {
+            if *fp == fingerprint {
+                // Same files, same failure: reported again, not retried (nor counted) again.
+                self.errors.push(format!("{name}/{version}: {error}"));
+                self.failed.insert(version, (fp.clone(), error.clone()));
+                return None;
+            }
+        }
+        // A panic while loading (e.g. inside a dependency) fails this version only.
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            LoadedVersion::load(name, version, &dir, self.engine)
+        }))
+        .unwrap_or_else(|_| Err("panicked while loading".to_string()));
+        match attempt {
+            Ok(loaded) => {
+                if let Some(refusal) = loaded.model.native_refusal() {
+                    metrics::counter!(mon::NATIVE_REFUSALS, "reason" => refusal.reason())
+                        .increment(1);
+                    tracing::warn!(model = %name, version, %refusal, "served by lightgbm3");
+                }
+                metrics::counter!(mon::MODEL_RELOADS, "result" => mon::reload_result::SUCCESS)
+                    .increment(1);
+                tracing::info!(model = %name, version, engine = loaded.model.engine_kind().as_str(),
+                    features = loaded.model.num_features(), trees = loaded.model.header().num_trees,
+                    memory_bytes = ?loaded.model.memory_bytes(), "model version loaded");
+                let loaded = Arc::new(loaded);
+                self.loaded_now.push(format!("{name}/{version}"));
+                self.loaded.insert(version, loaded.clone());
+                Some(loaded)
+            }
+            Err(error) => {
+                metrics::counter!(mon::MODEL_RELOADS, "result" => mon::reload_result::FAILURE)
+                    .increment(1);
+                tracing::error!(model = %name, version, %error, "model version failed to load");
+                self.errors.push(format!("{name}/{version}: {error}"));
+                self.failed.insert(version, (fingerprint, error));
+                None
+            }
+        }
+    }
+
+    /// The highest version that loads.
+    fn highest(&mut self) -> Option<Arc<LoadedVersion>> {
+        let versions: Vec<u64> = self.dirs.keys().rev().copied().collect();
+        versions.into_iter().find_map(|v| self.get(v))
     }
 }

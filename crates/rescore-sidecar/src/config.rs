@@ -9,6 +9,9 @@ use rescore_serving::ServingConfig;
 use serde::Deserialize;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9209";
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9210";
+/// Shorter tokens are refused: the admin API can change what every search is ranked by.
+const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
 /// Rescores search hits with LightGBM models over HTTP (docs/api.md).
 ///
@@ -33,6 +36,15 @@ pub struct Cli {
     /// Item feature snapshot, JSON Lines: {"id": "...", "features": {"name": number}} per line.
     #[arg(long, env = "RESCORE_ITEMS", value_name = "PATH")]
     pub items: Option<PathBuf>,
+    /// Routing file (live pins, A/B experiments, shadows, rules; hot-reloaded) [default: DIR/routing.toml of --models].
+    #[arg(long, env = "RESCORE_ROUTING", value_name = "FILE")]
+    pub routing: Option<PathBuf>,
+    /// Address of the admin API (reload, routing, rollback) [default: 127.0.0.1:9210]; served only with a token (RESCORE_ADMIN_TOKEN or --admin-token-file).
+    #[arg(long, env = "RESCORE_ADMIN_LISTEN", value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
+    /// File holding the admin API's bearer token (the RESCORE_ADMIN_TOKEN variable is the alternative).
+    #[arg(long, env = "RESCORE_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// The config file. Relative paths in it are relative to the file's directory.
@@ -42,6 +54,9 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub models: Option<PathBuf>,
     pub items: Option<PathBuf>,
+    pub routing: Option<PathBuf>,
+    pub admin_listen: Option<SocketAddr>,
+    pub admin_token_file: Option<PathBuf>,
     #[serde(default)]
     pub server: ServerConfig,
     #[serde(default)]
@@ -72,6 +87,10 @@ pub struct Config {
     pub listen: SocketAddr,
     pub models: Option<PathBuf>,
     pub items: Option<PathBuf>,
+    pub routing: Option<PathBuf>,
+    pub admin_listen: SocketAddr,
+    /// `None`: the admin API is not served.
+    pub admin_token: Option<String>,
     pub server: ServerConfig,
     pub serving: ServingConfig,
 }
@@ -87,6 +106,9 @@ impl Config {
                 let base = path.parent().unwrap_or(Path::new("."));
                 file.models = file.models.map(|p| base.join(p));
                 file.items = file.items.map(|p| base.join(p));
+                file.routing = file.routing.map(|p| base.join(p));
+                file.admin_token_file = file.admin_token_file.map(|p| base.join(p));
+                file.serving.shadow.log_path = file.serving.shadow.log_path.map(|p| base.join(p));
                 file
             }
             None => FileConfig::default(),
@@ -99,6 +121,16 @@ impl Config {
             }),
             models: cli.models.or(file.models),
             items: cli.items.or(file.items),
+            routing: cli.routing.or(file.routing),
+            admin_listen: cli.admin_listen.or(file.admin_listen).unwrap_or_else(|| {
+                DEFAULT_ADMIN_LISTEN
+                    .parse()
+                    .unwrap_or_else(|_| unreachable!("valid literal"))
+            }),
+            admin_token: admin_token(
+                cli.admin_token_file.or(file.admin_token_file).as_deref(),
+                cli.admin_listen.is_some() || file.admin_listen.is_some(),
+            )?,
             server: file.server,
             serving: file.serving,
         };
@@ -107,6 +139,14 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        if self.admin_token.is_some() && self.admin_listen == self.listen {
+            anyhow::bail!("admin_listen must differ from listen ({})", self.listen);
+        }
+        if let Some(routing) = &self.routing {
+            if routing.file_name().is_none() {
+                anyhow::bail!("--routing {}: not a file path", routing.display());
+            }
+        }
         if let Some(models) = &self.models {
             if !std::fs::metadata(models).is_ok_and(|m| m.is_dir()) {
                 anyhow::bail!("--models {}: not a readable directory", models.display());
@@ -121,5 +161,37 @@ impl Config {
             anyhow::bail!("server.body_limit_bytes must be at least 1024");
         }
         self.serving.validate().map_err(anyhow::Error::msg)
+    }
+}
+
+/// The admin token from `RESCORE_ADMIN_TOKEN` or the token file (not both). An admin address
+/// configured without a token is an error: the operator meant to have the admin API.
+fn admin_token(file: Option<&Path>, listen_configured: bool) -> anyhow::Result<Option<String>> {
+    let from_env = std::env::var("RESCORE_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    let token = match (from_env, file) {
+        (Some(_), Some(_)) => {
+            anyhow::bail!("set the admin token by RESCORE_ADMIN_TOKEN or by admin_token_file, not both")
+        }
+        (Some(t), None) => Some(t),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("admin token file {}: {e}", path.display()))?
+                .trim()
+                .to_string(),
+        ),
+        (None, None) => None,
+    };
+    match token {
+        Some(t) if t.len() < MIN_ADMIN_TOKEN_LEN || t.chars().any(char::is_whitespace) => {
+            anyhow::bail!(
+                "the admin token must be at least {MIN_ADMIN_TOKEN_LEN} characters without whitespace"
+            )
+        }
+        None if listen_configured => anyhow::bail!(
+            "admin_listen is set but no admin token is (RESCORE_ADMIN_TOKEN or admin_token_file)"
+        ),
+        token => Ok(token),
     }
 }

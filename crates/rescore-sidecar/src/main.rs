@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Parser;
 use rescore_features::{CachedItems, EmbeddedStore, ItemStore};
 use rescore_server::AppState;
-use rescore_serving::{Discovery, Registry, Rescorer};
+use rescore_serving::{Discovery, ModelSources, Rescorer};
 
 use crate::config::{Cli, Config};
 
@@ -28,7 +28,8 @@ fn main() -> std::process::ExitCode {
             Some(dir) => Discovery::scan(dir)?,
             None => Discovery::default(),
         };
-        let rescorer = Rescorer::new(config.serving.clone(), &discovery)?;
+        let sources = ModelSources::new(config.models.clone(), config.routing.clone());
+        let rescorer = Rescorer::with_sources(config.serving.clone(), &discovery, sources)?;
         Ok((config, discovery, rescorer))
     });
     let (config, discovery, rescorer) = match prepared {
@@ -68,6 +69,23 @@ async fn serve(config: Config, discovery: Discovery, rescorer: Rescorer) -> anyh
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    let admin = match &config.admin_token {
+        Some(token) => {
+            let admin_listener = tokio::net::TcpListener::bind(config.admin_listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {} (admin): {e}", config.admin_listen))?;
+            let addr = admin_listener.local_addr()?;
+            if !addr.ip().is_loopback() {
+                tracing::warn!(%addr, "the admin API listens beyond loopback");
+            }
+            tracing::info!(admin_listen = %addr, "admin API listening");
+            Some((admin_listener, token.clone()))
+        }
+        None => {
+            tracing::info!("admin API off (no RESCORE_ADMIN_TOKEN or admin_token_file)");
+            None
+        }
+    };
     tracing::info!(
         listen = %listener.local_addr()?,
         version = env!("CARGO_PKG_VERSION"),
@@ -80,7 +98,7 @@ async fn serve(config: Config, discovery: Discovery, rescorer: Rescorer) -> anyh
         let rescorer = rescorer.clone();
         let items_path = config.items.clone();
         let capacity = config.serving.item_cache_capacity;
-        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        tokio::task::spawn_blocking(move || -> anyhow::Result<Option<rescore_serving::Watcher>> {
             let items = match items_path {
                 Some(path) => {
                     let file = std::fs::File::open(&path)
@@ -95,12 +113,45 @@ async fn serve(config: Config, discovery: Discovery, rescorer: Rescorer) -> anyh
                 }
                 None => None,
             };
-            let registry = Registry::load(&discovery, rescorer.config());
-            rescorer.set_loaded(registry, items);
+            rescorer.load_initial(&discovery, items);
             tracing::info!("ready");
-            Ok(())
+            // Watch only once loaded: changes before that are read by start-up loading.
+            Ok(rescore_serving::spawn_watcher(rescorer)?)
         })
     };
+    let mut watcher = None;
+
+    let (admin_stop_tx, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    if let Some((admin_listener, token)) = admin {
+        let admin_state = rescore_server::admin::AdminState {
+            rescorer: rescorer.clone(),
+            token: token.into(),
+        };
+        let admin_server = axum::serve(admin_listener, rescore_server::admin::app(admin_state))
+            .with_graceful_shutdown(async {
+                let _ = admin_stop_rx.await;
+            });
+        tokio::spawn(async move {
+            if let Err(e) = admin_server.await {
+                tracing::error!(error = %e, "admin API stopped");
+            }
+        });
+    }
+    #[cfg(unix)]
+    {
+        let rescorer = rescorer.clone();
+        let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                let rescorer = rescorer.clone();
+                tracing::info!("SIGHUP: reloading models and routing");
+                let _ = tokio::task::spawn_blocking(move || {
+                    rescorer.reload(rescore_monitor::reload_trigger::SIGHUP)
+                })
+                .await;
+            }
+        });
+    }
 
     let state = AppState {
         rescorer,
@@ -125,14 +176,16 @@ async fn serve(config: Config, discovery: Discovery, rescorer: Rescorer) -> anyh
             loaded = &mut loader, if loading => {
                 loading = false;
                 match loaded {
-                    Ok(Ok(())) => {}
+                    Ok(Ok(w)) => watcher = w,
                     Ok(Err(e)) => return Err(e),
                     Err(e) => anyhow::bail!("loading task failed: {e}"),
                 }
             }
             () = &mut shutdown => {
                 tracing::info!("shutting down: finishing in-flight requests");
+                drop(watcher.take());
                 let _ = stop_tx.send(());
+                let _ = admin_stop_tx.send(());
                 return match tokio::time::timeout(grace, server).await {
                     Ok(result) => result.map_err(Into::into),
                     Err(_) => { tracing::warn!("grace period over; exiting"); Ok(()) }
