@@ -50,6 +50,11 @@ public abstract class AbstractBridgeIT {
 
     protected abstract String pluginName();
 
+    /** Engine-specific node settings. */
+    protected Map<String, String> engineSettings() {
+        return Map.of();
+    }
+
     private EngineNode node;
     private EngineRest rest;
     private SidecarProcess sidecar;
@@ -58,10 +63,10 @@ public abstract class AbstractBridgeIT {
 
     @BeforeAll
     void startEverything() throws Exception {
-        Path home = EngineNode.requiredPath("bridge.distribution.home");
+        Path work = Path.of(System.getProperty("bridge.work", "target/it-work"));
+        Path home = EngineNode.freshCopy(EngineNode.requiredPath("bridge.distribution.home"), work.resolve("home"));
         Path javaHome = EngineNode.requiredPath("bridge.node.java.home");
         Path zip = EngineNode.requiredPath("bridge.plugin.zip");
-        Path work = Path.of(System.getProperty("bridge.work", "target/it-work"));
         SidecarProcess.binary(); // a clear failure before anything starts when the binary is missing
         String installed = EngineNode.installPlugin(flavor(), home, javaHome, zip, pluginName());
         assertTrue(installed.contains("Installed " + pluginName()), "installer output: " + installed);
@@ -71,7 +76,8 @@ public abstract class AbstractBridgeIT {
         settings.put("sidecar.url", "http://127.0.0.1:" + sidecarPort);
         settings.put("sidecar.breaker.failures", Integer.toString(BREAKER_FAILURES));
         settings.put("sidecar.breaker.cooldown_ms", Integer.toString(BREAKER_COOLDOWN_MS));
-        node = EngineNode.start(flavor(), home, javaHome, work, settings);
+        settings.putAll(engineSettings());
+        node = EngineNode.start(flavor(), home, javaHome, work.resolve("node"), settings);
         rest = node.rest();
         JsonNode plugins = rest.ok("GET", "/_cat/plugins?format=json", null);
         assertTrue(plugins.toString().contains(pluginName()), "plugin not loaded: " + plugins);

@@ -61,6 +61,14 @@ public final class EngineNode implements AutoCloseable {
         return p;
     }
 
+    /** A pristine copy of the unpacked distribution (a node writes into its config directory). */
+    public static Path freshCopy(Path distribution, Path target) throws IOException, InterruptedException {
+        deleteRecursively(target);
+        Files.createDirectories(target.getParent());
+        exec(List.of("cp", "-a", distribution.toString(), target.toString()));
+        return target;
+    }
+
     /** Runs the engine's plugin installer on the zip; returns its output. Fails the test on a non-zero exit. */
     public static String installPlugin(Flavor flavor, Path home, Path javaHome, Path pluginZip, String pluginName)
         throws IOException, InterruptedException {
@@ -102,6 +110,15 @@ public final class EngineNode implements AutoCloseable {
             cmd.add("-E" + s);
         }
         Path logFile = work.resolve("stdout.log");
+        if (isRoot()) {
+            // both engines refuse to run as root: run the node as an unprivileged user that owns the
+            // node's writable paths (data, logs, config for the keystore)
+            String user = nodeUser();
+            exec(List.of("chown", "-R", user + ":" + user, work.toString(), home.toString()));
+            List<String> wrapped = new ArrayList<>(List.of("setpriv", "--reuid=" + user, "--regid=" + user, "--init-groups", "--"));
+            wrapped.addAll(cmd);
+            cmd = wrapped;
+        }
         ProcessBuilder pb = new ProcessBuilder(cmd).directory(home.toFile()).redirectErrorStream(true)
             .redirectOutput(logFile.toFile());
         pb.environment().put(flavor.javaHomeEnv, javaHome.toString());
@@ -157,6 +174,27 @@ public final class EngineNode implements AutoCloseable {
         process.destroy();
         if (!process.waitFor(60, TimeUnit.SECONDS)) {
             process.destroyForcibly().waitFor(30, TimeUnit.SECONDS);
+        }
+    }
+
+    static boolean isRoot() {
+        return "root".equals(System.getProperty("user.name"));
+    }
+
+    /** The unprivileged account the node runs as when the build runs as root; created if missing. */
+    static String nodeUser() throws IOException, InterruptedException {
+        String user = System.getProperty("bridge.node.user", "rescore-it");
+        if (new ProcessBuilder("id", "-u", user).start().waitFor() != 0) {
+            exec(List.of("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user));
+        }
+        return user;
+    }
+
+    static void exec(List<String> cmd) throws IOException, InterruptedException {
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        if (p.waitFor() != 0) {
+            throw new IllegalStateException(String.join(" ", cmd) + " failed: " + out);
         }
     }
 
