@@ -251,6 +251,32 @@ public abstract class AbstractBridgeIT {
         assertEquals(SHARDS, shards.size(), "hits from every shard: " + shards);
     }
 
+    @Test
+    @Order(3)
+    void hitsBeyondTheWindowStayBelowInTheirOrder() throws Exception {
+        int window = 5;
+        for (int shard = 0; shard < SHARDS; shard++) {
+            String pref = "?preference=_shards:" + shard;
+            List<Hit> baseline = search(pref, searchBody(false, 0));
+            ObjectNode body = searchBody(true, TIMEOUT_MS);
+            ((ObjectNode) body.get("rescore")).put("window_size", window);
+            JsonNode r = rest.ok("POST", "/" + INDEX + "/_search" + pref + "&explain=true", body);
+            List<Hit> got = hits(r);
+            assertEquals(baseline.size(), got.size());
+            assertTrue(got.size() > window + 2, "the shard needs hits past the window: " + got.size());
+            // the window: the baseline's top hits, re-ordered by the model
+            assertFollowsModel(got.subList(0, window), baseline.subList(0, window));
+            // the tail: the baseline's order, every score below the window's lowest
+            assertEquals(baseline.subList(window, baseline.size()).stream().map(h -> h.id).toList(),
+                got.subList(window, got.size()).stream().map(h -> h.id).toList(), "tail order");
+            for (int i = window; i < got.size(); i++) {
+                assertTrue(got.get(i).score < got.get(window - 1).score, "tail hit above the window at rank " + i);
+                String d = r.get("hits").get("hits").get(i).get("_explanation").get("description").asText();
+                assertTrue(d.contains("outside the rescore window"), "tail explanation: " + d);
+            }
+        }
+    }
+
     /** A search whose sidecar does not help: it must return 200 with the baseline, fast. */
     long assertBaselineWithinBound(String what) throws Exception {
         List<Hit> baseline = search("", searchBody(false, 0));
@@ -268,7 +294,7 @@ public abstract class AbstractBridgeIT {
     }
 
     @Test
-    @Order(3)
+    @Order(4)
     void slowSidecarKeepsTheBaseline() throws Exception {
         sidecar.close();
         long before = fallbacks(stats(), "timeout");
@@ -284,7 +310,7 @@ public abstract class AbstractBridgeIT {
     }
 
     @Test
-    @Order(4)
+    @Order(5)
     void stoppedSidecarKeepsTheBaselineAndExplainSaysWhy() throws Exception {
         sidecar.close();
         long before = fallbacks(stats(), "sidecar_unavailable");
@@ -302,7 +328,7 @@ public abstract class AbstractBridgeIT {
     }
 
     @Test
-    @Order(5)
+    @Order(6)
     void breakerOpensAfterRepeatedFailuresAndClosesWhenTheSidecarIsBack() throws Exception {
         // the sidecar is still down: failures keep counting until the breaker opens
         for (int i = 0; i < 4 && fallbacks(stats(), "breaker_open") == 0; i++) {

@@ -19,6 +19,7 @@ import org.rescoresidecar.bridge.core.WindowOrder;
 
 import java.io.IOException;
 import java.util.Arrays;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
@@ -55,6 +56,12 @@ final class SidecarRescorer implements Rescorer {
             return topDocs;
         }
         ScoreDoc[] window = Arrays.copyOf(all, n);
+        // the engine carries these doc ids to the fetch phase, where explain tells window from tail
+        Set<Integer> windowDocs = new HashSet<>();
+        for (ScoreDoc d : window) {
+            windowDocs.add(d.doc);
+        }
+        rescoreContext.setRescoredDocs(windowDocs);
         rescoreContext.checkCancellation();
         HitInput[] hits = readHits(searcher, window, ctx);
         SidecarService.Outcome outcome = ctx.service.rescore(ctx.params, Arrays.asList(hits));
