@@ -277,6 +277,28 @@ public abstract class AbstractBridgeIT {
         }
     }
 
+    @Test
+    @Order(4)
+    void badParametersAreClear400s() throws Exception {
+        ObjectNode noId = searchBody(true, TIMEOUT_MS);
+        ((ObjectNode) noId.get("rescore").get("sidecar")).remove("id_field");
+        EngineRest.Response r = rest.call("POST", "/" + INDEX + "/_search", noId);
+        assertEquals(400, r.status, r.raw);
+        assertTrue(r.raw.contains("id_field is required"), r.raw);
+
+        ObjectNode textFeature = searchBody(true, TIMEOUT_MS);
+        ((ObjectNode) textFeature.get("rescore").get("sidecar")).putArray("fields").add("item_id");
+        r = rest.call("POST", "/" + INDEX + "/_search", textFeature);
+        assertEquals(400, r.status, r.raw);
+        assertTrue(r.raw.contains("must be numeric"), r.raw);
+
+        ObjectNode unmapped = searchBody(true, TIMEOUT_MS);
+        ((ObjectNode) unmapped.get("rescore").get("sidecar")).put("id_field", "no_such_field");
+        r = rest.call("POST", "/" + INDEX + "/_search", unmapped);
+        assertEquals(400, r.status, r.raw);
+        assertTrue(r.raw.contains("[no_such_field] is not mapped"), r.raw);
+    }
+
     /** A search whose sidecar does not help: it must return 200 with the baseline, fast. */
     long assertBaselineWithinBound(String what) throws Exception {
         List<Hit> baseline = search("", searchBody(false, 0));
@@ -294,7 +316,7 @@ public abstract class AbstractBridgeIT {
     }
 
     @Test
-    @Order(4)
+    @Order(5)
     void slowSidecarKeepsTheBaseline() throws Exception {
         sidecar.close();
         long before = fallbacks(stats(), "timeout");
@@ -310,7 +332,7 @@ public abstract class AbstractBridgeIT {
     }
 
     @Test
-    @Order(5)
+    @Order(6)
     void stoppedSidecarKeepsTheBaselineAndExplainSaysWhy() throws Exception {
         sidecar.close();
         long before = fallbacks(stats(), "sidecar_unavailable");
@@ -328,7 +350,7 @@ public abstract class AbstractBridgeIT {
     }
 
     @Test
-    @Order(6)
+    @Order(7)
     void breakerOpensAfterRepeatedFailuresAndClosesWhenTheSidecarIsBack() throws Exception {
         // the sidecar is still down: failures keep counting until the breaker opens
         for (int i = 0; i < 4 && fallbacks(stats(), "breaker_open") == 0; i++) {
