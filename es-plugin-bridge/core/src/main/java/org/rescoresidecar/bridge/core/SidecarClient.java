@@ -48,6 +48,11 @@ public final class SidecarClient implements Closeable {
 
     /** POSTs {@code body} to {@code /v1/rescore} and returns the 200 body, or throws within ~timeoutMs. */
     public byte[] post(byte[] body, int timeoutMs) throws SidecarException {
+        return post(body, timeoutMs, Long.MAX_VALUE);
+    }
+
+    /** As {@link #post(byte[], int)}, refusing (as malformed) a response body over {@code maxResponseBytes}. */
+    public byte[] post(byte[] body, int timeoutMs, long maxResponseBytes) throws SidecarException {
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
         HttpRequest request = HttpRequest.newBuilder(settings.rescoreUri())
             .timeout(Duration.ofMillis(timeoutMs))
@@ -56,7 +61,7 @@ public final class SidecarClient implements Closeable {
             .POST(HttpRequest.BodyPublishers.ofByteArray(body))
             .build();
         CompletableFuture<HttpResponse<byte[]>> future =
-            privileged(() -> http.sendAsync(request, HttpResponse.BodyHandlers.ofByteArray()));
+            privileged(() -> http.sendAsync(request, limitedBody(maxResponseBytes)));
         HttpResponse<byte[]> response;
         try {
             response = future.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
@@ -90,7 +95,69 @@ public final class SidecarClient implements Closeable {
         }
     }
 
+    /** Collects the body, failing the exchange as soon as it exceeds {@code max} bytes. */
+    static HttpResponse.BodyHandler<byte[]> limitedBody(long max) {
+        return info -> new LimitedSubscriber(max);
+    }
+
+    private static final class ResponseTooLarge extends IOException {
+        private static final long serialVersionUID = 1L;
+
+        ResponseTooLarge(long max) {
+            super("response body larger than " + max + " bytes");
+        }
+    }
+
+    private static final class LimitedSubscriber implements HttpResponse.BodySubscriber<byte[]> {
+        private final long max;
+        private final java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        private final CompletableFuture<byte[]> result = new CompletableFuture<>();
+        private java.util.concurrent.Flow.Subscription subscription;
+
+        LimitedSubscriber(long max) {
+            this.max = max;
+        }
+
+        @Override
+        public CompletableFuture<byte[]> getBody() {
+            return result;
+        }
+
+        @Override
+        public void onSubscribe(java.util.concurrent.Flow.Subscription s) {
+            subscription = s;
+            s.request(Long.MAX_VALUE);
+        }
+
+        @Override
+        public void onNext(java.util.List<java.nio.ByteBuffer> buffers) {
+            for (java.nio.ByteBuffer b : buffers) {
+                if (out.size() + (long) b.remaining() > max) {
+                    subscription.cancel();
+                    result.completeExceptionally(new ResponseTooLarge(max));
+                    return;
+                }
+                byte[] chunk = new byte[b.remaining()];
+                b.get(chunk);
+                out.write(chunk, 0, chunk.length);
+            }
+        }
+
+        @Override
+        public void onError(Throwable t) {
+            result.completeExceptionally(t);
+        }
+
+        @Override
+        public void onComplete() {
+            result.complete(out.toByteArray());
+        }
+    }
+
     private static SidecarException classify(Throwable cause, int timeoutMs) {
+        if (cause instanceof ResponseTooLarge) {
+            return new SidecarException(FallbackReason.MALFORMED_RESPONSE, "malformed response: " + cause.getMessage(), cause);
+        }
         if (cause instanceof HttpConnectTimeoutException || cause instanceof HttpTimeoutException) {
             return new SidecarException(FallbackReason.TIMEOUT, "no answer within " + timeoutMs + " ms", cause);
         }

@@ -45,6 +45,11 @@ public final class SidecarService implements Closeable {
         return Math.max(1, timeoutMs - Math.max(1, timeoutMs / 5));
     }
 
+    /** Generous for the contract's answer (one number per hit plus a few short strings). */
+    static long maxResponseBytes(int hits) {
+        return 64 * 1024 + 64L * hits;
+    }
+
     public Outcome rescore(RescoreParams params, List<HitInput> hits) {
         if (hits.isEmpty()) {
             return Outcome.rescored(new double[0], new SidecarResult(new double[0], params.model(), null, null, null, 0), 0);
@@ -59,7 +64,7 @@ public final class SidecarService implements Closeable {
         long start = System.nanoTime();
         try {
             byte[] body = SidecarJson.writeRequest(params, hits, sidecarBudgetMs(timeoutMs));
-            SidecarResult result = SidecarJson.parseResponse(client.post(body, timeoutMs), hits.size());
+            SidecarResult result = SidecarJson.parseResponse(client.post(body, timeoutMs, maxResponseBytes(hits.size())), hits.size());
             long micros = (System.nanoTime() - start) / 1000;
             breaker.onSuccess(); // it answered in time: healthy, even if it chose to fall back
             if (result.fallback() != null) {

@@ -27,6 +27,7 @@ class SidecarServiceTest {
     private final AtomicInteger status = new AtomicInteger(200);
     private final AtomicInteger delayMs = new AtomicInteger();
     private final AtomicInteger requests = new AtomicInteger();
+    private final java.util.concurrent.atomic.AtomicBoolean chunked = new java.util.concurrent.atomic.AtomicBoolean();
     private final AtomicReference<String> lastRequest = new AtomicReference<>();
 
     private SidecarService start(int failures) throws IOException {
@@ -41,7 +42,7 @@ class SidecarServiceTest {
                 Thread.currentThread().interrupt();
             }
             byte[] out = body.get().getBytes(StandardCharsets.UTF_8);
-            ex.sendResponseHeaders(status.get(), out.length);
+            ex.sendResponseHeaders(status.get(), chunked.get() ? 0 : out.length); // 0: chunked, no length announced
             try (OutputStream os = ex.getResponseBody()) {
                 os.write(out);
             } catch (IOException clientGone) {
@@ -102,6 +103,11 @@ class SidecarServiceTest {
             assertFallback(s, FallbackReason.WRONG_LENGTH);
             body.set("{\"scores\":[1,2],\"fallback\":\"model_unavailable\",\"model\":\"m\",\"version\":null}");
             assertFallback(s, FallbackReason.SIDECAR_FALLBACK);
+            body.set("{\"scores\":[1,2],\"pad\":\"" + "x".repeat(200_000) + "\"}");
+            assertFallback(s, FallbackReason.MALFORMED_RESPONSE); // announced over the response size bound
+            chunked.set(true);
+            assertFallback(s, FallbackReason.MALFORMED_RESPONSE); // streamed over the bound
+            chunked.set(false);
             body.set("{\"scores\":[1,2]}");
             delayMs.set(3000);
             assertFallback(s, FallbackReason.TIMEOUT);
