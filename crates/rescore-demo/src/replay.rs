@@ -45,6 +45,7 @@ pub fn request_for(query: &Query, timeout_ms: u64) -> RescoreRequest {
             text: Some(query.text.clone()),
             user_id: Some(user_id(query.user)),
             features: query.features.to_map(),
+            session_id: None,
         }),
         hits: query
             .candidates
@@ -56,6 +57,7 @@ pub fn request_for(query: &Query, timeout_ms: u64) -> RescoreRequest {
             })
             .collect(),
         timeout_ms: Some(timeout_ms),
+        context: Default::default(),
     }
 }
 

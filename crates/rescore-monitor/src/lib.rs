@@ -67,8 +67,8 @@ pub const LATENCY_BUCKETS: &[f64] = &[
 ];
 /// Rank correlation and overlap buckets: -1 to 1 by 0.1.
 pub const CORRELATION_BUCKETS: &[f64] = &[
-    -1.0, -0.9, -0.8, -0.7, -0.6, -0.5, -0.4, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5,
-    0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0,
+    -1.0, -0.9, -0.8, -0.7, -0.6, -0.5, -0.4, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6,
+    0.7, 0.8, 0.9, 0.95, 0.99, 1.0,
 ];
 /// Score buckets wide enough for both probabilities (0-1) and ranking margins (about -10..10).
 pub const SCORE_BUCKETS: &[f64] = &[
@@ -84,8 +84,14 @@ pub fn install_recorder() -> Result<PrometheusHandle, BuildError> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_duration_seconds".into()), LATENCY_BUCKETS)?
         .set_buckets_for_metric(Matcher::Full(REQUEST_HITS.into()), HITS_BUCKETS)?
-        .set_buckets_for_metric(Matcher::Full(SHADOW_KENDALL_TAU.into()), CORRELATION_BUCKETS)?
-        .set_buckets_for_metric(Matcher::Full(SHADOW_TOPK_OVERLAP.into()), CORRELATION_BUCKETS)?
+        .set_buckets_for_metric(
+            Matcher::Full(SHADOW_KENDALL_TAU.into()),
+            CORRELATION_BUCKETS,
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full(SHADOW_TOPK_OVERLAP.into()),
+            CORRELATION_BUCKETS,
+        )?
         .set_buckets_for_metric(Matcher::Full(SHADOW_SCORES.into()), SCORE_BUCKETS)?
         .install_recorder()?;
     describe();

@@ -28,8 +28,8 @@ pub use registry::{
     ModelEntry, Registry, ScoreError, MANIFEST_FILE, MODEL_FILE,
 };
 pub use routing::{
-    assign, bucket, Experiment, ModelRouting, OneOrMany, RoutingFile, Rule, SplitKey,
-    VariantDecl, LIVE_VARIANT,
+    assign, bucket, Experiment, ModelRouting, OneOrMany, RoutingFile, Rule, SplitKey, VariantDecl,
+    LIVE_VARIANT,
 };
 pub use shadow::{kendall_tau_b, top_k_overlap, ShadowConfig};
 pub use watch::{spawn_watcher, WatchError, Watcher};
@@ -97,7 +97,8 @@ pub struct ModelSources {
 impl ModelSources {
     /// `routing` defaults to `routing.toml` inside the models directory.
     pub fn new(models_dir: Option<PathBuf>, routing: Option<PathBuf>) -> Self {
-        let routing_path = routing.or_else(|| models_dir.as_ref().map(|d| d.join(DEFAULT_ROUTING_FILE)));
+        let routing_path =
+            routing.or_else(|| models_dir.as_ref().map(|d| d.join(DEFAULT_ROUTING_FILE)));
         ModelSources {
             models_dir,
             routing_path,
@@ -358,7 +359,8 @@ impl Rescorer {
         let trigger = mon::reload_trigger::ADMIN;
         let Some(path) = self.sources.routing_path.clone() else {
             return Err(AdminError::Invalid(
-                "no routing file: start the sidecar with --models (or --routing) to change routing".into(),
+                "no routing file: start the sidecar with --models (or --routing) to change routing"
+                    .into(),
             ));
         };
         let current = self
@@ -575,7 +577,11 @@ impl Rescorer {
     }
 
     /// The requested (or default) name, then its rules, then the target's A/B arm.
-    fn route(&self, loaded: Option<&Loaded>, request: &RescoreRequest) -> Result<Route, RescoreError> {
+    fn route(
+        &self,
+        loaded: Option<&Loaded>,
+        request: &RescoreRequest,
+    ) -> Result<Route, RescoreError> {
         let Some(loaded) = loaded else {
             // Still loading: names come from start-up discovery, every answer is a fallback.
             let name = self.requested_name(request, &self.names, self.default_model.as_deref())?;

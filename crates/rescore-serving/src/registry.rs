@@ -14,7 +14,7 @@ use rescore_model::{EnginePreference, Model};
 use rescore_monitor as mon;
 use serde::Deserialize;
 
-use crate::routing::{Experiment, Rule, RoutingFile};
+use crate::routing::{Experiment, RoutingFile, Rule};
 
 pub const MODEL_FILE: &str = "model.txt";
 pub const MANIFEST_FILE: &str = "manifest.toml";
@@ -368,7 +368,8 @@ impl Registry {
             }
             if let Some(n) = &live {
                 set_info(n, 1.0);
-                metrics::gauge!(mon::MODEL_LIVE_VERSION, "model" => name.clone()).set(n.version as f64);
+                metrics::gauge!(mon::MODEL_LIVE_VERSION, "model" => name.clone())
+                    .set(n.version as f64);
             }
             let mut entry = ModelEntry {
                 live,
@@ -381,10 +382,7 @@ impl Registry {
                 failed,
                 versions: Vec::new(),
             };
-            entry.versions = versions
-                .iter()
-                .map(|(v, _)| entry.status_of(*v))
-                .collect();
+            entry.versions = versions.iter().map(|(v, _)| entry.status_of(*v)).collect();
             models.insert(name.clone(), entry);
         }
         let mut unloaded = Vec::new();
@@ -440,9 +438,8 @@ impl Registry {
                     experiment: entry.experiment.as_ref().map(|e| ExperimentStatus {
                         salt: e.decl.salt.clone(),
                         key: e.decl.key.as_str().into(),
-                        live_share: (1.0
-                            - e.decl.variants.iter().map(|v| v.share).sum::<f64>())
-                        .max(0.0),
+                        live_share: (1.0 - e.decl.variants.iter().map(|v| v.share).sum::<f64>())
+                            .max(0.0),
                         variants: e
                             .decl
                             .variants
@@ -456,12 +453,20 @@ impl Registry {
                             })
                             .collect(),
                     }),
-                    shadow_versions: entry.shadows.iter().map(|s| s.version.to_string()).collect(),
+                    shadow_versions: entry
+                        .shadows
+                        .iter()
+                        .map(|s| s.version.to_string())
+                        .collect(),
                     rules: entry
                         .rules
                         .iter()
                         .map(|r| RuleStatus {
-                            when: r.when.iter().map(|(k, v)| (k.clone(), v.values())).collect(),
+                            when: r
+                                .when
+                                .iter()
+                                .map(|(k, v)| (k.clone(), v.values()))
+                                .collect(),
                             model: r.model.clone(),
                         })
                         .collect(),

@@ -155,7 +155,8 @@ impl RoutingFile {
             .and_then(|n| n.to_str())
             .ok_or_else(|| format!("routing file {}: not a file path", path.display()))?;
         let tmp = path.with_file_name(format!(".{name}.tmp"));
-        let header = "# Written by rescore-sidecar's admin API (docs/operations.md); edits are welcome.\n";
+        let header =
+            "# Written by rescore-sidecar's admin API (docs/operations.md); edits are welcome.\n";
         std::fs::write(&tmp, format!("{header}{text}"))
             .and_then(|()| std::fs::rename(&tmp, path))
             .map_err(|e| format!("cannot write the routing file {}: {e}", path.display()))
@@ -187,7 +188,9 @@ impl RoutingFile {
             };
             let mut check_version = |what: String, v: u64| {
                 if !versions.contains(&v) {
-                    errors.push(format!("{at}.{what}: version {v} is not under --models/{name}/"));
+                    errors.push(format!(
+                        "{at}.{what}: version {v} is not under --models/{name}/"
+                    ));
                 }
             };
             if let Some(live) = routing.live {
@@ -204,17 +207,23 @@ impl RoutingFile {
             }
             for (i, rule) in routing.rules.iter().enumerate() {
                 if rule.when.is_empty() {
-                    errors.push(format!("{at}.rules[{i}].when: needs at least one condition"));
+                    errors.push(format!(
+                        "{at}.rules[{i}].when: needs at least one condition"
+                    ));
                 }
                 if rule
                     .when
                     .values()
                     .any(|v| matches!(v, OneOrMany::Many(list) if list.is_empty()))
                 {
-                    errors.push(format!("{at}.rules[{i}].when: an empty list matches nothing"));
+                    errors.push(format!(
+                        "{at}.rules[{i}].when: an empty list matches nothing"
+                    ));
                 }
                 if rule.model == *name {
-                    errors.push(format!("{at}.rules[{i}].model: a rule cannot send `{name}` to itself"));
+                    errors.push(format!(
+                        "{at}.rules[{i}].model: a rule cannot send `{name}` to itself"
+                    ));
                 } else if versions_of(&rule.model).is_none() {
                     errors.push(format!(
                         "{at}.rules[{i}].model: `{}` is not among the models found under --models",
@@ -264,7 +273,10 @@ impl Experiment {
                 ));
             }
             if !names.insert(v.name.as_str()) {
-                errors.push(format!("{at}.variants[{i}].name: `{}` is used twice", v.name));
+                errors.push(format!(
+                    "{at}.variants[{i}].name: `{}` is used twice",
+                    v.name
+                ));
             }
             if !(v.share.is_finite() && v.share > 0.0 && v.share <= 1.0) {
                 errors.push(format!(
@@ -397,17 +409,20 @@ mod tests {
         assert!((0.0..1.0).contains(&pinned));
         assert_eq!(
             format!("{pinned:.12}"),
-            format!("{:.12}", (xxhash_rust::xxh3::xxh3_64(b"exp-2026-11\x1fuser-1") >> 11) as f64 / 9007199254740992.0)
+            format!(
+                "{:.12}",
+                (xxhash_rust::xxh3::xxh3_64(b"exp-2026-11\x1fuser-1") >> 11) as f64
+                    / 9007199254740992.0
+            )
         );
     }
 
     #[test]
     fn validation_names_each_problem() {
         let mut discovery = Discovery::default();
-        discovery.models.insert(
-            "m".into(),
-            vec![(1, "/x/m/1".into()), (2, "/x/m/2".into())],
-        );
+        discovery
+            .models
+            .insert("m".into(), vec![(1, "/x/m/1".into()), (2, "/x/m/2".into())]);
         let text = r#"
             default_model = "nope"
             [models.m]

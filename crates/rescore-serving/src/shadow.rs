@@ -323,8 +323,14 @@ mod tests {
 
     #[test]
     fn kendall_tau_b_known_values() {
-        assert_eq!(kendall_tau_b(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0]), Some(1.0));
-        assert_eq!(kendall_tau_b(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]), Some(-1.0));
+        assert_eq!(
+            kendall_tau_b(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0]),
+            Some(1.0)
+        );
+        assert_eq!(
+            kendall_tau_b(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]),
+            Some(-1.0)
+        );
         // One swapped pair out of three: (2 - 1) / 3.
         let tau = kendall_tau_b(&[1.0, 2.0, 3.0], &[2.0, 1.0, 3.0]).expect("defined");
         assert!((tau - 1.0 / 3.0).abs() < 1e-12);
@@ -339,8 +345,14 @@ mod tests {
     fn top_k_overlap_counts_common_hits() {
         let served = [5.0, 4.0, 3.0, 2.0, 1.0];
         assert_eq!(top_k_overlap(&served, &served, 2), Some(1.0));
-        assert_eq!(top_k_overlap(&served, &[1.0, 2.0, 3.0, 4.0, 5.0], 2), Some(0.0));
-        assert_eq!(top_k_overlap(&served, &[5.0, 1.0, 4.0, 0.0, 0.0], 2), Some(0.5));
+        assert_eq!(
+            top_k_overlap(&served, &[1.0, 2.0, 3.0, 4.0, 5.0], 2),
+            Some(0.0)
+        );
+        assert_eq!(
+            top_k_overlap(&served, &[5.0, 1.0, 4.0, 0.0, 0.0], 2),
+            Some(0.5)
+        );
         assert_eq!(top_k_overlap(&served, &served, 10), Some(1.0));
         assert_eq!(top_k_overlap(&[], &[], 10), None);
     }

@@ -60,10 +60,12 @@ pub fn spawn_watcher(rescorer: Arc<Rescorer>) -> Result<Option<Watcher>, WatchEr
             }
         }
     };
-    let mut debouncer = new_debouncer(Duration::from_millis(config.debounce_ms), handler)
-        .map_err(|source| WatchError {
-            path: String::new(),
-            source,
+    let mut debouncer =
+        new_debouncer(Duration::from_millis(config.debounce_ms), handler).map_err(|source| {
+            WatchError {
+                path: String::new(),
+                source,
+            }
         })?;
     let watch = |debouncer: &mut Debouncer<RecommendedWatcher>, path: &Path, mode| {
         debouncer

@@ -139,7 +139,8 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
-        if self.admin_token.is_some() && self.admin_listen == self.listen {
+        if self.admin_token.is_some() && self.admin_listen == self.listen && self.listen.port() != 0
+        {
             anyhow::bail!("admin_listen must differ from listen ({})", self.listen);
         }
         if let Some(routing) = &self.routing {
@@ -172,7 +173,9 @@ fn admin_token(file: Option<&Path>, listen_configured: bool) -> anyhow::Result<O
         .filter(|t| !t.is_empty());
     let token = match (from_env, file) {
         (Some(_), Some(_)) => {
-            anyhow::bail!("set the admin token by RESCORE_ADMIN_TOKEN or by admin_token_file, not both")
+            anyhow::bail!(
+                "set the admin token by RESCORE_ADMIN_TOKEN or by admin_token_file, not both"
+            )
         }
         (Some(t), None) => Some(t),
         (None, Some(path)) => Some(

@@ -73,7 +73,9 @@ async fn serve(config: Config, discovery: Discovery, rescorer: Rescorer) -> anyh
         Some(token) => {
             let admin_listener = tokio::net::TcpListener::bind(config.admin_listen)
                 .await
-                .map_err(|e| anyhow::anyhow!("cannot listen on {} (admin): {e}", config.admin_listen))?;
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot listen on {} (admin): {e}", config.admin_listen)
+                })?;
             let addr = admin_listener.local_addr()?;
             if !addr.ip().is_loopback() {
                 tracing::warn!(%addr, "the admin API listens beyond loopback");
@@ -98,26 +100,28 @@ async fn serve(config: Config, discovery: Discovery, rescorer: Rescorer) -> anyh
         let rescorer = rescorer.clone();
         let items_path = config.items.clone();
         let capacity = config.serving.item_cache_capacity;
-        tokio::task::spawn_blocking(move || -> anyhow::Result<Option<rescore_serving::Watcher>> {
-            let items = match items_path {
-                Some(path) => {
-                    let file = std::fs::File::open(&path)
-                        .map_err(|e| anyhow::anyhow!("--items {}: {e}", path.display()))?;
-                    let store = EmbeddedStore::from_jsonl(std::io::BufReader::new(file))
-                        .map_err(|e| anyhow::anyhow!("--items {}: {e}", path.display()))?;
-                    tracing::info!(items = store.len(), path = %path.display(), "item store loaded");
-                    Some(Arc::new(CachedItems::new(
-                        Arc::new(store) as Arc<dyn ItemStore>,
-                        capacity,
-                    )))
-                }
-                None => None,
-            };
-            rescorer.load_initial(&discovery, items);
-            tracing::info!("ready");
-            // Watch only once loaded: changes before that are read by start-up loading.
-            Ok(rescore_serving::spawn_watcher(rescorer)?)
-        })
+        tokio::task::spawn_blocking(
+            move || -> anyhow::Result<Option<rescore_serving::Watcher>> {
+                let items = match items_path {
+                    Some(path) => {
+                        let file = std::fs::File::open(&path)
+                            .map_err(|e| anyhow::anyhow!("--items {}: {e}", path.display()))?;
+                        let store = EmbeddedStore::from_jsonl(std::io::BufReader::new(file))
+                            .map_err(|e| anyhow::anyhow!("--items {}: {e}", path.display()))?;
+                        tracing::info!(items = store.len(), path = %path.display(), "item store loaded");
+                        Some(Arc::new(CachedItems::new(
+                            Arc::new(store) as Arc<dyn ItemStore>,
+                            capacity,
+                        )))
+                    }
+                    None => None,
+                };
+                rescorer.load_initial(&discovery, items);
+                tracing::info!("ready");
+                // Watch only once loaded: changes before that are read by start-up loading.
+                Ok(rescore_serving::spawn_watcher(rescorer)?)
+            },
+        )
     };
     let mut watcher = None;
 

@@ -72,8 +72,21 @@ impl Drop for TempDir {
 pub struct Sidecar {
     child: Child,
     pub base: String,
+    /// The admin API's base URL, when the sidecar serves it.
+    pub admin_base: Option<String>,
     pub log: mpsc::Receiver<String>,
 }
+
+const RESCORE_VARS: &[&str] = &[
+    "RESCORE_CONFIG",
+    "RESCORE_LISTEN",
+    "RESCORE_MODELS",
+    "RESCORE_ITEMS",
+    "RESCORE_ROUTING",
+    "RESCORE_ADMIN_LISTEN",
+    "RESCORE_ADMIN_TOKEN",
+    "RESCORE_ADMIN_TOKEN_FILE",
+];
 
 impl Sidecar {
     pub fn start(args: &[&str]) -> Self {
@@ -82,12 +95,10 @@ impl Sidecar {
 
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rescore-sidecar"));
-        cmd.args(args)
-            .env_remove("RESCORE_CONFIG")
-            .env_remove("RESCORE_LISTEN")
-            .env_remove("RESCORE_MODELS")
-            .env_remove("RESCORE_ITEMS")
-            .env("RUST_LOG", "info");
+        cmd.args(args).env("RUST_LOG", "info");
+        for var in RESCORE_VARS {
+            cmd.env_remove(var);
+        }
         if !args.contains(&"--listen") && !env.iter().any(|(k, _)| *k == "RESCORE_LISTEN") {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }
@@ -110,17 +121,27 @@ impl Sidecar {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(60);
+        let field = |line: &str, key: &str| {
+            line.split(key)
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(str::to_string)
+        };
+        let mut admin_base = None;
         let addr = loop {
             let line = rx
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
                 .expect("sidecar printed no `listening` line");
-            if let Some(rest) = line.split("listen=").nth(1) {
-                break rest.split_whitespace().next().expect("address").to_string();
+            if line.contains("admin API listening") {
+                admin_base = field(&line, " admin_listen=").map(|a| format!("http://{a}"));
+            } else if line.contains("rescore-sidecar listening") {
+                break field(&line, " listen=").expect("address");
             }
         };
         let sidecar = Sidecar {
             child,
             base: format!("http://{addr}"),
+            admin_base,
             log: rx,
         };
         sidecar.wait_ready();
@@ -159,6 +180,64 @@ impl Sidecar {
         let json = serde_json::from_str(&text)
             .unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {text:.200}"));
         (status, json)
+    }
+
+    /// An admin call with a bearer token (`None`: without the header).
+    pub fn admin(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let base = self.admin_base.as_ref().expect("the admin API is served");
+        let mut req = ureq::request(method, &format!("{base}{path}"))
+            .timeout(Duration::from_secs(120))
+            .set("content-type", "application/json");
+        if let Some(token) = token {
+            req = req.set("authorization", &format!("Bearer {token}"));
+        }
+        let result = match body {
+            Some(b) => req.send_string(b),
+            None => req.call(),
+        };
+        let (status, text) = into_pair(result).expect("transport");
+        let json = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {text:.200}"));
+        (status, json)
+    }
+
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        serde_json::from_str(&self.get_text(path)).expect("JSON")
+    }
+
+    /// Polls `/v1/models` until `pred` holds (reloads are asynchronous).
+    pub fn wait_models(
+        &self,
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let models = self.get_json("/v1/models");
+            if pred(&models) {
+                return models;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {models}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends a signal by name (`HUP`, `TERM`).
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(ok.success());
     }
 
     pub fn pid(&self) -> u32 {
@@ -207,11 +286,10 @@ fn into_pair(r: Result<ureq::Response, ureq::Error>) -> Result<(u16, String), Bo
 /// Runs the binary to completion (for configuration errors and --help).
 pub fn run_to_end(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rescore-sidecar"));
-    cmd.args(args)
-        .env_remove("RESCORE_CONFIG")
-        .env_remove("RESCORE_LISTEN")
-        .env_remove("RESCORE_MODELS")
-        .env_remove("RESCORE_ITEMS");
+    cmd.args(args);
+    for var in RESCORE_VARS {
+        cmd.env_remove(var);
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
