@@ -14,5 +14,7 @@ cargo test --release --workspace
 echo "== demo replay through the sidecar's HTTP API"
 cargo build --release --bin rescore-sidecar --bin rescore-demo
 scripts/demo-replay.sh
+echo "== model rollout walkthrough of docs/operations.md (shadow, canary, promote, rollback)"
+scripts/rollout-walkthrough.sh
 echo "== search-engine bridge: mvn verify in es-plugin-bridge (real Elasticsearch and OpenSearch nodes)"
 scripts/test-bridge.sh

@@ -11,7 +11,7 @@ use lightgbm3::Booster;
 use rescore_api::{Hit, QueryContext, RescoreRequest, RescoreResponse};
 
 use crate::metrics::{mean_ndcg, order_by_scores, percentile};
-use crate::train::{predict, MODEL_NAME, MODEL_VERSION};
+use crate::train::{predict, MODEL_NAME};
 use crate::world::{item_id, user_id, Query, World};
 
 #[derive(Debug, clap::Args)]
@@ -76,6 +76,7 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
         .timeout(Duration::from_millis(args.timeout_ms + 5_000))
         .build();
     let mut answered: Vec<(&Query, Vec<f64>)> = Vec::new();
+    let mut versions: Vec<Option<String>> = Vec::new();
     let mut latencies_ms = Vec::new();
     let mut took_us = Vec::new();
     let mut failures = 0usize;
@@ -119,6 +120,12 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
         );
         *served_by.entry(who).or_default() += 1;
         took_us.push(response.took_us as f64);
+        versions.push(
+            response
+                .version
+                .clone()
+                .filter(|_| response.fallback.is_none()),
+        );
         answered.push((query, response.scores));
     }
 
@@ -174,7 +181,7 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
         percentile(&took_us, 50.0),
         percentile(&took_us, 99.0)
     );
-    compare_with_local_model(args, &world, &answered)?;
+    compare_with_local_model(args, &world, &answered, &versions)?;
 
     let mut problems = Vec::new();
     if failures > 0 {
@@ -196,39 +203,50 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// If the model file is at hand, scores the same hits locally and reports how far the sidecar's
-/// scores are from it. A large difference means the sidecar resolved some feature differently
-/// from training (or serves another model).
+/// If the model files are at hand, scores the same hits locally with the version that answered
+/// each query and reports how far the sidecar's scores are from it. A large difference means
+/// the sidecar resolved some feature differently from training (or serves another model).
 fn compare_with_local_model(
     args: &ReplayArgs,
     world: &World,
     answered: &[(&Query, Vec<f64>)],
+    versions: &[Option<String>],
 ) -> Result<()> {
-    let path = args
-        .models_dir
-        .join(MODEL_NAME)
-        .join(MODEL_VERSION)
-        .join("model.txt");
-    if !path.is_file() || answered.is_empty() {
-        return Ok(());
-    }
-    let path_str = path.to_str().context("model path is not UTF-8")?;
-    let booster = Booster::from_file(path_str).context("loading the local model")?;
-    let local = predict(&booster, world, answered.iter().map(|(q, _)| *q))?;
-    let mut max_diff = 0.0f64;
-    let mut reordered = 0usize;
-    for ((_, remote), local) in answered.iter().zip(&local) {
-        for (r, l) in remote.iter().zip(local) {
-            max_diff = max_diff.max((r - l).abs());
-        }
-        if order_by_scores(remote) != order_by_scores(local) {
-            reordered += 1;
+    let mut by_version: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, v) in versions.iter().enumerate() {
+        if let Some(v) = v {
+            by_version.entry(v.as_str()).or_default().push(i);
         }
     }
-    println!(
-        "vs local {}: max |score diff| {max_diff:.3e}, {reordered} queries ordered differently",
-        path.display()
-    );
+    for (version, indices) in by_version {
+        let path = args
+            .models_dir
+            .join(MODEL_NAME)
+            .join(version)
+            .join("model.txt");
+        if !path.is_file() {
+            continue;
+        }
+        let path_str = path.to_str().context("model path is not UTF-8")?;
+        let booster = Booster::from_file(path_str).context("loading the local model")?;
+        let local = predict(&booster, world, indices.iter().map(|&i| answered[i].0))?;
+        let mut max_diff = 0.0f64;
+        let mut reordered = 0usize;
+        for (&i, local) in indices.iter().zip(&local) {
+            let remote = &answered[i].1;
+            for (r, l) in remote.iter().zip(local) {
+                max_diff = max_diff.max((r - l).abs());
+            }
+            if order_by_scores(remote) != order_by_scores(local) {
+                reordered += 1;
+            }
+        }
+        println!(
+            "vs local {} ({} queries): max |score diff| {max_diff:.3e}, {reordered} queries ordered differently",
+            path.display(),
+            indices.len()
+        );
+    }
     Ok(())
 }
 

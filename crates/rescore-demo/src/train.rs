@@ -17,7 +17,6 @@ use crate::metrics::mean_ndcg;
 use crate::world::{item_id, Query, QueryKind, World, CANDIDATES, CLASSIFIER_ACCURACY};
 
 pub const MODEL_NAME: &str = "marketplace";
-pub const MODEL_VERSION: &str = "1";
 const NUM_TREES: u32 = 250;
 
 #[derive(Debug, clap::Args)]
@@ -25,9 +24,15 @@ pub struct BuildArgs {
     /// Seed of the synthetic world (and of LightGBM).
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Models root: the model goes to <models-dir>/marketplace/1/.
+    /// Models root: the model goes to <models-dir>/marketplace/<version>/.
     #[arg(long, default_value = "models")]
     models_dir: PathBuf,
+    /// Version directory to write (docs/operations.md builds a version 2 to roll out).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    version: u64,
+    /// Boosting rounds (trees) of the LambdaRank model.
+    #[arg(long, default_value_t = NUM_TREES, value_parser = clap::value_parser!(u32).range(1..=5000))]
+    trees: u32,
     /// Item snapshot for the sidecar's item store (JSON Lines).
     #[arg(long, default_value = "demo/items.jsonl")]
     items_out: PathBuf,
@@ -58,8 +63,11 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         args.items_out.display()
     );
 
-    let booster = train_model(&world, &train, args.seed)?;
-    let model_dir = args.models_dir.join(MODEL_NAME).join(MODEL_VERSION);
+    let booster = train_model(&world, &train, args.seed, args.trees)?;
+    let model_dir = args
+        .models_dir
+        .join(MODEL_NAME)
+        .join(args.version.to_string());
     fs::create_dir_all(&model_dir).with_context(|| format!("creating {}", model_dir.display()))?;
     let model_path = model_dir.join("model.txt");
     booster
@@ -156,7 +164,7 @@ fn libsvm_line(label: u8, row: &[f64]) -> String {
 
 /// Writes the training set as libsvm plus the `.query` group file LightGBM picks up by name
 /// (lightgbm3 has no group setter), loads it, and trains.
-fn train_model(world: &World, train: &[&Query], seed: u64) -> Result<Booster> {
+fn train_model(world: &World, train: &[&Query], seed: u64, trees: u32) -> Result<Booster> {
     let dir = TempDir::new("train")?;
     let data_path = dir.0.join("train.libsvm");
     let mut data = BufWriter::new(fs::File::create(&data_path).context("creating train file")?);
@@ -188,7 +196,7 @@ fn train_model(world: &World, train: &[&Query], seed: u64) -> Result<Booster> {
         .context("setting feature names")?;
     let params = json!({
         "objective": "lambdarank",
-        "num_iterations": NUM_TREES,
+        "num_iterations": trees,
         "num_leaves": 31,
         "learning_rate": 0.05,
         "min_data_in_leaf": 20,
@@ -200,7 +208,7 @@ fn train_model(world: &World, train: &[&Query], seed: u64) -> Result<Booster> {
         "verbose": -1,
     });
     println!(
-        "training LambdaRank: {} queries, {n_rows} rows, {NUM_TREES} trees",
+        "training LambdaRank: {} queries, {n_rows} rows, {trees} trees",
         train.len()
     );
     Booster::train(dataset, &params).context("training")

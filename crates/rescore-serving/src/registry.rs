@@ -46,6 +46,13 @@ impl Discovery {
         for entry in std::fs::read_dir(dir).map_err(io)? {
             let entry = entry.map_err(io)?;
             let path = entry.path();
+            let file_name = entry.file_name();
+            // The routing file and hidden entries (uploads in progress) are not models.
+            if file_name == crate::DEFAULT_ROUTING_FILE
+                || file_name.to_str().is_some_and(|n| n.starts_with('.'))
+            {
+                continue;
+            }
             // `metadata` follows symbolic links, `entry.file_type` would not.
             if !std::fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
                 tracing::warn!(path = %path.display(), "skipping: not a model directory");
@@ -61,7 +68,11 @@ impl Discovery {
             };
             let mut versions = Vec::new();
             for v in std::fs::read_dir(&path).map_err(io)? {
-                let vpath = v.map_err(io)?.path();
+                let v = v.map_err(io)?;
+                if v.file_name().to_str().is_some_and(|n| n.starts_with('.')) {
+                    continue;
+                }
+                let vpath = v.path();
                 if !std::fs::metadata(&vpath).is_ok_and(|m| m.is_dir()) {
                     continue;
                 }

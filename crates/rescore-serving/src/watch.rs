@@ -1,13 +1,14 @@
 //! File-system triggered reloads: changes under `--models` and to the routing file are
-//! debounced (an upload writes several files), then one reload runs on the watcher's thread,
-//! off the request path.
+//! gathered until the directory is quiet for `debounce_ms` (an upload writes several files),
+//! then one reload runs on the watcher's own thread, off the request path. Reads (including
+//! the reload's own directory scans) are not changes.
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
-use notify_debouncer_mini::{new_debouncer, DebounceEventResult, Debouncer};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use rescore_monitor as mon;
 
 use crate::Rescorer;
@@ -16,11 +17,11 @@ use crate::Rescorer;
 #[error("cannot watch {path}: {source}")]
 pub struct WatchError {
     path: String,
-    source: notify_debouncer_mini::notify::Error,
+    source: notify::Error,
 }
 
-/// Keeps the watch alive while held.
-pub struct Watcher(#[allow(dead_code)] Debouncer<RecommendedWatcher>);
+/// Keeps the watch alive while held; dropping it stops the watch and its thread.
+pub struct Watcher(#[allow(dead_code)] RecommendedWatcher);
 
 impl std::fmt::Debug for Watcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -33,51 +34,41 @@ impl std::fmt::Debug for Watcher {
 pub fn spawn_watcher(rescorer: Arc<Rescorer>) -> Result<Option<Watcher>, WatchError> {
     let config = rescorer.config().reload.clone();
     let sources = rescorer.sources().clone();
-    if !config.watch || sources.models_dir.is_none() {
+    let Some(models_dir) = sources.models_dir.clone() else {
+        return Ok(None);
+    };
+    if !config.watch {
         return Ok(None);
     }
     let routing = sources.routing_path.clone();
-    let models_dir = sources.models_dir.clone();
-    let handler = move |result: DebounceEventResult| {
-        let events = match result {
-            Ok(events) => events,
-            Err(error) => {
-                tracing::warn!(%error, "file watch error");
-                return;
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let relevant_dir = models_dir.clone();
+    let mut watcher =
+        notify::recommended_watcher(move |result: notify::Result<Event>| match result {
+            Ok(event) if is_change(&event.kind) => {
+                let relevant = event.paths.iter().any(|p| {
+                    routing.as_deref() == Some(p.as_path())
+                        || p.strip_prefix(&relevant_dir)
+                            .is_ok_and(|rel| !is_hidden(rel))
+                });
+                if relevant {
+                    let _ = tx.send(());
+                }
             }
-        };
-        let relevant = events.iter().any(|e| {
-            routing.as_deref() == Some(e.path.as_path())
-                || models_dir
-                    .as_deref()
-                    .and_then(|d| e.path.strip_prefix(d).ok())
-                    .is_some_and(|rel| !is_hidden(rel))
-        });
-        if relevant {
-            let report = rescorer.reload(mon::reload_trigger::WATCH);
-            if report.result != mon::reload_result::SUCCESS {
-                tracing::warn!(errors = ?report.errors, "reload after a file change did not fully apply");
-            }
-        }
-    };
-    let mut debouncer =
-        new_debouncer(Duration::from_millis(config.debounce_ms), handler).map_err(|source| {
-            WatchError {
-                path: String::new(),
-                source,
-            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "file watch error"),
+        })
+        .map_err(|source| WatchError {
+            path: models_dir.display().to_string(),
+            source,
         })?;
-    let watch = |debouncer: &mut Debouncer<RecommendedWatcher>, path: &Path, mode| {
-        debouncer
-            .watcher()
-            .watch(path, mode)
-            .map_err(|source| WatchError {
-                path: path.display().to_string(),
-                source,
-            })
+    let mut watch = |path: &Path, mode| {
+        watcher.watch(path, mode).map_err(|source| WatchError {
+            path: path.display().to_string(),
+            source,
+        })
     };
-    let models_dir = sources.models_dir.clone().unwrap_or_default();
-    watch(&mut debouncer, &models_dir, RecursiveMode::Recursive)?;
+    watch(&models_dir, RecursiveMode::Recursive)?;
     if let Some(routing) = &sources.routing_path {
         // Inside the models directory it is already watched; elsewhere watch its directory
         // (editors and the admin API replace the file, which a watch on the file would miss).
@@ -86,10 +77,41 @@ pub fn spawn_watcher(rescorer: Arc<Rescorer>) -> Result<Option<Watcher>, WatchEr
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-            watch(&mut debouncer, &parent, RecursiveMode::NonRecursive)?;
+            watch(&parent, RecursiveMode::NonRecursive)?;
         }
     }
-    Ok(Some(Watcher(debouncer)))
+    let debounce = Duration::from_millis(config.debounce_ms);
+    std::thread::Builder::new()
+        .name("reload-watch".into())
+        .spawn(move || {
+            // Ends when the watcher (the only sender) is dropped.
+            while rx.recv().is_ok() {
+                loop {
+                    match rx.recv_timeout(debounce) {
+                        Ok(()) => continue,
+                        Err(RecvTimeoutError::Timeout) => break,
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+                let report = rescorer.reload(mon::reload_trigger::WATCH);
+                if report.result != mon::reload_result::SUCCESS {
+                    tracing::warn!(errors = ?report.errors, "reload after a file change did not fully apply");
+                }
+            }
+        })
+        .map_err(|e| WatchError {
+            path: models_dir.display().to_string(),
+            source: notify::Error::io(e),
+        })?;
+    Ok(Some(Watcher(watcher)))
+}
+
+/// Creations, writes, renames, removals and metadata changes; not opens, reads or closes.
+fn is_change(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) | EventKind::Any
+    )
 }
 
 /// Temporary files (`.routing.toml.tmp`, `.upload-3/`) do not trigger reloads (`path` is
