@@ -65,6 +65,7 @@ pub struct Rescorer {
     default_model: Option<String>,
     loaded: ArcSwapOption<Loaded>,
     slots: Arc<Semaphore>,
+    monitor: Arc<rescore_monitor::Monitor>,
 }
 
 impl std::fmt::Debug for Rescorer {
@@ -105,7 +106,19 @@ impl Rescorer {
             default_model,
             loaded: ArcSwapOption::empty(),
             slots,
+            monitor: rescore_monitor::Monitor::disabled(),
         })
+    }
+
+    /// Drift monitoring and feature logging for the versions loaded with
+    /// [`Registry::load_monitored`] and this monitor; `/v1/drift` reads it.
+    pub fn with_monitor(mut self, monitor: Arc<rescore_monitor::Monitor>) -> Self {
+        self.monitor = monitor;
+        self
+    }
+
+    pub fn monitor(&self) -> &Arc<rescore_monitor::Monitor> {
+        &self.monitor
     }
 
     /// Installs what start-up loading produced; from now on the sidecar is ready.
@@ -197,6 +210,16 @@ impl Rescorer {
                 self.config.max_hits
             )));
         }
+        if request
+            .request_id
+            .as_ref()
+            .is_some_and(|id| id.len() > rescore_api::MAX_REQUEST_ID_LEN)
+        {
+            return Err(RescoreError::InvalidRequest(format!(
+                "request_id: at most {} bytes",
+                rescore_api::MAX_REQUEST_ID_LEN
+            )));
+        }
         if let Some(i) = request.hits.iter().position(|h| !h.score.is_finite()) {
             return Err(RescoreError::InvalidRequest(format!(
                 "hits[{i}].score: must be a finite number"
@@ -244,7 +267,7 @@ impl Rescorer {
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let _in_flight = InFlight::enter();
-            live.score(&request, items.as_deref(), deadline)
+            live.score(&request, items.as_deref(), deadline, LIVE_VARIANT)
         });
         let outcome = tokio::time::timeout_at(deadline_tokio, task).await;
         match outcome {

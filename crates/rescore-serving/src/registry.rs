@@ -107,6 +107,8 @@ pub struct LoadedVersion {
     pub description: Option<String>,
     pub(crate) missing_counters: Vec<metrics::Counter>,
     pub(crate) scoring_duration: metrics::Histogram,
+    /// Drift sketches and feature logging of this version (rescore-monitor), if any.
+    pub monitor: Option<Arc<rescore_monitor::VersionMonitor>>,
 }
 
 impl std::fmt::Debug for LoadedVersion {
@@ -149,6 +151,7 @@ impl LoadedVersion {
             description: manifest.description,
             missing_counters,
             scoring_duration,
+            monitor: None,
         })
     }
 
@@ -158,6 +161,7 @@ impl LoadedVersion {
         request: &rescore_api::RescoreRequest,
         items: Option<&rescore_features::CachedItems>,
         deadline: std::time::Instant,
+        variant: &str,
     ) -> Result<Vec<f64>, ScoreError> {
         let started = std::time::Instant::now();
         let assembled = self.spec.assemble(request, items);
@@ -189,6 +193,12 @@ impl LoadedVersion {
         }
         self.scoring_duration
             .record(started.elapsed().as_secs_f64());
+        // Monitoring sees what was served: not the scores of a request already answered late.
+        if let Some(monitor) = &self.monitor {
+            if std::time::Instant::now() < deadline {
+                monitor.observe(request, variant, &assembled.rows, &scores);
+            }
+        }
         Ok(scores)
     }
 }
@@ -222,6 +232,15 @@ impl Registry {
     /// (and counted) and the next lower one is tried, so a broken upload never takes a model
     /// down while an older version works.
     pub fn load(discovery: &Discovery, config: &crate::ServingConfig) -> Self {
+        Self::load_monitored(discovery, config, &rescore_monitor::Monitor::disabled())
+    }
+
+    /// [`Registry::load`], with each loaded version's monitoring set up by `monitor`.
+    pub fn load_monitored(
+        discovery: &Discovery,
+        config: &crate::ServingConfig,
+        monitor: &rescore_monitor::Monitor,
+    ) -> Self {
         let mut models = BTreeMap::new();
         for (name, versions) in &discovery.models {
             let mut live = None;
@@ -233,7 +252,11 @@ impl Registry {
                 }
                 // A panic while loading (e.g. inside a dependency) fails this version only.
                 let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    LoadedVersion::load(name, *version, dir, config.engine_for(name))
+                    let mut loaded =
+                        LoadedVersion::load(name, *version, dir, config.engine_for(name))?;
+                    loaded.monitor =
+                        monitor.attach(name, *version, dir, loaded.model.feature_names())?;
+                    Ok(loaded)
                 }))
                 .unwrap_or_else(|_| Err("panicked while loading".to_string()));
                 match attempt {

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
+use rescore_monitor::MonitorConfig;
 use rescore_serving::ServingConfig;
 use serde::Deserialize;
 
@@ -21,7 +22,10 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9209";
     about = "Rescores search hits with LightGBM models over HTTP (docs/api.md)."
 )]
 pub struct Cli {
-    /// TOML config file (keys: listen, models, items, [server], [serving]).
+    /// Other jobs than serving; without one the binary serves.
+    #[command(subcommand)]
+    pub command: Option<crate::jobs::Job>,
+    /// TOML config file (keys: listen, models, items, [server], [serving], [monitoring]).
     #[arg(long, env = "RESCORE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address to serve on [default: 127.0.0.1:9209, loopback only].
@@ -46,6 +50,8 @@ pub struct FileConfig {
     pub server: ServerConfig,
     #[serde(default)]
     pub serving: ServingConfig,
+    #[serde(default)]
+    pub monitoring: MonitorConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -74,6 +80,7 @@ pub struct Config {
     pub items: Option<PathBuf>,
     pub server: ServerConfig,
     pub serving: ServingConfig,
+    pub monitoring: MonitorConfig,
 }
 
 impl Config {
@@ -87,6 +94,7 @@ impl Config {
                 let base = path.parent().unwrap_or(Path::new("."));
                 file.models = file.models.map(|p| base.join(p));
                 file.items = file.items.map(|p| base.join(p));
+                file.monitoring.rebase(base);
                 file
             }
             None => FileConfig::default(),
@@ -101,6 +109,7 @@ impl Config {
             items: cli.items.or(file.items),
             server: file.server,
             serving: file.serving,
+            monitoring: file.monitoring,
         };
         config.validate()?;
         Ok(config)
@@ -120,6 +129,15 @@ impl Config {
         if self.server.body_limit_bytes < 1024 {
             anyhow::bail!("server.body_limit_bytes must be at least 1024");
         }
-        self.serving.validate().map_err(anyhow::Error::msg)
+        self.serving.validate().map_err(anyhow::Error::msg)?;
+        self.monitoring.validate().map_err(anyhow::Error::msg)?;
+        if let Some(dir) = self.monitoring.feature_log.dir.as_ref() {
+            if self.monitoring.feature_log.enabled {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    anyhow::anyhow!("monitoring.feature_log.dir {}: {e}", dir.display())
+                })?;
+            }
+        }
+        Ok(())
     }
 }
