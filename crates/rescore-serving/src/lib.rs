@@ -179,7 +179,7 @@ impl Rescorer {
             if let Some(reason) = resp.fallback {
                 metrics::counter!(mon::FALLBACKS, "reason" => reason.as_str()).increment(1);
             }
-            metrics::histogram!(mon::REQUEST_DURATION, "model" => model.clone())
+            metrics::histogram!(mon::REQUEST_DURATION, "model" => model.clone(), "variant" => variant.clone())
                 .record(started.elapsed().as_secs_f64());
         }
         metrics::counter!(mon::REQUESTS, "model" => model, "variant" => variant, "outcome" => outcome)
