@@ -60,7 +60,8 @@ pub struct PendingRecord {
 }
 
 impl PendingRecord {
-    fn into_record(self) -> LogRecord {
+    /// The line as written (public for the overhead benchmark).
+    pub fn into_record(self) -> LogRecord {
         let width = self.feature_names.len();
         let hits = self
             .hit_ids
