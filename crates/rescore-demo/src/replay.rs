@@ -56,6 +56,7 @@ pub fn request_for(query: &Query, timeout_ms: u64) -> RescoreRequest {
             })
             .collect(),
         timeout_ms: Some(timeout_ms),
+        request_id: None,
     }
 }
 

@@ -69,8 +69,8 @@ fn demo_rows(n: usize) -> Vec<f64> {
 
 fn bench(c: &mut Criterion) {
     let mut cases: Vec<(String, String, Vec<f64>)> = Vec::new();
-    let demo = std::fs::read_to_string(repo().join("models/marketplace/1/model.txt"))
-        .expect("demo model");
+    let demo =
+        std::fs::read_to_string(repo().join("models/marketplace/1/model.txt")).expect("demo model");
     cases.push(("demo-10f-250x31".into(), demo, demo_rows(HITS)));
     for shape in ["100x31", "500x63"] {
         let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))

@@ -40,7 +40,7 @@ impl Default for DriftConfig {
             enabled: true,
             window_secs: 3600,
             buckets: 12,
-            row_sample_rate: 0.0625,
+            row_sample_rate: 0.03125,
             min_rows: 500,
             feature_psi_threshold: 0.2,
             score_psi_threshold: 0.2,
@@ -102,9 +102,7 @@ impl MonitorConfig {
             ("score_psi_threshold", d.score_psi_threshold),
         ] {
             if !(v.is_finite() && v > 0.0) {
-                return Err(format!(
-                    "monitoring.drift.{key} must be a positive number"
-                ));
+                return Err(format!("monitoring.drift.{key} must be a positive number"));
             }
         }
         if d.refresh_secs == 0 {
@@ -159,14 +157,20 @@ mod tests {
         MonitorConfig::default().validate().expect("defaults");
         let mut c = MonitorConfig::default();
         c.drift.row_sample_rate = 0.0;
-        assert!(c.validate().unwrap_err().contains("row_sample_rate"));
+        assert!(c
+            .validate()
+            .expect_err("must fail")
+            .contains("row_sample_rate"));
         let mut c = MonitorConfig::default();
         c.feature_log.enabled = true;
-        assert!(c.validate().unwrap_err().contains("feature_log.dir"));
+        assert!(c
+            .validate()
+            .expect_err("must fail")
+            .contains("feature_log.dir"));
         let mut c = MonitorConfig::default();
         c.feature_log.sample_rate = 1.5;
-        assert!(c.validate().unwrap_err().contains("sample_rate"));
-        assert_eq!(DriftConfig::default().row_stride(), 16);
+        assert!(c.validate().expect_err("must fail").contains("sample_rate"));
+        assert_eq!(DriftConfig::default().row_stride(), 32);
         assert_eq!(DriftConfig::default().bucket_secs(), 300);
     }
 

@@ -169,8 +169,11 @@ fn read_csv(
                 })?;
             }
         }
-        rows.labels
-            .push(label_at.and_then(|l| parse_value(cells[l])).unwrap_or(f64::NAN));
+        rows.labels.push(
+            label_at
+                .and_then(|l| parse_value(cells[l]))
+                .unwrap_or(f64::NAN),
+        );
     }
     Ok(rows)
 }
@@ -204,14 +207,14 @@ mod tests {
         assert!(rows.values[4].is_nan());
         assert_eq!(rows.values[5], -1e-3);
         let err = read_rows("1 3:1\n".as_bytes(), DataFormat::Libsvm, &names(3), "label")
-            .unwrap_err()
+            .expect_err("must fail")
             .to_string();
         assert_eq!(
             err,
             "line 1: feature index 3, but the model has 3 features (indices 0..2)"
         );
         let err = read_rows("1 0=1\n".as_bytes(), DataFormat::Libsvm, &names(3), "label")
-            .unwrap_err()
+            .expect_err("must fail")
             .to_string();
         assert!(err.contains("not index:value"), "{err}");
     }
@@ -226,7 +229,7 @@ mod tests {
         assert_eq!(rows.values[3], 4.0);
         assert!(rows.values[5].is_nan());
         let err = read_rows("f0\nabc\n".as_bytes(), DataFormat::Csv, &names(1), "label")
-            .unwrap_err()
+            .expect_err("must fail")
             .to_string();
         assert!(err.contains("line 2") && err.contains("`abc`"), "{err}");
     }

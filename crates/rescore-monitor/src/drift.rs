@@ -39,8 +39,14 @@ impl Column {
 #[derive(Debug, Clone)]
 enum Binner {
     /// `lo > hi` when the reference had no value: then every value is out of range.
-    Numeric { edges: Box<[f64]>, lo: f64, hi: f64 },
-    Categorical { categories: Box<[f64]> },
+    Numeric {
+        edges: Box<[f64]>,
+        lo: f64,
+        hi: f64,
+    },
+    Categorical {
+        categories: Box<[f64]>,
+    },
 }
 
 impl Binner {
@@ -175,8 +181,7 @@ impl DriftSketch {
             for ((&x, col), binner) in row.iter().zip(&self.columns).zip(&self.binners) {
                 binner.count(&mut local, col, x);
             }
-            self.score_binner
-                .count(&mut local, &self.score, scores[r]);
+            self.score_binner.count(&mut local, &self.score, scores[r]);
             sampled += 1;
             r += self.stride;
         }
@@ -515,7 +520,11 @@ mod tests {
         s.observe_at(&r, &sc, 3, 10);
         assert_eq!(s.report_at(10).window_rows, 250);
         s.observe_at(&r[..3 * 3], &sc[..3], 3, 10);
-        assert_eq!(s.report_at(10).window_rows, 250, "offset past the end: no row");
+        assert_eq!(
+            s.report_at(10).window_rows,
+            250,
+            "offset past the end: no row"
+        );
     }
 
     #[test]

@@ -250,10 +250,9 @@ impl Writer {
     }
 
     fn write(&mut self, line: &[u8]) -> std::io::Result<()> {
-        let full = self
-            .current
-            .as_ref()
-            .is_some_and(|(_, _, size)| *size > 0 && size + line.len() as u64 > self.max_file_bytes);
+        let full = self.current.as_ref().is_some_and(|(_, _, size)| {
+            *size > 0 && size + line.len() as u64 > self.max_file_bytes
+        });
         if full {
             if let Some((_, mut file, _)) = self.current.take() {
                 file.flush()?;
@@ -357,7 +356,12 @@ mod tests {
             feature_names: vec!["a".to_string(), "b".to_string()].into(),
             hit_ids: (0..hits).map(|i| format!("h{i}")).collect(),
             rows: (0..hits)
-                .flat_map(|i| [0.1 * i as f64, if i % 2 == 0 { f64::NAN } else { 1.0 / 3.0 }])
+                .flat_map(|i| {
+                    [
+                        0.1 * i as f64,
+                        if i % 2 == 0 { f64::NAN } else { 1.0 / 3.0 },
+                    ]
+                })
                 .collect(),
             scores: (0..hits).map(|i| -(i as f64) / 7.0).collect(),
             ts_ms: 1,
@@ -455,10 +459,15 @@ mod tests {
             next_id: AtomicU64::new(0),
             dropped_full: metrics::counter!(names::FEATURE_LOG_DROPPED, "reason" => "queue_full"),
         };
-        let queued: Vec<bool> = (0..5).map(|i| log.submit(pending(&format!("r{i}"), 3))).collect();
+        let queued: Vec<bool> = (0..5)
+            .map(|i| log.submit(pending(&format!("r{i}"), 3)))
+            .collect();
         assert_eq!(queued, vec![true, true, false, false, false]);
         assert_eq!(rx.try_recv().expect("first").request_id, "r0");
-        assert!(log.submit(pending("r5", 3)), "room again after the writer took one");
+        assert!(
+            log.submit(pending("r5", 3)),
+            "room again after the writer took one"
+        );
         log.close();
         assert!(!log.submit(pending("r6", 3)), "closed: dropped");
         assert_eq!(log.make_request_id(), "sc-0-0");

@@ -177,12 +177,10 @@ pub fn join(
                 unlabelled.insert(record.request_id);
                 continue;
             };
-            let group = groups
-                .entry(record.request_id.clone())
-                .or_insert_with(|| {
-                    order.push(record.request_id.clone());
-                    Group { rows: Vec::new() }
-                });
+            let group = groups.entry(record.request_id.clone()).or_insert_with(|| {
+                order.push(record.request_id.clone());
+                Group { rows: Vec::new() }
+            });
             for hit in record.hits {
                 let label = request_labels.get(&hit.id).copied();
                 if label.is_some() {
@@ -253,15 +251,22 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         let log = dir.join("features-1.jsonl");
         let lines = [
-            record("q1", "m", &[("x", [Some(0.1), None]), ("y", [Some(0.0), Some(2.5)])]),
+            record(
+                "q1",
+                "m",
+                &[("x", [Some(0.1), None]), ("y", [Some(0.0), Some(2.5)])],
+            ),
             record("q2", "m", &[("z", [Some(1.0), Some(1.0)])]),
             record("q1", "m", &[("w", [Some(7.0), Some(-3.0)])]), // a second shard of q1
             record("q3", "other", &[("v", [Some(1.0), Some(1.0)])]),
         ];
         std::fs::write(&log, lines.join("\n") + "\n").expect("write");
         let labels_path = dir.join("labels.csv");
-        std::fs::write(&labels_path, "request_id,id,label\nq1,y,2\nq1,w,1\nq9,a,1\n")
-            .expect("write");
+        std::fs::write(
+            &labels_path,
+            "request_id,id,label\nq1,y,2\nq1,w,1\nq9,a,1\n",
+        )
+        .expect("write");
         let labels = Labels::read(&labels_path).expect("labels");
         let (mut data, mut query) = (Vec::new(), Vec::new());
         let summary = join(&[log], Some("m"), &labels, &mut data, &mut query).expect("join");
@@ -291,10 +296,16 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("rescore-labels-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let p = dir.join("labels.jsonl");
-        std::fs::write(&p, "{\"request_id\":\"q\",\"id\":\"a\",\"label\":1}\n{\"request_id\":\"q\"}\n")
-            .expect("write");
-        let err = Labels::read(&p).unwrap_err().to_string();
-        assert!(err.contains("line 2") && err.contains("missing field"), "{err}");
+        std::fs::write(
+            &p,
+            "{\"request_id\":\"q\",\"id\":\"a\",\"label\":1}\n{\"request_id\":\"q\"}\n",
+        )
+        .expect("write");
+        let err = Labels::read(&p).expect_err("must fail").to_string();
+        assert!(
+            err.contains("line 2") && err.contains("missing field"),
+            "{err}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

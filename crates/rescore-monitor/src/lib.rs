@@ -15,7 +15,7 @@ mod version;
 pub use config::{DriftConfig, FeatureLogConfig, MonitorConfig};
 pub use drift::{ColumnDrift, DriftReport, DriftSketch, FeatureDrift};
 pub use reference::{Reference, ReferenceBuilder, REFERENCE_FILE};
-pub use version::{DriftResponse, Monitor, ModelDrift, VersionMonitor};
+pub use version::{DriftResponse, ModelDrift, Monitor, VersionMonitor};
 
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 use rescore_api::FallbackReason;

@@ -163,8 +163,7 @@ impl Distribution {
                         edges.len()
                     ));
                 }
-                if edges.iter().any(|e| !e.is_finite()) || edges.windows(2).any(|w| w[0] >= w[1])
-                {
+                if edges.iter().any(|e| !e.is_finite()) || edges.windows(2).any(|w| w[0] >= w[1]) {
                     return Err("edges must be finite and strictly increasing".into());
                 }
                 if min.is_some() != max.is_some() || min.zip(*max).is_some_and(|(a, b)| a > b) {
@@ -232,9 +231,7 @@ impl Reference {
                 .validate()
                 .map_err(|e| format!("feature `{}`: {e}", f.name))?;
         }
-        self.score
-            .validate()
-            .map_err(|e| format!("score: {e}"))?;
+        self.score.validate().map_err(|e| format!("score: {e}"))?;
         if self.score.is_categorical() {
             return Err("score: must be numeric".into());
         }
@@ -390,9 +387,15 @@ mod tests {
         else {
             panic!("numeric")
         };
-        assert_eq!(edges, (1..10).map(|k| f64::from(k * 100)).collect::<Vec<_>>());
+        assert_eq!(
+            edges,
+            (1..10).map(|k| f64::from(k * 100)).collect::<Vec<_>>()
+        );
         assert_eq!(counts, vec![100; 10]);
-        assert_eq!((min, max, missing, count), (Some(1.0), Some(1000.0), 1, 1001));
+        assert_eq!(
+            (min, max, missing, count),
+            (Some(1.0), Some(1000.0), 1, 1001)
+        );
 
         // 70% zeros (sparse data): the zero bin holds them all, the rest split the remainder.
         let mut c = ColumnBuilder::default();
@@ -433,14 +436,16 @@ mod tests {
         b.push(&[f64::NAN, 3.0], 0.7);
         let r = b.finish(4, "test".into());
         r.check(&["a".into(), "b".into()]).expect("valid");
-        let err = r.check(&["a".into(), "c".into()]).unwrap_err();
+        let err = r.check(&["a".into(), "c".into()]).expect_err("must fail");
         assert!(err.contains("do not match"), "{err}");
         let json = serde_json::to_string(&r).expect("json");
         let back: Reference = serde_json::from_str(&json).expect("parse");
         assert_eq!(back, r);
         let broken = json.replace("\"missing\":1", "\"missing\":5");
         let back: Reference = serde_json::from_str(&broken).expect("parse");
-        let err = back.check(&["a".into(), "b".into()]).unwrap_err();
+        let err = back
+            .check(&["a".into(), "b".into()])
+            .expect_err("must fail");
         assert!(err.contains("feature `a`"), "{err}");
         let typo = json.replacen("\"edges\"", "\"egdes\"", 1);
         assert!(serde_json::from_str::<Reference>(&typo).is_err());

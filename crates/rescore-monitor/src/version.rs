@@ -76,7 +76,9 @@ impl Monitor {
         if drift.is_none() && self.feature_log.is_none() {
             return Ok(None);
         }
-        let gauges = drift.as_ref().map(|d| Gauges::register(model, d.reference()));
+        let gauges = drift
+            .as_ref()
+            .map(|d| Gauges::register(model, d.reference()));
         let vm = Arc::new(VersionMonitor {
             model: model.to_string(),
             version: version.to_string(),
@@ -275,7 +277,8 @@ impl Gauges {
             unseen: metrics::gauge!(names::OUTLIER_RATIO, "model" => m.clone(), "kind" => "unseen_category"),
             missing_all: metrics::gauge!(names::OUTLIER_RATIO, "model" => m, "kind" => "missing"),
         };
-        let empty = DriftSketch::new(reference.clone(), &crate::DriftConfig::default()).report_at(0);
+        let empty =
+            DriftSketch::new(reference.clone(), &crate::DriftConfig::default()).report_at(0);
         g.set(&empty);
         g
     }
@@ -294,7 +297,8 @@ impl Gauges {
         self.score_ks.set(v(r.score.ks));
         self.window_rows.set(r.window_rows as f64);
         self.over.set(r.features_over_threshold as f64);
-        self.score_over.set(if r.score_over_threshold { 1.0 } else { 0.0 });
+        self.score_over
+            .set(if r.score_over_threshold { 1.0 } else { 0.0 });
         self.out_of_range.set(v(r.out_of_range_ratio));
         self.unseen.set(v(r.unseen_category_ratio));
         self.missing_all.set(v(r.missing_ratio));

@@ -129,27 +129,27 @@ async fn serve(config: Config, discovery: Discovery, rescorer: Rescorer) -> anyh
     // Created once, so a signal between two loop turns is not lost.
     let mut shutdown = std::pin::pin!(shutdown_signal());
     let result: anyhow::Result<()> = async {
-    loop {
-        tokio::select! {
-            result = &mut server => return result.map_err(Into::into),
-            loaded = &mut loader, if loading => {
-                loading = false;
-                match loaded {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => return Err(e),
-                    Err(e) => anyhow::bail!("loading task failed: {e}"),
+        loop {
+            tokio::select! {
+                result = &mut server => return result.map_err(Into::into),
+                loaded = &mut loader, if loading => {
+                    loading = false;
+                    match loaded {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => return Err(e),
+                        Err(e) => anyhow::bail!("loading task failed: {e}"),
+                    }
+                }
+                () = &mut shutdown => {
+                    tracing::info!("shutting down: finishing in-flight requests");
+                    let _ = stop_tx.send(());
+                    return match tokio::time::timeout(grace, server).await {
+                        Ok(result) => result.map_err(Into::into),
+                        Err(_) => { tracing::warn!("grace period over; exiting"); Ok(()) }
+                    };
                 }
             }
-            () = &mut shutdown => {
-                tracing::info!("shutting down: finishing in-flight requests");
-                let _ = stop_tx.send(());
-                return match tokio::time::timeout(grace, server).await {
-                    Ok(result) => result.map_err(Into::into),
-                    Err(_) => { tracing::warn!("grace period over; exiting"); Ok(()) }
-                };
-            }
         }
-    }
     }
     .await;
     // Sampled feature-log records still queued are written before exiting.

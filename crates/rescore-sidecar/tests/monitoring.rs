@@ -125,7 +125,8 @@ fn wait_for_records(dir: &Path, want: usize) -> Vec<Value> {
     loop {
         let mut records = Vec::new();
         if let Ok(entries) = std::fs::read_dir(dir) {
-            let mut files: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+            let mut files: Vec<PathBuf> =
+                entries.filter_map(Result::ok).map(|e| e.path()).collect();
             files.sort();
             for f in files {
                 let text = std::fs::read_to_string(&f).expect("read log");
@@ -164,7 +165,9 @@ fn shifted_feature_drifts_and_the_feature_log_reproduces_lightgbm() {
     // Before any traffic: the series exist, PSI is NaN (not enough rows).
     let text = sidecar.get_text("/metrics");
     let psi_price = r#"rescore_feature_drift_psi{model="marketplace",feature="price"}"#;
-    assert!(metric(&text, psi_price).expect("registered at load").is_nan());
+    assert!(metric(&text, psi_price)
+        .expect("registered at load")
+        .is_nan());
 
     // Traffic like the reference, except that every price is 4x (a unit change upstream).
     let mut u = Uniform(2);
@@ -189,7 +192,10 @@ fn shifted_feature_drifts_and_the_feature_log_reproduces_lightgbm() {
     assert_eq!(report["window_rows"], 4000);
     let threshold = drift["feature_psi_threshold"].as_f64().expect("threshold");
     for f in report["features"].as_array().expect("features") {
-        let (name, psi) = (f["name"].as_str().expect("name"), f["psi"].as_f64().expect("psi"));
+        let (name, psi) = (
+            f["name"].as_str().expect("name"),
+            f["psi"].as_f64().expect("psi"),
+        );
         if name == "price" {
             assert!(psi > threshold, "price PSI {psi} must cross {threshold}");
             assert!(f["ks"].as_f64().expect("ks") > 0.2, "{f}");
@@ -202,7 +208,9 @@ fn shifted_feature_drifts_and_the_feature_log_reproduces_lightgbm() {
     assert_eq!(report["features_over_threshold"], 1);
     let condition = &report["features"][CONDITION];
     let missing = condition["missing_ratio"].as_f64().expect("missing ratio");
-    let reference_missing = condition["reference_missing_ratio"].as_f64().expect("ratio");
+    let reference_missing = condition["reference_missing_ratio"]
+        .as_f64()
+        .expect("ratio");
     assert!((missing - 0.1).abs() < 0.03 && (reference_missing - 0.1).abs() < 0.01);
 
     // The gauges carry the same values.
@@ -210,11 +218,20 @@ fn shifted_feature_drifts_and_the_feature_log_reproduces_lightgbm() {
     let price = metric(&text, psi_price).expect("price PSI gauge");
     assert!((price - report["features"][PRICE]["psi"].as_f64().expect("psi")).abs() < 1e-12);
     assert_eq!(
-        metric(&text, r#"rescore_drift_features_over_threshold{model="marketplace"}"#),
+        metric(
+            &text,
+            r#"rescore_drift_features_over_threshold{model="marketplace"}"#
+        ),
         Some(1.0)
     );
-    assert_eq!(metric(&text, r#"rescore_drift_window_rows{model="marketplace"}"#), Some(4000.0));
-    assert!(metric(&text, r#"rescore_score_drift_psi{model="marketplace"}"#).is_some_and(f64::is_finite));
+    assert_eq!(
+        metric(&text, r#"rescore_drift_window_rows{model="marketplace"}"#),
+        Some(4000.0)
+    );
+    assert!(
+        metric(&text, r#"rescore_score_drift_psi{model="marketplace"}"#)
+            .is_some_and(f64::is_finite)
+    );
 
     // Every request was logged (sample_rate 1) with the exact vectors and scores served.
     let records = wait_for_records(&log_dir, 4);
@@ -260,7 +277,10 @@ fn shifted_feature_drifts_and_the_feature_log_reproduces_lightgbm() {
             worst = worst.max((hit["score"].as_f64().expect("score") - w).abs());
         }
     }
-    assert!(worst <= 1e-9, "logged vectors reproduce LightGBM within {worst}");
+    assert!(
+        worst <= 1e-9,
+        "logged vectors reproduce LightGBM within {worst}"
+    );
 
     // Clicks on two of the four requests, joined into LightGBM training data.
     let labels = tmp.path().join("labels.csv");
@@ -293,7 +313,8 @@ fn shifted_feature_drifts_and_the_feature_log_reproduces_lightgbm() {
     let first = std::fs::read_to_string(&out).expect("data");
     assert!(first.lines().nth(10).expect("row").starts_with("2 "));
     // LightGBM reads it (nan = missing, .query = groups) and trains LambdaRank on it.
-    let dataset = lightgbm3::Dataset::from_file(out.to_str().expect("utf-8")).expect("LightGBM reads");
+    let dataset =
+        lightgbm3::Dataset::from_file(out.to_str().expect("utf-8")).expect("LightGBM reads");
     assert_eq!(dataset.size().expect("size").0, 2000);
     let params = json!({"objective": "lambdarank", "num_iterations": 2, "min_data_in_leaf": 1,
                         "num_threads": 1, "verbose": -1});
@@ -322,14 +343,22 @@ fn feature_log_sample_rate_zero_logs_nothing() {
         assert_eq!(sidecar.post("/v1/rescore", &body.to_string()).0, 200);
     }
     let text = sidecar.get_text("/metrics");
-    assert_eq!(metric(&text, "rescore_feature_log_records_total"), Some(0.0));
-    let files = std::fs::read_dir(tmp.path().join("log")).expect("log dir").count();
+    assert_eq!(
+        metric(&text, "rescore_feature_log_records_total"),
+        Some(0.0)
+    );
+    let files = std::fs::read_dir(tmp.path().join("log"))
+        .expect("log dir")
+        .count();
     assert_eq!(files, 0);
     // A request_id over 256 bytes is a 400 naming the field.
     let body = json!({"request_id": "x".repeat(257), "hits": []});
     let (status, resp) = sidecar.post("/v1/rescore", &body.to_string());
     assert_eq!(status, 400);
-    assert!(resp["error"]["message"].as_str().expect("message").starts_with("request_id"));
+    assert!(resp["error"]["message"]
+        .as_str()
+        .expect("message")
+        .starts_with("request_id"));
 }
 
 /// Metric names an expression refers to: every `rescore_*` identifier.
@@ -339,9 +368,12 @@ fn metric_names(expr: &str) -> Vec<String> {
     let mut i = 0;
     while let Some(pos) = expr[i..].find("rescore_") {
         let start = i + pos;
-        let boundary = start == 0 || !(bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
+        let boundary =
+            start == 0 || !(bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
         let mut end = start;
-        while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_' || bytes[end] == b':') {
+        while end < bytes.len()
+            && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_' || bytes[end] == b':')
+        {
             end += 1;
         }
         if boundary {
@@ -423,7 +455,10 @@ fn dashboard_and_alert_rules_name_only_metrics_the_sidecar_exposes() {
     let mut used = BTreeSet::new();
     for expr in &exprs {
         let names = metric_names(expr);
-        assert!(!names.is_empty(), "expression names no sidecar metric: {expr}");
+        assert!(
+            !names.is_empty(),
+            "expression names no sidecar metric: {expr}"
+        );
         for name in names {
             assert!(
                 exposed.contains(&name),
@@ -441,7 +476,10 @@ fn dashboard_and_alert_rules_name_only_metrics_the_sidecar_exposes() {
         "rescore_score_drift_psi",
         "rescore_outlier_ratio",
     ] {
-        assert!(used.contains(needed), "the dashboard or rules should use {needed}");
+        assert!(
+            used.contains(needed),
+            "the dashboard or rules should use {needed}"
+        );
     }
 }
 
@@ -458,11 +496,20 @@ fn reference_subcommand_refuses_data_that_does_not_fit_the_model() {
     let data = tmp.path().join("bad.txt");
     std::fs::write(&data, "1 0:1 10:2\n").expect("write");
     let (code, out) = run_to_end(
-        &["reference", "--model", version.to_str().expect("utf-8"), "--data", data.to_str().expect("utf-8")],
+        &[
+            "reference",
+            "--model",
+            version.to_str().expect("utf-8"),
+            "--data",
+            data.to_str().expect("utf-8"),
+        ],
         &[],
     );
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("line 1: feature index 10, but the model has 10 features"), "{out}");
+    assert!(
+        out.contains("line 1: feature index 10, but the model has 10 features"),
+        "{out}"
+    );
     assert!(!version.join("reference.json").exists());
     // A reference.json that does not match the model fails that version's load, naming it.
     std::fs::write(version.join("reference.json"), "{\"format\": 1}").expect("write");
