@@ -3,6 +3,7 @@
 #   - libclang-dev (bindgen, used by lightgbm3-sys)
 #   - CMake >= 3.28 in .tools/venv (Debian has 3.25; .cargo/config.toml points cargo at it)
 #   - redis-server (for the feature-store tests of later releases; cheap to have now)
+#   - prometheus (Debian's package, for `promtool check rules` / `promtool test rules`)
 set -euo pipefail
 export PATH="$HOME/.cargo/bin:$PATH"
 cd "$(dirname "$0")/.."
@@ -16,6 +17,7 @@ dpkg -s build-essential >/dev/null 2>&1 || need_apt+=(build-essential)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v jq >/dev/null 2>&1 || need_apt+=(jq)
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}"
   $SUDO apt-get update -qq

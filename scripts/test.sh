@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Every test: formatting, lints, unit/router/end-to-end tests, and the demo replayed over HTTP
+# Every test: the Prometheus rules (promtool), formatting, lints, unit/router/end-to-end tests
+# (including the dashboard/rules-to-metrics check), and the demo replayed over HTTP
 # through the real binary (fails if re-ranking does not beat BM25 by >= 0.05 NDCG@10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 
+echo "== Prometheus alert rules: promtool check rules, promtool test rules"
+promtool check rules deploy/prometheus/rules/rescore-sidecar.rules.yml
+promtool test rules deploy/prometheus/rules/rescore-sidecar.rules.test.yml
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"

@@ -37,7 +37,14 @@ pub struct RescoreRequest {
         deserialize_with = "nullable_strings"
     )]
     pub context: HashMap<String, String>,
+    /// The caller's id for this request (e.g. the search's id), written to the feature log so
+    /// that clicks can be joined to the logged features. At most [`MAX_REQUEST_ID_LEN`] bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
+
+/// Longest accepted `request_id`, in bytes.
+pub const MAX_REQUEST_ID_LEN: usize = 256;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct QueryContext {

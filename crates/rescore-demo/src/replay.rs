@@ -58,6 +58,7 @@ pub fn request_for(query: &Query, timeout_ms: u64) -> RescoreRequest {
             .collect(),
         timeout_ms: Some(timeout_ms),
         context: Default::default(),
+        request_id: None,
     }
 }
 

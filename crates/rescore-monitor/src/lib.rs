@@ -1,6 +1,21 @@
-//! The serving metric catalogue (names, help, buckets) and the Prometheus recorder. Names are
-//! part of the contract (docs/metrics.md); labels stay bounded: model names, versions, variants,
-//! engines, fallback reasons and model feature names — never ids or query text.
+//! Monitoring: the metric catalogue (names, help, buckets) and the Prometheus recorder; per
+//! model version, reference statistics, drift and outlier sketches over a sliding window
+//! ([`VersionMonitor`]); and the sampled feature log. Names are part of the contract
+//! (docs/metrics.md); labels stay bounded: model names, versions, variants, engines, fallback
+//! reasons and model feature names — never ids or query text.
+
+pub mod config;
+pub mod dataset;
+pub mod drift;
+pub mod feature_log;
+pub mod join;
+pub mod reference;
+mod version;
+
+pub use config::{DriftConfig, FeatureLogConfig, MonitorConfig};
+pub use drift::{ColumnDrift, DriftReport, DriftSketch, FeatureDrift};
+pub use reference::{Reference, ReferenceBuilder, REFERENCE_FILE};
+pub use version::{DriftResponse, ModelDrift, Monitor, VersionMonitor};
 
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 use rescore_api::FallbackReason;
@@ -42,6 +57,25 @@ pub mod shadow_result {
     pub const DROPPED: &str = "dropped";
     /// The shadow version failed to score (the live response was unaffected).
     pub const ERROR: &str = "error";
+}
+
+/// Drift, outlier and feature-log metrics (docs/monitoring.md).
+pub mod names {
+    pub const FEATURE_DRIFT_PSI: &str = "rescore_feature_drift_psi";
+    pub const FEATURE_DRIFT_KS: &str = "rescore_feature_drift_ks";
+    pub const SCORE_DRIFT_PSI: &str = "rescore_score_drift_psi";
+    pub const SCORE_DRIFT_KS: &str = "rescore_score_drift_ks";
+    pub const FEATURE_MISSING_RATIO: &str = "rescore_feature_missing_ratio";
+    pub const FEATURE_OUT_OF_RANGE_RATIO: &str = "rescore_feature_out_of_range_ratio";
+    pub const FEATURE_UNSEEN_CATEGORY_RATIO: &str = "rescore_feature_unseen_category_ratio";
+    pub const OUTLIER_RATIO: &str = "rescore_outlier_ratio";
+    pub const DRIFT_WINDOW_ROWS: &str = "rescore_drift_window_rows";
+    pub const DRIFT_FEATURES_OVER_THRESHOLD: &str = "rescore_drift_features_over_threshold";
+    pub const SCORE_DRIFT_OVER_THRESHOLD: &str = "rescore_score_drift_over_threshold";
+    pub const FEATURE_LOG_RECORDS: &str = "rescore_feature_log_records_total";
+    pub const FEATURE_LOG_BYTES: &str = "rescore_feature_log_bytes_total";
+    pub const FEATURE_LOG_DROPPED: &str = "rescore_feature_log_dropped_total";
+    pub const FEATURE_LOG_DISK_BYTES: &str = "rescore_feature_log_disk_bytes";
 }
 
 /// `outcome` label values of [`REQUESTS`].
@@ -185,4 +219,38 @@ pub fn describe() {
         ADMIN_REQUESTS,
         "Admin API calls by outcome (ok, refused, unauthorized)."
     );
+    describe_monitoring();
+}
+
+fn describe_monitoring() {
+    use names::*;
+    let gauges = [
+        (FEATURE_DRIFT_PSI, "PSI of a feature over the drift window against the model version's reference (NaN until the window has monitoring.drift.min_rows rows)."),
+        (FEATURE_DRIFT_KS, "Binned Kolmogorov-Smirnov distance of a numeric feature against the reference."),
+        (SCORE_DRIFT_PSI, "PSI of the model's scores over the drift window against the reference scores."),
+        (SCORE_DRIFT_KS, "Binned Kolmogorov-Smirnov distance of the scores against the reference scores."),
+        (FEATURE_MISSING_RATIO, "Share of sampled rows in the drift window where the feature was missing."),
+        (FEATURE_OUT_OF_RANGE_RATIO, "Share of a numeric feature's non-missing values in the window outside the reference [min, max]."),
+        (FEATURE_UNSEEN_CATEGORY_RATIO, "Share of a categorical feature's non-missing values in the window that the reference never saw."),
+        (OUTLIER_RATIO, "Per model over all features in the window: out_of_range, unseen_category or missing values as a share."),
+        (DRIFT_WINDOW_ROWS, "Sampled rows in the drift window."),
+        (DRIFT_FEATURES_OVER_THRESHOLD, "Features whose PSI is at or above monitoring.drift.feature_psi_threshold."),
+        (SCORE_DRIFT_OVER_THRESHOLD, "1 when the score PSI is at or above monitoring.drift.score_psi_threshold."),
+        (FEATURE_LOG_DISK_BYTES, "Bytes of feature log files on disk."),
+    ];
+    for (name, help) in gauges {
+        metrics::describe_gauge!(name, help);
+    }
+    metrics::describe_counter!(FEATURE_LOG_RECORDS, "Requests written to the feature log.");
+    metrics::describe_counter!(FEATURE_LOG_BYTES, "Bytes written to the feature log.");
+    metrics::describe_counter!(
+        FEATURE_LOG_DROPPED,
+        "Sampled requests not logged, by reason (queue_full, write_error)."
+    );
+    metrics::counter!(FEATURE_LOG_RECORDS).absolute(0);
+    metrics::counter!(FEATURE_LOG_BYTES).absolute(0);
+    for reason in ["queue_full", "write_error"] {
+        metrics::counter!(FEATURE_LOG_DROPPED, "reason" => reason).absolute(0);
+    }
+    metrics::gauge!(FEATURE_LOG_DISK_BYTES).set(0.0);
 }

@@ -32,6 +32,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/v1/rescore", post(rescore))
         .route("/v1/models", get(models))
+        .route("/v1/drift", get(drift))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
@@ -217,6 +218,11 @@ async fn rescore(
 
 async fn models(State(state): State<AppState>) -> Response {
     Json(state.rescorer.models()).into_response()
+}
+
+/// Drift and outlier measures of every monitored model version, computed now.
+async fn drift(State(state): State<AppState>) -> Response {
+    Json(state.rescorer.monitor().report()).into_response()
 }
 
 async fn healthz() -> Response {

@@ -21,7 +21,10 @@ fn main() {
     let tmp = std::env::temp_dir().join(format!("shadow-bench-{}", std::process::id()));
     let models = tmp.join("models");
     for v in ["1", "2"] {
-        copy_dir(&root.join("models/marketplace/1"), &models.join("marketplace").join(v));
+        copy_dir(
+            &root.join("models/marketplace/1"),
+            &models.join("marketplace").join(v),
+        );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -40,7 +43,10 @@ fn main() {
             timings[i].extend(run(&runtime, r, &requests, PER_ROUND));
         }
     }
-    println!("live latency, {HITS} hits per request, {} requests per setup (ms)", ROUNDS * PER_ROUND);
+    println!(
+        "live latency, {HITS} hits per request, {} requests per setup (ms)",
+        ROUNDS * PER_ROUND
+    );
     for (name, t) in ["no shadow", "1 shadow"].iter().zip(timings.iter_mut()) {
         t.sort_by(f64::total_cmp);
         let mean = t.iter().sum::<f64>() / t.len() as f64;

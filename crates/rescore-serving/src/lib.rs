@@ -127,6 +127,7 @@ pub struct Rescorer {
     reload_lock: Mutex<()>,
     last_reload: ArcSwapOption<ReloadReport>,
     shadow: shadow::ShadowPool,
+    monitor: Arc<rescore_monitor::Monitor>,
 }
 
 impl std::fmt::Debug for Rescorer {
@@ -206,7 +207,19 @@ impl Rescorer {
             reload_lock: Mutex::new(()),
             last_reload: ArcSwapOption::empty(),
             shadow,
+            monitor: rescore_monitor::Monitor::disabled(),
         })
+    }
+
+    /// Drift monitoring and feature logging for the versions this rescorer loads; `/v1/drift`
+    /// reads it.
+    pub fn with_monitor(mut self, monitor: Arc<rescore_monitor::Monitor>) -> Self {
+        self.monitor = monitor;
+        self
+    }
+
+    pub fn monitor(&self) -> &Arc<rescore_monitor::Monitor> {
+        &self.monitor
     }
 
     /// Installs a registry built elsewhere (tests); from now on the sidecar is ready.
@@ -219,7 +232,13 @@ impl Rescorer {
     pub fn load_initial(&self, discovery: &Discovery, items: Option<Arc<CachedItems>>) {
         let _guard = self.reload_lock.lock();
         let started = Instant::now();
-        let build = Registry::build(discovery, &self.initial_routing, None, &self.config);
+        let build = Registry::build(
+            discovery,
+            &self.initial_routing,
+            None,
+            &self.config,
+            &self.monitor,
+        );
         let report = report(mon::reload_trigger::STARTUP, started, &build, Vec::new());
         self.set_loaded(build.registry, items);
         self.record(report);
@@ -339,7 +358,13 @@ impl Rescorer {
         if let Err(errors) = routing.validate(&discovery) {
             return refused(errors);
         }
-        let build = Registry::build(&discovery, &routing, Some(&current.registry), &self.config);
+        let build = Registry::build(
+            &discovery,
+            &routing,
+            Some(&current.registry),
+            &self.config,
+            &self.monitor,
+        );
         let report = report(trigger, started, &build, Vec::new());
         self.loaded.store(Some(Arc::new(Loaded {
             registry: build.registry,
@@ -371,7 +396,13 @@ impl Rescorer {
         routing
             .validate(&discovery)
             .map_err(|errors| AdminError::Invalid(errors.join("; ")))?;
-        let build = Registry::build(&discovery, &routing, Some(&current.registry), &self.config);
+        let build = Registry::build(
+            &discovery,
+            &routing,
+            Some(&current.registry),
+            &self.config,
+            &self.monitor,
+        );
         let unmet = unmet_routing(&routing, &build.registry);
         if !unmet.is_empty() {
             let report = report(trigger, started, &build, unmet);
@@ -484,6 +515,16 @@ impl Rescorer {
                 self.config.max_hits
             )));
         }
+        if request
+            .request_id
+            .as_ref()
+            .is_some_and(|id| id.len() > rescore_api::MAX_REQUEST_ID_LEN)
+        {
+            return Err(RescoreError::InvalidRequest(format!(
+                "request_id: at most {} bytes",
+                rescore_api::MAX_REQUEST_ID_LEN
+            )));
+        }
         if let Some(i) = request.hits.iter().position(|h| !h.score.is_finite()) {
             return Err(RescoreError::InvalidRequest(format!(
                 "hits[{i}].score: must be a finite number"
@@ -533,10 +574,16 @@ impl Rescorer {
         let request = Arc::new(request);
         let task = {
             let (request, items, live) = (request.clone(), items.clone(), live.clone());
+            let variant_for_task = variant.clone();
             tokio::task::spawn_blocking(move || {
                 let _permit = permit;
                 let _in_flight = InFlight::enter();
-                live.score(&request, items.as_deref(), deadline)
+                live.score(
+                    &request,
+                    items.as_deref(),
+                    deadline,
+                    Some(&variant_for_task),
+                )
             })
         };
         let outcome = tokio::time::timeout_at(deadline_tokio, task).await;

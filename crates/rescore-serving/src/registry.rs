@@ -121,7 +121,7 @@ pub struct Fingerprint(Vec<(PathBuf, Option<(u64, std::time::SystemTime)>)>);
 impl Fingerprint {
     pub fn of(dir: &Path) -> Self {
         Fingerprint(
-            [MODEL_FILE, MANIFEST_FILE]
+            [MODEL_FILE, MANIFEST_FILE, rescore_monitor::REFERENCE_FILE]
                 .iter()
                 .map(|file| {
                     let path = dir.join(file);
@@ -148,6 +148,8 @@ pub struct LoadedVersion {
     pub fingerprint: Fingerprint,
     pub(crate) missing_counters: Vec<metrics::Counter>,
     pub(crate) scoring_duration: metrics::Histogram,
+    /// Drift sketches and feature logging of this version (rescore-monitor), if any.
+    pub monitor: Option<Arc<rescore_monitor::VersionMonitor>>,
 }
 
 impl std::fmt::Debug for LoadedVersion {
@@ -192,6 +194,7 @@ impl LoadedVersion {
             fingerprint,
             missing_counters,
             scoring_duration,
+            monitor: None,
         })
     }
 
@@ -201,12 +204,16 @@ impl LoadedVersion {
         request: &rescore_api::RescoreRequest,
         items: Option<&rescore_features::CachedItems>,
         deadline: std::time::Instant,
+        served_as: Option<&str>,
     ) -> Result<Vec<f64>, ScoreError> {
         let started = std::time::Instant::now();
         let assembled = self.spec.assemble(request, items);
-        for (counter, missing) in self.missing_counters.iter().zip(&assembled.missing) {
-            if *missing > 0 {
-                counter.increment(*missing);
+        // Shadow scoring (`served_as: None`) stays out of the live metrics and monitoring.
+        if served_as.is_some() {
+            for (counter, missing) in self.missing_counters.iter().zip(&assembled.missing) {
+                if *missing > 0 {
+                    counter.increment(*missing);
+                }
             }
         }
         // Nobody waits for a late answer: score in blocks and stop once the budget is spent,
@@ -230,8 +237,17 @@ impl LoadedVersion {
                 scores[i]
             )));
         }
+        let Some(variant) = served_as else {
+            return Ok(scores);
+        };
         self.scoring_duration
             .record(started.elapsed().as_secs_f64());
+        // Monitoring sees what was served: not the scores of a request already answered late.
+        if let Some(monitor) = &self.monitor {
+            if std::time::Instant::now() < deadline {
+                monitor.observe(request, variant, &assembled.rows, &scores);
+            }
+        }
         Ok(scores)
     }
 }
@@ -295,7 +311,8 @@ pub struct Build {
 impl Registry {
     /// Start-up loading without a routing file: the highest version that loads is live.
     pub fn load(discovery: &Discovery, config: &crate::ServingConfig) -> Self {
-        Self::build(discovery, &RoutingFile::default(), None, config).registry
+        let monitor = rescore_monitor::Monitor::disabled();
+        Self::build(discovery, &RoutingFile::default(), None, config, &monitor).registry
     }
 
     /// Loads what `routing` needs (pinned live or the highest version that loads, experiment
@@ -306,6 +323,7 @@ impl Registry {
         routing: &RoutingFile,
         previous: Option<&Registry>,
         config: &crate::ServingConfig,
+        monitor: &rescore_monitor::Monitor,
     ) -> Build {
         let mut models = BTreeMap::new();
         let mut loaded_now = Vec::new();
@@ -318,6 +336,7 @@ impl Registry {
                 dirs: versions.iter().cloned().collect(),
                 old,
                 engine: config.engine_for(name),
+                monitor,
                 loaded: BTreeMap::new(),
                 failed: BTreeMap::new(),
                 loaded_now: &mut loaded_now,
@@ -550,6 +569,8 @@ struct VersionLoader<'a> {
     dirs: BTreeMap<u64, PathBuf>,
     old: Option<&'a ModelEntry>,
     engine: EnginePreference,
+    /// Sets up each newly loaded version's drift sketches and feature logging.
+    monitor: &'a rescore_monitor::Monitor,
     loaded: BTreeMap<u64, Arc<LoadedVersion>>,
     failed: BTreeMap<u64, (Fingerprint, String)>,
     loaded_now: &'a mut Vec<String>,
@@ -583,7 +604,11 @@ impl VersionLoader<'_> {
         }
         // A panic while loading (e.g. inside a dependency) fails this version only.
         let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            LoadedVersion::load(name, version, &dir, self.engine)
+            let mut loaded = LoadedVersion::load(name, version, &dir, self.engine)?;
+            loaded.monitor =
+                self.monitor
+                    .attach(name, version, &dir, loaded.model.feature_names())?;
+            Ok(loaded)
         }))
         .unwrap_or_else(|_| Err("panicked while loading".to_string()));
         match attempt {

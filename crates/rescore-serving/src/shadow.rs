@@ -145,7 +145,12 @@ fn worker(
         for shadow in &job.shadows {
             let started = Instant::now();
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                shadow.score(&job.request, job.items.as_deref(), started + SHADOW_BUDGET)
+                shadow.score(
+                    &job.request,
+                    job.items.as_deref(),
+                    started + SHADOW_BUDGET,
+                    None,
+                )
             }));
             let scores = match result {
                 Ok(Ok(scores)) => scores,

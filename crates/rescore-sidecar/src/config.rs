@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
+use rescore_monitor::MonitorConfig;
 use rescore_serving::ServingConfig;
 use serde::Deserialize;
 
@@ -24,7 +25,10 @@ const MIN_ADMIN_TOKEN_LEN: usize = 16;
     about = "Rescores search hits with LightGBM models over HTTP (docs/api.md)."
 )]
 pub struct Cli {
-    /// TOML config file (keys: listen, models, items, [server], [serving]).
+    /// Other jobs than serving; without one the binary serves.
+    #[command(subcommand)]
+    pub command: Option<crate::jobs::Job>,
+    /// TOML config file (keys: listen, models, items, [server], [serving], [monitoring]).
     #[arg(long, env = "RESCORE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address to serve on [default: 127.0.0.1:9209, loopback only].
@@ -61,6 +65,8 @@ pub struct FileConfig {
     pub server: ServerConfig,
     #[serde(default)]
     pub serving: ServingConfig,
+    #[serde(default)]
+    pub monitoring: MonitorConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,6 +99,7 @@ pub struct Config {
     pub admin_token: Option<String>,
     pub server: ServerConfig,
     pub serving: ServingConfig,
+    pub monitoring: MonitorConfig,
 }
 
 impl Config {
@@ -109,6 +116,7 @@ impl Config {
                 file.routing = file.routing.map(|p| base.join(p));
                 file.admin_token_file = file.admin_token_file.map(|p| base.join(p));
                 file.serving.shadow.log_path = file.serving.shadow.log_path.map(|p| base.join(p));
+                file.monitoring.rebase(base);
                 file
             }
             None => FileConfig::default(),
@@ -133,6 +141,7 @@ impl Config {
             )?,
             server: file.server,
             serving: file.serving,
+            monitoring: file.monitoring,
         };
         config.validate()?;
         Ok(config)
@@ -161,7 +170,16 @@ impl Config {
         if self.server.body_limit_bytes < 1024 {
             anyhow::bail!("server.body_limit_bytes must be at least 1024");
         }
-        self.serving.validate().map_err(anyhow::Error::msg)
+        self.serving.validate().map_err(anyhow::Error::msg)?;
+        self.monitoring.validate().map_err(anyhow::Error::msg)?;
+        if let Some(dir) = self.monitoring.feature_log.dir.as_ref() {
+            if self.monitoring.feature_log.enabled {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    anyhow::anyhow!("monitoring.feature_log.dir {}: {e}", dir.display())
+                })?;
+            }
+        }
+        Ok(())
     }
 }
 

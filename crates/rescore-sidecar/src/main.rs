@@ -2,6 +2,7 @@
 //! load models and items in the background (`/readyz` turns 200), serve until SIGTERM/SIGINT.
 
 mod config;
+mod jobs;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +23,10 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if let Some(job) = cli.command.take() {
+        return jobs::run(job);
+    }
     let prepared = Config::resolve(cli).and_then(|config| {
         let discovery = match &config.models {
             Some(dir) => Discovery::scan(dir)?,
@@ -65,7 +69,11 @@ fn main() -> std::process::ExitCode {
 async fn serve(config: Config, discovery: Discovery, rescorer: Rescorer) -> anyhow::Result<()> {
     let metrics = rescore_monitor::install_recorder()?;
     rescore_features::describe_metrics();
-    let rescorer = Arc::new(rescorer);
+    // After the recorder: the monitor registers its series when it starts.
+    let monitor = rescore_monitor::Monitor::new(config.monitoring.clone())
+        .map_err(|e| anyhow::anyhow!("monitoring.feature_log: {e}"))?;
+    monitor.start_refresher()?;
+    let rescorer = Arc::new(rescorer.with_monitor(monitor.clone()));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
@@ -174,29 +182,35 @@ async fn serve(config: Config, discovery: Discovery, rescorer: Rescorer) -> anyh
     let mut loading = true;
     // Created once, so a signal between two loop turns is not lost.
     let mut shutdown = std::pin::pin!(shutdown_signal());
-    loop {
-        tokio::select! {
-            result = &mut server => return result.map_err(Into::into),
-            loaded = &mut loader, if loading => {
-                loading = false;
-                match loaded {
-                    Ok(Ok(w)) => watcher = w,
-                    Ok(Err(e)) => return Err(e),
-                    Err(e) => anyhow::bail!("loading task failed: {e}"),
+    let result: anyhow::Result<()> = async {
+        loop {
+            tokio::select! {
+                result = &mut server => return result.map_err(Into::into),
+                loaded = &mut loader, if loading => {
+                    loading = false;
+                    match loaded {
+                        Ok(Ok(w)) => watcher = w,
+                        Ok(Err(e)) => return Err(e),
+                        Err(e) => anyhow::bail!("loading task failed: {e}"),
+                    }
                 }
-            }
-            () = &mut shutdown => {
-                tracing::info!("shutting down: finishing in-flight requests");
-                drop(watcher.take());
-                let _ = stop_tx.send(());
-                let _ = admin_stop_tx.send(());
-                return match tokio::time::timeout(grace, server).await {
-                    Ok(result) => result.map_err(Into::into),
-                    Err(_) => { tracing::warn!("grace period over; exiting"); Ok(()) }
-                };
+                () = &mut shutdown => {
+                    tracing::info!("shutting down: finishing in-flight requests");
+                    drop(watcher.take());
+                    let _ = stop_tx.send(());
+                    let _ = admin_stop_tx.send(());
+                    return match tokio::time::timeout(grace, server).await {
+                        Ok(result) => result.map_err(Into::into),
+                        Err(_) => { tracing::warn!("grace period over; exiting"); Ok(()) }
+                    };
+                }
             }
         }
     }
+    .await;
+    // Sampled feature-log records still queued are written before exiting.
+    monitor.close();
+    result
 }
 
 async fn shutdown_signal() {

@@ -504,7 +504,9 @@ fn metrics_exist_from_start_and_sigterm_stops_cleanly() {
     assert_eq!(status, 404);
     let text = sidecar.get_text("/metrics");
     assert!(
-        text.contains("rescore_request_duration_seconds_bucket{model=\"binary\",variant=\"live\",le=\"0.001\"}"),
+        text.contains(
+            "rescore_request_duration_seconds_bucket{model=\"binary\",variant=\"live\",le=\"0.001\"}"
+        ),
         "{text}"
     );
     assert!(

@@ -1,0 +1,328 @@
+//! The process-wide [`Monitor`] and the per-model-version [`VersionMonitor`] that the serving
+//! layer keeps next to each loaded version and calls once per scored request.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, Weak};
+
+use rescore_api::RescoreRequest;
+use serde::Serialize;
+
+use crate::config::MonitorConfig;
+use crate::drift::{DriftReport, DriftSketch};
+use crate::feature_log::{unix_ms, FeatureLog, PendingRecord};
+use crate::names;
+use crate::reference::{Reference, REFERENCE_FILE};
+
+/// Monitoring shared by every model version: configuration, the feature log writer, and the
+/// versions being watched (for `/v1/drift` and the drift gauges).
+#[derive(Debug)]
+pub struct Monitor {
+    config: MonitorConfig,
+    feature_log: Option<Arc<FeatureLog>>,
+    versions: Mutex<Vec<Weak<VersionMonitor>>>,
+}
+
+impl Monitor {
+    /// Starts the feature log writer when it is enabled.
+    pub fn new(config: MonitorConfig) -> std::io::Result<Arc<Self>> {
+        let feature_log = if config.feature_log.enabled {
+            Some(Arc::new(FeatureLog::start(&config.feature_log)?))
+        } else {
+            None
+        };
+        Ok(Arc::new(Monitor {
+            config,
+            feature_log,
+            versions: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// No drift, no feature log (reference files are still checked at load).
+    pub fn disabled() -> Arc<Self> {
+        let mut config = MonitorConfig::default();
+        config.drift.enabled = false;
+        Arc::new(Monitor {
+            config,
+            feature_log: None,
+            versions: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn config(&self) -> &MonitorConfig {
+        &self.config
+    }
+
+    /// Sets up monitoring for a model version being loaded from `dir`: reads and checks its
+    /// `reference.json` if there is one (an invalid one fails the load, like an invalid
+    /// manifest). None when there is nothing to do for this version.
+    pub fn attach(
+        &self,
+        model: &str,
+        version: u64,
+        dir: &Path,
+        feature_names: &[String],
+    ) -> Result<Option<Arc<VersionMonitor>>, String> {
+        let path = dir.join(REFERENCE_FILE);
+        let reference = if path.exists() {
+            Some(Reference::load(&path, feature_names).map_err(|e| e.to_string())?)
+        } else {
+            None
+        };
+        let reference_rows = reference.as_ref().map(|r| r.rows);
+        let drift = reference
+            .filter(|_| self.config.drift.enabled)
+            .map(|r| DriftSketch::new(r, &self.config.drift));
+        if drift.is_none() && self.feature_log.is_none() {
+            return Ok(None);
+        }
+        let gauges = drift
+            .as_ref()
+            .map(|d| Gauges::register(model, d.reference()));
+        let vm = Arc::new(VersionMonitor {
+            model: model.to_string(),
+            version: version.to_string(),
+            feature_names: feature_names.to_vec().into(),
+            reference_rows,
+            drift,
+            gauges,
+            feature_log: self.feature_log.clone(),
+        });
+        let mut versions = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+        versions.retain(|w| w.strong_count() > 0);
+        versions.push(Arc::downgrade(&vm));
+        Ok(Some(vm))
+    }
+
+    fn live(&self) -> Vec<Arc<VersionMonitor>> {
+        let mut versions = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+        versions.retain(|w| w.strong_count() > 0);
+        versions.iter().filter_map(Weak::upgrade).collect()
+    }
+
+    /// Current drift of every monitored version (computed now), and the drift gauges updated.
+    pub fn report(&self) -> DriftResponse {
+        let mut models = Vec::new();
+        // Gauges carry no version label: per model, the highest monitored version sets them.
+        let mut publish: BTreeMap<String, (u64, usize)> = BTreeMap::new();
+        let mut live = self.live();
+        live.sort_by(|a, b| (&a.model, a.version_number()).cmp(&(&b.model, b.version_number())));
+        for (i, vm) in live.iter().enumerate() {
+            let drift = vm.drift.as_ref().map(DriftSketch::report);
+            if drift.is_some() {
+                publish.insert(vm.model.clone(), (vm.version_number(), i));
+            }
+            models.push(ModelDrift {
+                model: vm.model.clone(),
+                version: vm.version.clone(),
+                reference_rows: vm.reference_rows,
+                drift,
+            });
+        }
+        for (_, i) in publish.values() {
+            if let (Some(gauges), Some(drift)) = (&live[*i].gauges, &models[*i].drift) {
+                gauges.set(drift);
+            }
+        }
+        let d = &self.config.drift;
+        DriftResponse {
+            enabled: d.enabled,
+            window_secs: d.window_secs,
+            row_sample_rate: d.row_sample_rate,
+            min_rows: d.min_rows,
+            feature_psi_threshold: d.feature_psi_threshold,
+            score_psi_threshold: d.score_psi_threshold,
+            models,
+        }
+    }
+
+    /// Recomputes the drift gauges every `monitoring.drift.refresh_secs` on a thread of its
+    /// own, until the monitor is dropped.
+    pub fn start_refresher(self: &Arc<Self>) -> std::io::Result<()> {
+        if !self.config.drift.enabled {
+            return Ok(());
+        }
+        let weak = Arc::downgrade(self);
+        let every = std::time::Duration::from_secs(self.config.drift.refresh_secs);
+        std::thread::Builder::new()
+            .name("drift-refresh".into())
+            .spawn(move || loop {
+                std::thread::sleep(every);
+                match weak.upgrade() {
+                    Some(monitor) => {
+                        monitor.report();
+                    }
+                    None => return,
+                }
+            })?;
+        Ok(())
+    }
+
+    /// Flushes and closes the feature log (at shutdown).
+    pub fn close(&self) {
+        if let Some(log) = &self.feature_log {
+            log.close();
+        }
+    }
+}
+
+/// What one model version needs per scored request.
+#[derive(Debug)]
+pub struct VersionMonitor {
+    model: String,
+    version: String,
+    feature_names: Arc<[String]>,
+    reference_rows: Option<u64>,
+    drift: Option<DriftSketch>,
+    gauges: Option<Gauges>,
+    feature_log: Option<Arc<FeatureLog>>,
+}
+
+impl VersionMonitor {
+    fn version_number(&self) -> u64 {
+        self.version.parse().unwrap_or(0)
+    }
+
+    pub fn has_drift(&self) -> bool {
+        self.drift.is_some()
+    }
+
+    /// Called once per scored request with the exact feature matrix (row-major, model order,
+    /// NaN = missing) and the scores: feeds the drift sketches with a sample of the rows and,
+    /// if the request is in the feature log's sample, queues it for the log writer.
+    pub fn observe(&self, request: &RescoreRequest, variant: &str, rows: &[f64], scores: &[f64]) {
+        if let Some(drift) = &self.drift {
+            drift.observe(rows, scores);
+        }
+        if let Some(log) = &self.feature_log {
+            if log.sampled() {
+                let request_id = request
+                    .request_id
+                    .clone()
+                    .unwrap_or_else(|| log.make_request_id());
+                log.submit(PendingRecord {
+                    request_id,
+                    model: self.model.clone(),
+                    version: self.version.clone(),
+                    variant: variant.to_string(),
+                    feature_names: self.feature_names.clone(),
+                    hit_ids: request.hits.iter().map(|h| h.id.clone()).collect(),
+                    rows: rows.to_vec(),
+                    scores: scores.to_vec(),
+                    ts_ms: unix_ms(),
+                });
+            }
+        }
+    }
+}
+
+/// Gauge handles of one model's drift and outlier series.
+#[derive(Debug)]
+struct Gauges {
+    psi: Vec<metrics::Gauge>,
+    ks: Vec<Option<metrics::Gauge>>,
+    missing: Vec<metrics::Gauge>,
+    outlier: Vec<metrics::Gauge>,
+    score_psi: metrics::Gauge,
+    score_ks: metrics::Gauge,
+    window_rows: metrics::Gauge,
+    over: metrics::Gauge,
+    score_over: metrics::Gauge,
+    out_of_range: metrics::Gauge,
+    unseen: metrics::Gauge,
+    missing_all: metrics::Gauge,
+}
+
+impl Gauges {
+    /// Registers the series (NaN until the window has enough rows).
+    fn register(model: &str, reference: &Reference) -> Self {
+        let m = model.to_string();
+        let per_feature = |name: &'static str| -> Vec<metrics::Gauge> {
+            reference
+                .features
+                .iter()
+                .map(|f| metrics::gauge!(name, "model" => m.clone(), "feature" => f.name.clone()))
+                .collect()
+        };
+        let g = Gauges {
+            psi: per_feature(names::FEATURE_DRIFT_PSI),
+            ks: reference
+                .features
+                .iter()
+                .map(|f| {
+                    (!f.distribution.is_categorical()).then(|| {
+                        metrics::gauge!(names::FEATURE_DRIFT_KS, "model" => m.clone(), "feature" => f.name.clone())
+                    })
+                })
+                .collect(),
+            missing: per_feature(names::FEATURE_MISSING_RATIO),
+            outlier: reference
+                .features
+                .iter()
+                .map(|f| {
+                    let name = if f.distribution.is_categorical() {
+                        names::FEATURE_UNSEEN_CATEGORY_RATIO
+                    } else {
+                        names::FEATURE_OUT_OF_RANGE_RATIO
+                    };
+                    metrics::gauge!(name, "model" => m.clone(), "feature" => f.name.clone())
+                })
+                .collect(),
+            score_psi: metrics::gauge!(names::SCORE_DRIFT_PSI, "model" => m.clone()),
+            score_ks: metrics::gauge!(names::SCORE_DRIFT_KS, "model" => m.clone()),
+            window_rows: metrics::gauge!(names::DRIFT_WINDOW_ROWS, "model" => m.clone()),
+            over: metrics::gauge!(names::DRIFT_FEATURES_OVER_THRESHOLD, "model" => m.clone()),
+            score_over: metrics::gauge!(names::SCORE_DRIFT_OVER_THRESHOLD, "model" => m.clone()),
+            out_of_range: metrics::gauge!(names::OUTLIER_RATIO, "model" => m.clone(), "kind" => "out_of_range"),
+            unseen: metrics::gauge!(names::OUTLIER_RATIO, "model" => m.clone(), "kind" => "unseen_category"),
+            missing_all: metrics::gauge!(names::OUTLIER_RATIO, "model" => m, "kind" => "missing"),
+        };
+        let empty =
+            DriftSketch::new(reference.clone(), &crate::DriftConfig::default()).report_at(0);
+        g.set(&empty);
+        g
+    }
+
+    fn set(&self, r: &DriftReport) {
+        let v = |x: Option<f64>| x.unwrap_or(f64::NAN);
+        for (i, f) in r.features.iter().enumerate() {
+            self.psi[i].set(v(f.drift.psi));
+            if let Some(ks) = &self.ks[i] {
+                ks.set(v(f.drift.ks));
+            }
+            self.missing[i].set(v(f.drift.missing_ratio));
+            self.outlier[i].set(v(f.drift.outlier_ratio));
+        }
+        self.score_psi.set(v(r.score.psi));
+        self.score_ks.set(v(r.score.ks));
+        self.window_rows.set(r.window_rows as f64);
+        self.over.set(r.features_over_threshold as f64);
+        self.score_over
+            .set(if r.score_over_threshold { 1.0 } else { 0.0 });
+        self.out_of_range.set(v(r.out_of_range_ratio));
+        self.unseen.set(v(r.unseen_category_ratio));
+        self.missing_all.set(v(r.missing_ratio));
+    }
+}
+
+/// `GET /v1/drift`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DriftResponse {
+    pub enabled: bool,
+    pub window_secs: u64,
+    pub row_sample_rate: f64,
+    pub min_rows: u64,
+    pub feature_psi_threshold: f64,
+    pub score_psi_threshold: f64,
+    pub models: Vec<ModelDrift>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelDrift {
+    pub model: String,
+    pub version: String,
+    /// Rows behind the version's `reference.json`; null without one.
+    pub reference_rows: Option<u64>,
+    /// Null without a reference, or with drift monitoring disabled.
+    pub drift: Option<DriftReport>,
+}
