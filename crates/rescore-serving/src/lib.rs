@@ -235,6 +235,16 @@ impl Rescorer {
             });
         }
 
+        // Item lookups: a remote store (Redis) is asked here, asynchronously and within the
+        // store's and the request's budget; the embedded store is read during assembly.
+        let request_items = match items {
+            Some(items) if live.spec.needs_items() => Some(
+                items
+                    .for_request(request.hits.iter().map(|h| h.id.as_str()), deadline)
+                    .await,
+            ),
+            _ => None,
+        };
         let deadline_tokio = tokio::time::Instant::from_std(deadline);
         let Ok(Ok(permit)) =
             tokio::time::timeout_at(deadline_tokio, self.slots.clone().acquire_owned()).await
@@ -244,7 +254,7 @@ impl Rescorer {
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let _in_flight = InFlight::enter();
-            live.score(&request, items.as_deref(), deadline)
+            live.score(&request, request_items.as_ref(), deadline)
         });
         let outcome = tokio::time::timeout_at(deadline_tokio, task).await;
         match outcome {

@@ -156,7 +156,7 @@ impl LoadedVersion {
     pub fn score(
         &self,
         request: &rescore_api::RescoreRequest,
-        items: Option<&rescore_features::CachedItems>,
+        items: Option<&rescore_features::RequestItems>,
         deadline: std::time::Instant,
     ) -> Result<Vec<f64>, ScoreError> {
         let started = std::time::Instant::now();

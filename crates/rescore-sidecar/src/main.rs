@@ -2,16 +2,17 @@
 //! load models and items in the background (`/readyz` turns 200), serve until SIGTERM/SIGINT.
 
 mod config;
+mod items;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use rescore_features::{CachedItems, EmbeddedStore, ItemStore};
+use rescore_features::{CachedItems, StoreKind};
 use rescore_server::AppState;
 use rescore_serving::{Discovery, Registry, Rescorer};
 
-use crate::config::{Cli, Config};
+use crate::config::{Cli, Command, Config};
 
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
@@ -22,7 +23,10 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if let Some(Command::Items(command)) = cli.command.take() {
+        return items::run(&cli.common, command);
+    }
     let prepared = Config::resolve(cli).and_then(|config| {
         let discovery = match &config.models {
             Some(dir) => Discovery::scan(dir)?,
@@ -76,29 +80,30 @@ async fn serve(config: Config, discovery: Discovery, rescorer: Rescorer) -> anyh
     );
 
     // Loading runs off the async workers; the server answers (with fallbacks) meanwhile.
+    let redis_items = match config.item_store.backend {
+        // Connections are made lazily: a Redis that is down does not delay readiness.
+        StoreKind::Redis => Some(Arc::new(items::redis_items(&config.item_store)?)),
+        StoreKind::Embedded => None,
+    };
     let loader = {
         let rescorer = rescorer.clone();
         let items_path = config.items.clone();
-        let capacity = config.serving.item_cache_capacity;
-        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            let items = match items_path {
-                Some(path) => {
-                    let file = std::fs::File::open(&path)
-                        .map_err(|e| anyhow::anyhow!("--items {}: {e}", path.display()))?;
-                    let store = EmbeddedStore::from_jsonl(std::io::BufReader::new(file))
-                        .map_err(|e| anyhow::anyhow!("--items {}: {e}", path.display()))?;
-                    tracing::info!(items = store.len(), path = %path.display(), "item store loaded");
-                    Some(Arc::new(CachedItems::new(
-                        Arc::new(store) as Arc<dyn ItemStore>,
-                        capacity,
-                    )))
-                }
-                None => None,
+        let data_dir = config.data_dir.clone();
+        let store_config = config.item_store.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<Option<Arc<CachedItems>>> {
+            let items = match (redis_items, items_path) {
+                (Some(redis), _) => Some(redis),
+                (None, Some(path)) => Some(Arc::new(items::embedded_items(
+                    &path,
+                    &data_dir,
+                    &store_config,
+                )?)),
+                (None, None) => None,
             };
             let registry = Registry::load(&discovery, rescorer.config());
-            rescorer.set_loaded(registry, items);
+            rescorer.set_loaded(registry, items.clone());
             tracing::info!("ready");
-            Ok(())
+            Ok(items)
         })
     };
 
@@ -125,7 +130,15 @@ async fn serve(config: Config, discovery: Discovery, rescorer: Rescorer) -> anyh
             loaded = &mut loader, if loading => {
                 loading = false;
                 match loaded {
-                    Ok(Ok(())) => {}
+                    Ok(Ok(items)) => {
+                        // Newer generations published into the data directory (by `items
+                        // import|put|delete`) are picked up while serving.
+                        if let (Some(items), Some(_)) = (items, &config.items) {
+                            if items.generation().is_some() {
+                                items::watch_generations(items, config.data_dir.clone(), &config.item_store);
+                            }
+                        }
+                    }
                     Ok(Err(e)) => return Err(e),
                     Err(e) => anyhow::bail!("loading task failed: {e}"),
                 }

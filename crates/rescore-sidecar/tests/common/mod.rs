@@ -73,7 +73,20 @@ pub struct Sidecar {
     child: Child,
     pub base: String,
     pub log: mpsc::Receiver<String>,
+    /// The data directory given to the sidecar when the test did not pass one.
+    _data_dir: Option<TempDir>,
 }
+
+/// Environment variables of the sidecar that a test must not inherit.
+pub const SIDECAR_ENV: [&str; 7] = [
+    "RESCORE_CONFIG",
+    "RESCORE_LISTEN",
+    "RESCORE_MODELS",
+    "RESCORE_ITEMS",
+    "RESCORE_DATA_DIR",
+    "RESCORE_ITEM_STORE",
+    "RESCORE_REDIS_URL",
+];
 
 impl Sidecar {
     pub fn start(args: &[&str]) -> Self {
@@ -82,12 +95,17 @@ impl Sidecar {
 
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rescore-sidecar"));
-        cmd.args(args)
-            .env_remove("RESCORE_CONFIG")
-            .env_remove("RESCORE_LISTEN")
-            .env_remove("RESCORE_MODELS")
-            .env_remove("RESCORE_ITEMS")
-            .env("RUST_LOG", "info");
+        cmd.args(args).env("RUST_LOG", "info");
+        for var in SIDECAR_ENV {
+            cmd.env_remove(var);
+        }
+        // Each sidecar builds its embedded store in a scratch data directory of its own.
+        let data_dir = (!args.contains(&"--data-dir")
+            && !env.iter().any(|(k, _)| *k == "RESCORE_DATA_DIR"))
+        .then(|| TempDir::new("data"));
+        if let Some(dir) = &data_dir {
+            cmd.arg("--data-dir").arg(dir.path());
+        }
         if !args.contains(&"--listen") && !env.iter().any(|(k, _)| *k == "RESCORE_LISTEN") {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }
@@ -122,6 +140,7 @@ impl Sidecar {
             child,
             base: format!("http://{addr}"),
             log: rx,
+            _data_dir: data_dir,
         };
         sidecar.wait_ready();
         sidecar
@@ -207,11 +226,10 @@ fn into_pair(r: Result<ureq::Response, ureq::Error>) -> Result<(u16, String), Bo
 /// Runs the binary to completion (for configuration errors and --help).
 pub fn run_to_end(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rescore-sidecar"));
-    cmd.args(args)
-        .env_remove("RESCORE_CONFIG")
-        .env_remove("RESCORE_LISTEN")
-        .env_remove("RESCORE_MODELS")
-        .env_remove("RESCORE_ITEMS");
+    cmd.args(args);
+    for var in SIDECAR_ENV {
+        cmd.env_remove(var);
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
