@@ -41,7 +41,7 @@ pub struct CacheConfig {
 impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig {
-            max_bytes: 256 << 20,
+            max_bytes: 64 << 20,
             ttl_secs: 60,
             unknown_ttl_secs: 10,
         }
@@ -229,6 +229,12 @@ impl CachedItems {
     /// Forgets one id (an update passed through this process).
     pub fn invalidate(&self, id: &str) {
         self.cache.invalidate(id);
+    }
+
+    /// Forgets every cached id.
+    pub fn invalidate_all(&self) {
+        self.cache.invalidate_all();
+        self.cache.run_pending_tasks();
     }
 
     /// Entries and weighted bytes, after pending maintenance.

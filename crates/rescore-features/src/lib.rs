@@ -45,7 +45,7 @@ pub struct EmbeddedConfig {
 impl Default for EmbeddedConfig {
     fn default() -> Self {
         EmbeddedConfig {
-            read_cache_bytes: 32 << 20,
+            read_cache_bytes: 16 << 20,
             reload_interval_ms: 5000,
         }
     }
