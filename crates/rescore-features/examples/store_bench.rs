@@ -82,7 +82,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dropped = std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok();
     let generation = data.open_current(read_cache)?.ok_or("no generation")?;
     let items = Arc::new(CachedItems::embedded(generation, &cache));
-    let mut request = |ids: &[String]| -> Duration {
+    let request = |ids: &[String]| -> Duration {
         let started = Instant::now();
         let view = runtime.block_on(items.for_request(
             ids.iter().map(String::as_str),

@@ -197,7 +197,7 @@ impl CachedItems {
     }
 
     /// Live items in the embedded store (`None` for Redis, which does not know its size).
-    pub fn len(&self) -> Option<u64> {
+    pub fn item_count(&self) -> Option<u64> {
         match &self.backend {
             Backend::Embedded(g) => Some(g.load().len()),
             Backend::Redis { .. } => None,
