@@ -162,9 +162,9 @@ impl CachedItems {
     fn new(backend: Backend, config: &CacheConfig) -> Self {
         let evicted_size = metrics::counter!(m::ITEM_CACHE_EVICTIONS, "cause" => "size");
         let expired = metrics::counter!(m::ITEM_CACHE_EVICTIONS, "cause" => "expired");
-        let cache = moka::sync::Cache::builder()
+        let cache = moka::sync::Cache::<Box<str>, Cached>::builder()
             .max_capacity(config.max_bytes)
-            .weigher(|k: &Box<str>, v: &Cached| {
+            .weigher(|k, v| {
                 let bytes = k.len() + v.record.as_ref().map_or(0, |r| r.heap_bytes());
                 u32::try_from(bytes + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
             })
