@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp)
-target/release/rescore-sidecar --models models --items demo/items.jsonl --listen 127.0.0.1:0 2>"$log" &
+target/release/rescore-sidecar --models models --items demo/items.jsonl --data-dir target/rescore-data --listen 127.0.0.1:0 2>"$log" &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -f "$log"' EXIT
 addr=""

@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --release --bin rescore-sidecar
-exec target/release/rescore-sidecar --models models --items demo/items.jsonl "$@"
+# The embedded item store is built (once, then reused) under target/ unless RESCORE_DATA_DIR says otherwise.
+RESCORE_DATA_DIR="${RESCORE_DATA_DIR:-target/rescore-data}" exec target/release/rescore-sidecar --models models --items demo/items.jsonl "$@"

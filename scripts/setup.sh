@@ -2,8 +2,9 @@
 # Installs what building and testing need, idempotently, on Debian 12 (as root or with sudo):
 #   - libclang-dev (bindgen, used by lightgbm3-sys)
 #   - CMake >= 3.28 in .tools/venv (Debian has 3.25; .cargo/config.toml points cargo at it)
-#   - redis-server (for the feature-store tests of later releases; cheap to have now)
+#   - redis-server (the Redis item store's tests and benchmark start their own servers)
 #   - prometheus (Debian's package, for `promtool check rules` / `promtool test rules`)
+#   - jq (the rollout walkthrough reads the API's JSON)
 set -euo pipefail
 export PATH="$HOME/.cargo/bin:$PATH"
 cd "$(dirname "$0")/.."
@@ -18,6 +19,7 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v jq >/dev/null 2>&1 || need_apt+=(jq)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}"
   $SUDO apt-get update -qq

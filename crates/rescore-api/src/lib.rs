@@ -12,6 +12,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// non-finite numbers are rejected while deserialising (JSON has no NaN or infinity and
 /// serde_json refuses numbers that overflow f64).
 pub type FeatureMap = HashMap<String, Option<f64>>;
+/// String-valued query attributes (`name → string or null`), read by categorical features.
+pub type AttributeMap = HashMap<String, Option<String>>;
 
 /// `POST /v1/rescore` body. Unknown fields are ignored so that newer clients keep working
 /// against older sidecars.
@@ -61,6 +63,14 @@ pub struct QueryContext {
         deserialize_with = "nullable_map"
     )]
     pub features: FeatureMap,
+    /// String attributes of the query (country, device, ...), mapped to integer ids by a
+    /// manifest's `categorical` features.
+    #[serde(
+        default,
+        skip_serializing_if = "AttributeMap::is_empty",
+        deserialize_with = "nullable_attributes"
+    )]
+    pub attributes: AttributeMap,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,6 +126,10 @@ fn nullable_map<'de, D: Deserializer<'de>>(d: D) -> Result<FeatureMap, D::Error>
 /// `"context": null` means the same as no `context`.
 fn nullable_strings<'de, D: Deserializer<'de>>(d: D) -> Result<HashMap<String, String>, D::Error> {
     Ok(Option::<HashMap<String, String>>::deserialize(d)?.unwrap_or_default())
+}
+
+fn nullable_attributes<'de, D: Deserializer<'de>>(d: D) -> Result<AttributeMap, D::Error> {
+    Ok(Option::<AttributeMap>::deserialize(d)?.unwrap_or_default())
 }
 
 fn optional_object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(

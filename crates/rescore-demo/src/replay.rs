@@ -45,7 +45,7 @@ pub fn request_for(query: &Query, timeout_ms: u64) -> RescoreRequest {
             text: Some(query.text.clone()),
             user_id: Some(user_id(query.user)),
             features: query.features.to_map(),
-            session_id: None,
+            ..Default::default()
         }),
         hits: query
             .candidates

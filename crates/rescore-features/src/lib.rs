@@ -1,34 +1,141 @@
 //! Everything between a request and a feature matrix: which value each model feature takes
 //! ([`FeatureSpec`], declared in a version's `manifest.toml`), where item features come from
-//! ([`ItemStore`], cached by [`CachedItems`]) and the assembly of row-major rows.
+//! (the embedded store of [`embedded`] or Redis, behind the [`CachedItems`] cache) and the
+//! assembly of row-major rows. docs/feature-store.md describes the whole.
 
-mod items;
+mod cache;
+pub mod embedded;
+mod record;
+pub mod redis_store;
 mod spec;
+pub mod update;
 
-pub use items::{CachedItems, Columns, EmbeddedStore, ItemRecord, ItemStore, ItemStoreError};
+pub use cache::{CacheConfig, CachedItems, RequestItems};
+pub use embedded::{BuildReport, DataDir, Generation, StoreError};
+pub use record::{Columns, ItemRecord, MAX_COLUMNS};
+pub use redis_store::{RedisConfig, RedisStore, RedisStoreError};
 pub use spec::{FeatureDecl, FeatureSpec, SourceKind, SpecError};
+pub use update::{parse_updates, OpKind, Update, UpdateError, UpdateOp};
+
+use serde::Deserialize;
+
+/// Which store answers item lookups.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    /// The embedded store in the data directory (from `--items`, or what `items import`
+    /// published there).
+    #[default]
+    Embedded,
+    /// The Redis online store of `[item_store.redis]`.
+    Redis,
+}
+
+/// `[item_store.embedded]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddedConfig {
+    /// redb's page cache for reads (anonymous memory); the OS page cache holds the rest.
+    pub read_cache_bytes: usize,
+    /// How often the server looks for a newer generation in the data directory (published by
+    /// `items import|put|delete`); 0 = never.
+    pub reload_interval_ms: u64,
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        EmbeddedConfig {
+            read_cache_bytes: 16 << 20,
+            reload_interval_ms: 5000,
+        }
+    }
+}
+
+/// `[item_store]` in the config file (docs/configuration.md).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ItemStoreConfig {
+    pub backend: StoreKind,
+    pub cache: CacheConfig,
+    pub embedded: EmbeddedConfig,
+    pub redis: RedisConfig,
+}
+
+impl ItemStoreConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        self.cache.validate()?;
+        if self.embedded.read_cache_bytes < 1 << 20 {
+            return Err(
+                "item_store.embedded.read_cache_bytes must be at least 1048576 (1 MiB)".into(),
+            );
+        }
+        if self.backend == StoreKind::Redis {
+            self.redis.validate()?;
+        }
+        Ok(())
+    }
+}
 
 /// Metric names owned by this crate (catalogue in docs/metrics.md).
 pub mod metric_names {
     pub const ITEM_CACHE_HITS: &str = "rescore_item_cache_hits_total";
     pub const ITEM_CACHE_MISSES: &str = "rescore_item_cache_misses_total";
+    pub const ITEM_CACHE_EVICTIONS: &str = "rescore_item_cache_evictions_total";
     pub const ITEM_STORE_ITEMS: &str = "rescore_item_store_items";
+    pub const ITEM_STORE_GENERATION: &str = "rescore_item_store_generation";
+    pub const ITEM_STORE_SWAPS: &str = "rescore_item_store_swaps_total";
+    pub const ITEM_STORE_DURATION: &str = "rescore_item_store_duration_seconds";
+    pub const ITEM_STORE_REQUESTS: &str = "rescore_item_store_requests_total";
+    pub const ITEM_STORE_FALLBACKS: &str = "rescore_item_store_fallbacks_total";
 }
 
-/// Registers help texts for this crate's metrics.
+/// Registers help texts for this crate's metrics, and the series with known labels at 0.
 pub fn describe_metrics() {
     use metric_names::*;
     metrics::describe_counter!(
         ITEM_CACHE_HITS,
-        "Item lookups answered by the in-process cache (unknown ids included)."
+        "Item lookups answered by the in-process cache (unknown ids and lookups that joined another request's fetch included)."
     );
     metrics::describe_counter!(
         ITEM_CACHE_MISSES,
         "Item lookups that went to the item store."
     );
-    metrics::describe_gauge!(ITEM_STORE_ITEMS, "Items in the loaded item store.");
-    // Exposed from start-up, also when no item store is configured.
+    metrics::describe_counter!(
+        ITEM_CACHE_EVICTIONS,
+        "Item cache entries removed by cause: size (byte bound) or expired (TTL)."
+    );
+    metrics::describe_gauge!(ITEM_STORE_ITEMS, "Live items in the embedded item store.");
+    metrics::describe_gauge!(
+        ITEM_STORE_GENERATION,
+        "Generation number of the embedded store being served."
+    );
+    metrics::describe_counter!(
+        ITEM_STORE_SWAPS,
+        "Newer embedded store generations picked up while serving, by result."
+    );
+    metrics::describe_histogram!(
+        ITEM_STORE_DURATION,
+        metrics::Unit::Seconds,
+        "One item store read: an embedded lookup, or a Redis MGET round trip."
+    );
+    metrics::describe_counter!(
+        ITEM_STORE_REQUESTS,
+        "Item store reads by store and result (ok, timeout, error)."
+    );
+    metrics::describe_counter!(
+        ITEM_STORE_FALLBACKS,
+        "Item lookups served without store data (features missing/default) because the store timed out or failed, by reason."
+    );
     metrics::counter!(ITEM_CACHE_HITS).absolute(0);
     metrics::counter!(ITEM_CACHE_MISSES).absolute(0);
+    for cause in ["size", "expired"] {
+        metrics::counter!(ITEM_CACHE_EVICTIONS, "cause" => cause).absolute(0);
+    }
+    for reason in ["timeout", "error"] {
+        metrics::counter!(ITEM_STORE_FALLBACKS, "reason" => reason).absolute(0);
+    }
+    for result in ["success", "failure"] {
+        metrics::counter!(ITEM_STORE_SWAPS, "result" => result).absolute(0);
+    }
     metrics::gauge!(ITEM_STORE_ITEMS).set(0.0);
 }

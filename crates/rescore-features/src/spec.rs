@@ -2,12 +2,12 @@
 //! value comes from. Declared in `manifest.toml` under `[features.<name>]`; a feature that is
 //! not declared resolves through the contract's order (hit → item store → query → missing).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use rescore_api::{FeatureMap, RescoreRequest};
+use rescore_api::{AttributeMap, FeatureMap, RescoreRequest};
 use serde::Deserialize;
 
-use crate::{CachedItems, Columns, ItemRecord};
+use crate::{Columns, ItemRecord, RequestItems};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -31,6 +31,12 @@ pub enum SourceKind {
     Ratio,
     /// `|args[0] - args[1]|`.
     AbsDiff,
+    /// `ln(1 + input)`; missing when input <= -1.
+    Log1p,
+    /// `(now - input) / unit`: the age of a timestamp (seconds since the Unix epoch).
+    Age,
+    /// A string of the request mapped to an integer id through `mapping`.
+    Categorical,
 }
 
 impl std::fmt::Display for SourceKind {
@@ -45,6 +51,9 @@ impl std::fmt::Display for SourceKind {
             SourceKind::Eq => "eq",
             SourceKind::Ratio => "ratio",
             SourceKind::AbsDiff => "abs_diff",
+            SourceKind::Log1p => "log1p",
+            SourceKind::Age => "age",
+            SourceKind::Categorical => "categorical",
         })
     }
 }
@@ -62,6 +71,34 @@ impl SourceKind {
             SourceKind::Auto | SourceKind::Hit | SourceKind::Item | SourceKind::Query
         )
     }
+    fn reads_input(self) -> bool {
+        matches!(
+            self,
+            SourceKind::Log1p | SourceKind::Age | SourceKind::Categorical
+        )
+    }
+}
+
+/// Unit of an `age` feature.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgeUnit {
+    Seconds,
+    Minutes,
+    Hours,
+    #[default]
+    Days,
+}
+
+impl AgeUnit {
+    fn seconds(self) -> f64 {
+        match self {
+            AgeUnit::Seconds => 1.0,
+            AgeUnit::Minutes => 60.0,
+            AgeUnit::Hours => 3600.0,
+            AgeUnit::Days => 86_400.0,
+        }
+    }
 }
 
 /// One `[features.<name>]` table of a manifest.
@@ -74,6 +111,20 @@ pub struct FeatureDecl {
     pub key: Option<String>,
     /// For `eq`/`ratio`/`abs_diff`: two names, each resolved through the `auto` order.
     pub args: Option<Vec<String>>,
+    /// For `log1p`/`age`: a value reference (`hit_score`, `query_tokens`, `hit.<name>`,
+    /// `item.<name>`, `query.<name>` or a bare name resolved hit → item → query); for
+    /// `categorical`: a string of the request (`query.text`, `query.user_id`,
+    /// `query.attributes.<name>`).
+    pub input: Option<String>,
+    /// For `age`: the output unit (default days).
+    pub unit: Option<AgeUnit>,
+    /// For `age`: a value reference holding "now" (seconds since the epoch); default: the
+    /// sidecar's clock when the request is assembled.
+    pub now: Option<String>,
+    /// For `categorical`: string value → integer id.
+    pub mapping: Option<BTreeMap<String, i64>>,
+    /// For `categorical`: the id of a string not in `mapping` (default: missing).
+    pub unknown: Option<i64>,
     /// Used when the source yields a missing value.
     pub default: Option<f64>,
 }
@@ -86,15 +137,102 @@ pub enum SpecError {
     Invalid { feature: String, problem: String },
 }
 
+/// A number of the request or of the item store.
 #[derive(Debug, Clone, PartialEq)]
-enum Resolve {
+enum ValueRef {
     Auto(String),
     Hit(String),
     Item(String),
     Query(String),
     HitScore,
     QueryTokens,
+}
+
+impl ValueRef {
+    fn parse(text: &str) -> Result<Self, String> {
+        let named = |prefix: &str, rest: &str, make: fn(String) -> ValueRef| {
+            if rest.is_empty() {
+                Err(format!("`{text}`: no name after `{prefix}.`"))
+            } else {
+                Ok(make(rest.to_string()))
+            }
+        };
+        match text.split_once('.') {
+            None if text == "hit_score" => Ok(ValueRef::HitScore),
+            None if text == "query_tokens" => Ok(ValueRef::QueryTokens),
+            None if text.is_empty() => Err("an empty name".into()),
+            None => Ok(ValueRef::Auto(text.to_string())),
+            Some(("hit", rest)) => named("hit", rest, ValueRef::Hit),
+            Some(("item", rest)) => named("item", rest, ValueRef::Item),
+            Some(("query", rest)) => named("query", rest, ValueRef::Query),
+            Some(_) => Err(format!(
+                "unknown request field `{text}` (a value is `hit_score`, `query_tokens`, \
+                 `hit.<name>`, `item.<name>`, `query.<name>` or a name without a dot)"
+            )),
+        }
+    }
+
+    fn item_key(&self) -> Option<&str> {
+        match self {
+            ValueRef::Auto(k) | ValueRef::Item(k) => Some(k),
+            _ => None,
+        }
+    }
+}
+
+/// A string of the request.
+#[derive(Debug, Clone, PartialEq)]
+enum StringRef {
+    QueryText,
+    UserId,
+    Attribute(String),
+}
+
+impl StringRef {
+    fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "query.text" => Ok(StringRef::QueryText),
+            "query.user_id" => Ok(StringRef::UserId),
+            _ => match text.strip_prefix("query.attributes.") {
+                Some(name) if !name.is_empty() => Ok(StringRef::Attribute(name.to_string())),
+                _ => Err(format!(
+                    "unknown request field `{text}` (a categorical input is `query.text`, \
+                     `query.user_id` or `query.attributes.<name>`)"
+                )),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Resolve {
+    Value(ValueRef),
     Binary(SourceKind, String, String),
+    Log1p(ValueRef),
+    Age {
+        input: ValueRef,
+        now: Option<ValueRef>,
+        unit_secs: f64,
+    },
+    Categorical {
+        input: StringRef,
+        mapping: HashMap<String, f64>,
+        unknown: Option<f64>,
+    },
+}
+
+impl Resolve {
+    /// Item keys read by this source (at most two), for column resolution per request.
+    fn item_keys(&self) -> [Option<&str>; 2] {
+        match self {
+            Resolve::Value(v) | Resolve::Log1p(v) => [v.item_key(), None],
+            Resolve::Binary(_, a, b) => [Some(a), Some(b)],
+            Resolve::Age { input, now, .. } => {
+                [input.item_key(), now.as_ref().and_then(ValueRef::item_key)]
+            }
+            Resolve::Categorical { .. } => [None, None],
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -111,8 +249,12 @@ pub struct FeatureSpec {
     needs_items: bool,
 }
 
+/// Largest categorical id: LightGBM reads categories as non-negative 32-bit integers.
+const MAX_CATEGORY: i64 = i32::MAX as i64;
+
 impl FeatureSpec {
-    /// Builds the spec for a model's features from the manifest's declarations.
+    /// Builds the spec for a model's features from the manifest's declarations. Every
+    /// problem names the feature and, for inputs, the field that cannot exist.
     pub fn new(
         feature_names: &[String],
         decls: &BTreeMap<String, FeatureDecl>,
@@ -127,31 +269,54 @@ impl FeatureSpec {
                 feature: name.clone(),
                 problem,
             };
+            let source = decl.source;
             if let Some(d) = decl.default {
                 if !d.is_finite() {
                     return Err(invalid(format!("default {d} is not a finite number")));
                 }
             }
-            if decl.key.is_some() && !decl.source.reads_key() {
-                return Err(invalid(format!(
-                    "`key` is not allowed with source `{}`",
-                    decl.source
-                )));
+            let not_allowed =
+                |field: &str| invalid(format!("`{field}` is not allowed with source `{source}`"));
+            if decl.key.is_some() && !source.reads_key() {
+                return Err(not_allowed("key"));
             }
-            if decl.args.is_some() && !decl.source.is_binary() {
-                return Err(invalid(format!(
-                    "`args` is not allowed with source `{}`",
-                    decl.source
-                )));
+            if decl.args.is_some() && !source.is_binary() {
+                return Err(not_allowed("args"));
             }
+            if decl.input.is_some() && !source.reads_input() {
+                return Err(not_allowed("input"));
+            }
+            if (decl.unit.is_some() || decl.now.is_some()) && source != SourceKind::Age {
+                return Err(not_allowed(if decl.unit.is_some() {
+                    "unit"
+                } else {
+                    "now"
+                }));
+            }
+            if (decl.mapping.is_some() || decl.unknown.is_some())
+                && source != SourceKind::Categorical
+            {
+                return Err(not_allowed(if decl.mapping.is_some() {
+                    "mapping"
+                } else {
+                    "unknown"
+                }));
+            }
+            let input = || -> Result<&str, SpecError> {
+                decl.input.as_deref().ok_or_else(|| {
+                    invalid(format!(
+                        "source `{source}` needs `input`: the value it transforms"
+                    ))
+                })
+            };
             let key = decl.key.clone().unwrap_or_else(|| name.clone());
-            let resolve = match decl.source {
-                SourceKind::Auto => Resolve::Auto(key),
-                SourceKind::Hit => Resolve::Hit(key),
-                SourceKind::Item => Resolve::Item(key),
-                SourceKind::Query => Resolve::Query(key),
-                SourceKind::HitScore => Resolve::HitScore,
-                SourceKind::QueryTokens => Resolve::QueryTokens,
+            let resolve = match source {
+                SourceKind::Auto => Resolve::Value(ValueRef::Auto(key)),
+                SourceKind::Hit => Resolve::Value(ValueRef::Hit(key)),
+                SourceKind::Item => Resolve::Value(ValueRef::Item(key)),
+                SourceKind::Query => Resolve::Value(ValueRef::Query(key)),
+                SourceKind::HitScore => Resolve::Value(ValueRef::HitScore),
+                SourceKind::QueryTokens => Resolve::Value(ValueRef::QueryTokens),
                 kind @ (SourceKind::Eq | SourceKind::Ratio | SourceKind::AbsDiff) => {
                     match decl.args.as_deref() {
                         Some([a, b]) => Resolve::Binary(kind, a.clone(), b.clone()),
@@ -162,18 +327,54 @@ impl FeatureSpec {
                         }
                     }
                 }
+                SourceKind::Log1p => Resolve::Log1p(
+                    ValueRef::parse(input()?).map_err(|p| invalid(format!("input: {p}")))?,
+                ),
+                SourceKind::Age => Resolve::Age {
+                    input: ValueRef::parse(input()?).map_err(|p| invalid(format!("input: {p}")))?,
+                    now: decl
+                        .now
+                        .as_deref()
+                        .map(ValueRef::parse)
+                        .transpose()
+                        .map_err(|p| invalid(format!("now: {p}")))?,
+                    unit_secs: decl.unit.unwrap_or_default().seconds(),
+                },
+                SourceKind::Categorical => {
+                    let input =
+                        StringRef::parse(input()?).map_err(|p| invalid(format!("input: {p}")))?;
+                    let Some(mapping) = decl.mapping.as_ref().filter(|m| !m.is_empty()) else {
+                        return Err(invalid(
+                            "source `categorical` needs a non-empty `mapping` (string → integer id)".into(),
+                        ));
+                    };
+                    let check = |what: &str, id: i64| {
+                        if (0..=MAX_CATEGORY).contains(&id) {
+                            Ok(id as f64)
+                        } else {
+                            Err(invalid(format!(
+                                "{what}: id {id} is outside 0..={MAX_CATEGORY}"
+                            )))
+                        }
+                    };
+                    Resolve::Categorical {
+                        input,
+                        mapping: mapping
+                            .iter()
+                            .map(|(k, v)| Ok((k.clone(), check(&format!("mapping.{k}"), *v)?)))
+                            .collect::<Result<_, SpecError>>()?,
+                        unknown: decl.unknown.map(|u| check("unknown", u)).transpose()?,
+                    }
+                }
             };
             slots.push(Slot {
                 resolve,
                 default: decl.default,
             });
         }
-        let needs_items = slots.iter().any(|s| {
-            matches!(
-                s.resolve,
-                Resolve::Auto(_) | Resolve::Item(_) | Resolve::Binary(..)
-            )
-        });
+        let needs_items = slots
+            .iter()
+            .any(|s| s.resolve.item_keys().iter().any(Option::is_some));
         Ok(FeatureSpec {
             names: feature_names.to_vec(),
             slots,
@@ -185,29 +386,42 @@ impl FeatureSpec {
         &self.names
     }
 
+    /// Whether any feature reads the item store (else requests skip item lookups).
+    pub fn needs_items(&self) -> bool {
+        self.needs_items
+    }
+
     /// Assembles the row-major feature matrix of a request (NaN = missing) and counts, per
     /// feature, how many hits ended up missing it.
-    pub fn assemble(&self, request: &RescoreRequest, items: Option<&CachedItems>) -> Assembled {
+    pub fn assemble(&self, request: &RescoreRequest, items: Option<&RequestItems>) -> Assembled {
         let width = self.slots.len();
         let mut rows = Vec::with_capacity(width * request.hits.len());
         let mut missing = vec![0u64; width];
         let empty = FeatureMap::new();
-        let query_features = request.query.as_ref().map_or(&empty, |q| &q.features);
-        let query_tokens = request
-            .query
-            .as_ref()
-            .and_then(|q| q.text.as_deref())
-            .map(|t| t.split_whitespace().count() as f64);
+        let empty_attributes = AttributeMap::new();
+        let query = request.query.as_ref();
+        let query_features = query.map_or(&empty, |q| &q.features);
+        let request_ctx = RequestCtx {
+            query_tokens: query
+                .and_then(|q| q.text.as_deref())
+                .map(|t| t.split_whitespace().count() as f64),
+            text: query.and_then(|q| q.text.as_deref()),
+            user_id: query.and_then(|q| q.user_id.as_deref()),
+            attributes: query.map_or(&empty_attributes, |q| &q.attributes),
+            now: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(f64::NAN, |d| d.as_secs_f64()),
+        };
         // Item columns of every key, resolved once per request rather than once per hit.
         let no_columns = Columns::default();
         let columns = items.map_or(&no_columns, |i| i.columns());
         let slot_columns: Vec<[Option<u32>; 2]> = self
             .slots
             .iter()
-            .map(|slot| match &slot.resolve {
-                Resolve::Auto(k) | Resolve::Item(k) => [columns.column(k), None],
-                Resolve::Binary(_, a, b) => [columns.column(a), columns.column(b)],
-                _ => [None, None],
+            .map(|slot| {
+                slot.resolve
+                    .item_keys()
+                    .map(|k| k.and_then(|k| columns.column(k)))
             })
             .collect();
         for hit in &request.hits {
@@ -217,19 +431,48 @@ impl FeatureSpec {
             };
             let ctx = Context {
                 hit: &hit.features,
+                score: hit.score,
                 item: item.as_deref(),
                 query: query_features,
+                request: &request_ctx,
             };
             for (i, (slot, [col_a, col_b])) in self.slots.iter().zip(&slot_columns).enumerate() {
                 let value = match &slot.resolve {
-                    Resolve::Auto(key) => ctx.auto(key, *col_a),
-                    Resolve::Hit(key) => lookup(ctx.hit, key),
-                    Resolve::Item(_) => ctx.item_value(*col_a),
-                    Resolve::Query(key) => lookup(ctx.query, key),
-                    Resolve::HitScore => Some(hit.score),
-                    Resolve::QueryTokens => query_tokens,
+                    Resolve::Value(v) => ctx.value(v, *col_a),
                     Resolve::Binary(kind, a, b) => {
                         binary(*kind, ctx.auto(a, *col_a), ctx.auto(b, *col_b))
+                    }
+                    Resolve::Log1p(v) => ctx
+                        .value(v, *col_a)
+                        .map(f64::ln_1p)
+                        .filter(|x| x.is_finite()),
+                    Resolve::Age {
+                        input,
+                        now,
+                        unit_secs,
+                    } => {
+                        let now = match now {
+                            Some(r) => ctx.value(r, *col_b),
+                            None => Some(request_ctx.now),
+                        };
+                        ctx.value(input, *col_a)
+                            .zip(now)
+                            .map(|(t, now)| (now - t) / unit_secs)
+                            .filter(|x| x.is_finite())
+                    }
+                    Resolve::Categorical {
+                        input,
+                        mapping,
+                        unknown,
+                    } => {
+                        let s = match input {
+                            StringRef::QueryText => request_ctx.text,
+                            StringRef::UserId => request_ctx.user_id,
+                            StringRef::Attribute(k) => {
+                                request_ctx.attributes.get(k).and_then(|v| v.as_deref())
+                            }
+                        };
+                        s.and_then(|s| mapping.get(s).copied().or(*unknown))
                     }
                 };
                 let value = value.or(slot.default).unwrap_or(f64::NAN);
@@ -252,13 +495,34 @@ pub struct Assembled {
     pub missing: Vec<u64>,
 }
 
+struct RequestCtx<'a> {
+    query_tokens: Option<f64>,
+    text: Option<&'a str>,
+    user_id: Option<&'a str>,
+    attributes: &'a AttributeMap,
+    now: f64,
+}
+
 struct Context<'a> {
     hit: &'a FeatureMap,
+    score: f64,
     item: Option<&'a ItemRecord>,
     query: &'a FeatureMap,
+    request: &'a RequestCtx<'a>,
 }
 
 impl Context<'_> {
+    fn value(&self, v: &ValueRef, item_column: Option<u32>) -> Option<f64> {
+        match v {
+            ValueRef::Auto(key) => self.auto(key, item_column),
+            ValueRef::Hit(key) => lookup(self.hit, key),
+            ValueRef::Item(_) => self.item_value(item_column),
+            ValueRef::Query(key) => lookup(self.query, key),
+            ValueRef::HitScore => Some(self.score),
+            ValueRef::QueryTokens => self.request.query_tokens,
+        }
+    }
+
     fn auto(&self, key: &str, item_column: Option<u32>) -> Option<f64> {
         lookup(self.hit, key)
             .or_else(|| self.item_value(item_column))
@@ -291,7 +555,7 @@ fn binary(kind: SourceKind, a: Option<f64>, b: Option<f64>) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{EmbeddedStore, ItemStore};
+    use crate::{CacheConfig, CachedItems, DataDir};
     use rescore_api::{Hit, QueryContext};
     use std::sync::Arc;
 
@@ -311,15 +575,27 @@ mod tests {
         pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
     }
 
-    fn items() -> CachedItems {
-        let store = EmbeddedStore::from_jsonl(
-            "{\"id\":\"a\",\"features\":{\"price\":10,\"category\":3}}\n\
-             {\"id\":\"b\",\"features\":{\"price\":0,\"category\":4}}\n"
-                .as_bytes(),
+    /// A real embedded store of two items, and a request's view of it.
+    pub(crate) fn items() -> (tempfile::TempDir, RequestItems) {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let snapshot = tmp.path().join("items.jsonl");
+        std::fs::write(
+            &snapshot,
+            "{\"id\":\"a\",\"features\":{\"price\":10,\"category\":3,\"listed_at\":1000}}\n\
+             {\"id\":\"b\",\"features\":{\"price\":0,\"category\":4}}\n",
         )
-        .expect("valid snapshot");
-        assert_eq!(store.len(), 2);
-        CachedItems::new(Arc::new(store) as Arc<dyn ItemStore>, 100)
+        .expect("write");
+        let dir = DataDir::open(&tmp.path().join("data")).expect("data dir");
+        let (generation, _) = dir.ensure_snapshot(&snapshot, 1 << 20).expect("build");
+        assert_eq!(generation.len(), 2);
+        let cached = Arc::new(CachedItems::embedded(generation, &CacheConfig::default()));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        let view = runtime.block_on(cached.for_request(["a", "b"], deadline));
+        (tmp, view)
     }
 
     #[test]
@@ -355,7 +631,7 @@ mod tests {
             ],
             ..Default::default()
         };
-        let out = spec.assemble(&request, Some(&items()));
+        let out = spec.assemble(&request, Some(&items().1));
         let expect = [
             5.0,
             3.0,
@@ -427,7 +703,7 @@ mod tests {
             ],
             ..Default::default()
         };
-        let out = spec.assemble(&request, Some(&items()));
+        let out = spec.assemble(&request, Some(&items().1));
         assert_eq!(&out.rows[..6], &[12.5, 4.0, 1.0, 0.5, 10.0, 3.0]);
         // hit b overrides its category inline for `auto` args, but `item` reads the store
         assert_eq!(&out.rows[6..], &[0.5, 4.0, 1.0, 0.0, 20.0, 4.0]);
@@ -437,7 +713,7 @@ mod tests {
             features: fm(&[("budget", Some(0.0))]),
             ..Default::default()
         });
-        let out = spec.assemble(&request, Some(&items()));
+        let out = spec.assemble(&request, Some(&items().1));
         assert!(out.rows[1].is_nan() && out.rows[2].is_nan() && out.rows[3].is_nan());
         assert_eq!(out.rows[4], 10.0);
         assert_eq!(out.missing, vec![0, 2, 2, 2, 0, 0]);
@@ -466,5 +742,136 @@ mod tests {
         }
         assert!(toml::from_str::<M>("[features.a]\nsorce = \"item\"\n").is_err());
         assert!(toml::from_str::<M>("[features.a]\nsource = \"redis\"\n").is_err());
+    }
+
+    #[test]
+    fn transforms_and_categorical_ids() {
+        let spec = FeatureSpec::new(
+            &names(&[
+                "log_price",
+                "age_h",
+                "age_q",
+                "device",
+                "country",
+                "user",
+                "log_neg",
+            ]),
+            &decls(
+                r#"
+                [features.log_price]
+                source = "log1p"
+                input = "item.price"
+                [features.age_h]
+                source = "age"
+                input = "listed_at"
+                unit = "hours"
+                now = "query.now"
+                [features.age_q]
+                source = "age"
+                input = "item.listed_at"
+                [features.device]
+                source = "categorical"
+                input = "query.attributes.device"
+                mapping = { mobile = 0, desktop = 1 }
+                [features.country]
+                source = "categorical"
+                input = "query.attributes.country"
+                mapping = { de = 3 }
+                unknown = 99
+                [features.user]
+                source = "categorical"
+                input = "query.user_id"
+                mapping = { u1 = 7 }
+                default = -1
+                [features.log_neg]
+                source = "log1p"
+                input = "query.x"
+                "#,
+            ),
+        )
+        .expect("valid spec");
+        assert!(spec.needs_items());
+        let request = RescoreRequest {
+            query: Some(QueryContext {
+                user_id: Some("u2".into()),
+                features: fm(&[("now", Some(1000.0 + 7200.0)), ("x", Some(-1.0))]),
+                attributes: [
+                    ("device".to_string(), Some("desktop".to_string())),
+                    ("country".to_string(), Some("fr".to_string())),
+                ]
+                .into_iter()
+                .collect(),
+                ..Default::default()
+            }),
+            hits: vec![Hit {
+                id: "a".into(),
+                score: 1.0,
+                features: FeatureMap::new(),
+            }],
+            ..Default::default()
+        };
+        let out = spec.assemble(&request, Some(&items().1));
+        assert_eq!(out.rows[0], 11f64.ln());
+        assert_eq!(out.rows[1], 2.0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs_f64();
+        assert!(
+            (out.rows[2] - (now - 1000.0) / 86_400.0).abs() < 1e-3,
+            "{}",
+            out.rows[2]
+        );
+        assert_eq!(&out.rows[3..6], &[1.0, 99.0, -1.0]);
+        assert!(out.rows[6].is_nan(), "log1p(-1) is missing, not -inf");
+    }
+
+    #[test]
+    fn sources_that_cannot_exist_fail_the_load_naming_them() {
+        let model = names(&["f"]);
+        for (bad, names_it) in [
+            ("source = \"log1p\"", "needs `input`"),
+            (
+                "source = \"age\"\ninput = \"hits.listed_at\"",
+                "`hits.listed_at`",
+            ),
+            (
+                "source = \"age\"\ninput = \"item.t\"\nnow = \"request.now\"",
+                "`request.now`",
+            ),
+            (
+                "source = \"log1p\"\ninput = \"item.\"",
+                "no name after `item.`",
+            ),
+            (
+                "source = \"categorical\"\ninput = \"query.usr_id\"\nmapping = { a = 1 }",
+                "`query.usr_id`",
+            ),
+            (
+                "source = \"categorical\"\ninput = \"query.user_id\"",
+                "needs a non-empty `mapping`",
+            ),
+            (
+                "source = \"categorical\"\ninput = \"query.user_id\"\nmapping = { a = -1 }",
+                "mapping.a",
+            ),
+            (
+                "source = \"item\"\ninput = \"item.x\"",
+                "`input` is not allowed",
+            ),
+            (
+                "source = \"log1p\"\ninput = \"x\"\nmapping = { a = 1 }",
+                "`mapping` is not allowed",
+            ),
+            ("source = \"hit\"\nunit = \"days\"", "`unit` is not allowed"),
+        ] {
+            let text = format!("[features.f]\n{bad}\n");
+            let err = FeatureSpec::new(&model, &decls(&text)).expect_err(bad);
+            let msg = err.to_string();
+            assert!(
+                msg.contains("`f`") && msg.contains(names_it),
+                "{bad}: {msg}"
+            );
+        }
     }
 }

@@ -554,6 +554,7 @@ impl Rescorer {
         };
         let items = loaded.items.clone();
         let version = Some(live.version.to_string());
+        // The items of a request are resolved once and shared with its shadows.
         if request.hits.is_empty() {
             return Ok(RescoreResponse {
                 scores: Vec::new(),
@@ -565,6 +566,20 @@ impl Rescorer {
             });
         }
 
+        // Item lookups: a remote store (Redis) is asked here, asynchronously and within the
+        // store's and the request's budget; the embedded store is read during assembly.
+        let request_items = match items {
+            Some(items)
+                if live.spec.needs_items() || shadows.iter().any(|s| s.spec.needs_items()) =>
+            {
+                Some(
+                    items
+                        .for_request(request.hits.iter().map(|h| h.id.as_str()), deadline)
+                        .await,
+                )
+            }
+            _ => None,
+        };
         let deadline_tokio = tokio::time::Instant::from_std(deadline);
         let Ok(Ok(permit)) =
             tokio::time::timeout_at(deadline_tokio, self.slots.clone().acquire_owned()).await
@@ -572,8 +587,9 @@ impl Rescorer {
             return Ok(fallback(FallbackReason::Overloaded, version));
         };
         let request = Arc::new(request);
+        let request_items = request_items.map(Arc::new);
         let task = {
-            let (request, items, live) = (request.clone(), items.clone(), live.clone());
+            let (request, items, live) = (request.clone(), request_items.clone(), live.clone());
             let variant_for_task = variant.clone();
             tokio::task::spawn_blocking(move || {
                 let _permit = permit;
@@ -597,7 +613,7 @@ impl Rescorer {
                         request,
                         served: scores.clone(),
                         shadows,
-                        items,
+                        items: request_items,
                     });
                 }
                 Ok(RescoreResponse {

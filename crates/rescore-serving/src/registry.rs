@@ -202,7 +202,7 @@ impl LoadedVersion {
     pub fn score(
         &self,
         request: &rescore_api::RescoreRequest,
-        items: Option<&rescore_features::CachedItems>,
+        items: Option<&rescore_features::RequestItems>,
         deadline: std::time::Instant,
         served_as: Option<&str>,
     ) -> Result<Vec<f64>, ScoreError> {

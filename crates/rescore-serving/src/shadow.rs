@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rescore_api::RescoreRequest;
-use rescore_features::CachedItems;
+use rescore_features::RequestItems;
 use rescore_monitor as mon;
 use serde::Deserialize;
 
@@ -76,7 +76,8 @@ pub struct ShadowJob {
     pub request: Arc<RescoreRequest>,
     pub served: Vec<f64>,
     pub shadows: Vec<Arc<LoadedVersion>>,
-    pub items: Option<Arc<CachedItems>>,
+    /// The items the served version used (resolved once per request).
+    pub items: Option<Arc<RequestItems>>,
 }
 
 pub struct ShadowPool {

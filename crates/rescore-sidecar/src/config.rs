@@ -4,12 +4,14 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use rescore_features::{ItemStoreConfig, StoreKind};
 use rescore_monitor::MonitorConfig;
 use rescore_serving::ServingConfig;
 use serde::Deserialize;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9209";
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/rescore-sidecar";
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9210";
 /// Shorter tokens are refused: the admin API can change what every search is ranked by.
 const MIN_ADMIN_TOKEN_LEN: usize = 16;
@@ -22,15 +24,11 @@ const MIN_ADMIN_TOKEN_LEN: usize = 16;
 #[command(
     name = "rescore-sidecar",
     version,
-    about = "Rescores search hits with LightGBM models over HTTP (docs/api.md)."
+    about = "Rescores search hits with LightGBM models over HTTP (docs/api.md). Without a subcommand it serves."
 )]
 pub struct Cli {
-    /// Other jobs than serving; without one the binary serves.
-    #[command(subcommand)]
-    pub command: Option<crate::jobs::Job>,
-    /// TOML config file (keys: listen, models, items, [server], [serving], [monitoring]).
-    #[arg(long, env = "RESCORE_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: CommonFlags,
     /// Address to serve on [default: 127.0.0.1:9209, loopback only].
     #[arg(long, env = "RESCORE_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
@@ -38,6 +36,7 @@ pub struct Cli {
     #[arg(long, env = "RESCORE_MODELS", value_name = "DIR")]
     pub models: Option<PathBuf>,
     /// Item feature snapshot, JSON Lines: {"id": "...", "features": {"name": number}} per line.
+    /// Built into (or reused from) the embedded store in --data-dir.
     #[arg(long, env = "RESCORE_ITEMS", value_name = "PATH")]
     pub items: Option<PathBuf>,
     /// Routing file (live pins, A/B experiments, shadows, rules; hot-reloaded) [default: DIR/routing.toml of --models].
@@ -49,6 +48,82 @@ pub struct Cli {
     /// File holding the admin API's bearer token (the RESCORE_ADMIN_TOKEN variable is the alternative).
     #[arg(long, env = "RESCORE_ADMIN_TOKEN_FILE", value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Flags shared by serving and the `items` subcommands.
+#[derive(Debug, Args)]
+pub struct CommonFlags {
+    /// TOML config file (keys: listen, models, items, data_dir, routing, admin_listen, admin_token_file, [server], [serving], [item_store], [monitoring]).
+    #[arg(long, env = "RESCORE_CONFIG", value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// Data directory of the embedded item store [default: /var/lib/rescore-sidecar].
+    #[arg(long, env = "RESCORE_DATA_DIR", value_name = "DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Item store that serves lookups: embedded or redis [default: embedded].
+    #[arg(long, env = "RESCORE_ITEM_STORE", value_name = "KIND", global = true)]
+    pub item_store: Option<StoreArg>,
+    /// Redis URL of the online item store [default: redis://127.0.0.1:6379/0].
+    #[arg(long, env = "RESCORE_REDIS_URL", value_name = "URL", global = true)]
+    pub redis_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreArg {
+    Embedded,
+    Redis,
+}
+
+impl From<StoreArg> for StoreKind {
+    fn from(s: StoreArg) -> Self {
+        match s {
+            StoreArg::Embedded => StoreKind::Embedded,
+            StoreArg::Redis => StoreKind::Redis,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Item feature ETL: build the embedded store, stream versioned updates (docs/feature-store.md).
+    #[command(subcommand)]
+    Items(ItemsCommand),
+    /// Monitoring jobs: reference statistics, training data from feature logs (docs/monitoring.md).
+    #[command(flatten)]
+    Monitoring(crate::jobs::Job),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ItemsCommand {
+    /// Builds a new embedded store generation from a snapshot (JSON Lines) beside the live one
+    /// and publishes it; a running sidecar on the same data directory swaps to it.
+    Import {
+        /// Snapshot file, JSON Lines.
+        snapshot: PathBuf,
+    },
+    /// Streams versioned puts ({"id", "version", "features"} per line) from FILE or stdin (-).
+    /// An update whose version is not newer than the stored one is skipped.
+    Put(UpdateArgs),
+    /// Streams versioned deletes ({"id", "version"} per line) from FILE or stdin (-).
+    Delete(UpdateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// JSON Lines file, or - for standard input.
+    #[arg(default_value = "-")]
+    pub input: PathBuf,
+    /// Where to write: the configured item store (default), embedded, redis, or both.
+    #[arg(long, value_name = "TARGET")]
+    pub target: Option<Target>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    Embedded,
+    Redis,
+    Both,
 }
 
 /// The config file. Relative paths in it are relative to the file's directory.
@@ -58,6 +133,7 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub models: Option<PathBuf>,
     pub items: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
     pub routing: Option<PathBuf>,
     pub admin_listen: Option<SocketAddr>,
     pub admin_token_file: Option<PathBuf>,
@@ -65,6 +141,8 @@ pub struct FileConfig {
     pub server: ServerConfig,
     #[serde(default)]
     pub serving: ServingConfig,
+    #[serde(default)]
+    pub item_store: ItemStoreConfig,
     #[serde(default)]
     pub monitoring: MonitorConfig,
 }
@@ -93,18 +171,60 @@ pub struct Config {
     pub listen: SocketAddr,
     pub models: Option<PathBuf>,
     pub items: Option<PathBuf>,
+    pub data_dir: PathBuf,
     pub routing: Option<PathBuf>,
     pub admin_listen: SocketAddr,
     /// `None`: the admin API is not served.
     pub admin_token: Option<String>,
+    /// The config file's `admin_token_file`, before the command line is applied.
+    admin_token_file: Option<PathBuf>,
+    /// Whether the config file set `admin_listen` (then a token is required).
+    admin_listen_configured: bool,
     pub server: ServerConfig,
     pub serving: ServingConfig,
+    pub item_store: ItemStoreConfig,
     pub monitoring: MonitorConfig,
 }
 
 impl Config {
+    /// Serving configuration.
     pub fn resolve(cli: Cli) -> anyhow::Result<Self> {
-        let file = match &cli.config {
+        let mut config = Self::merge(&cli.common, cli.listen, cli.models, cli.items)?;
+        config.routing = cli.routing.or(config.routing);
+        if let Some(addr) = cli.admin_listen {
+            config.admin_listen = addr;
+        }
+        let token_file = cli.admin_token_file.or(config.admin_token_file.take());
+        config.admin_token = admin_token(
+            token_file.as_deref(),
+            cli.admin_listen.is_some() || config.admin_listen_configured,
+        )?;
+        config.validate()?;
+        if config.items.is_some() {
+            std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+                anyhow::anyhow!(
+                    "--data-dir {}: cannot create: {e}",
+                    config.data_dir.display()
+                )
+            })?;
+        }
+        Ok(config)
+    }
+
+    /// Configuration for a subcommand (no listen address or models needed).
+    pub fn resolve_for_tool(common: &CommonFlags) -> anyhow::Result<Self> {
+        let config = Self::merge(common, None, None, None)?;
+        config.item_store.validate().map_err(anyhow::Error::msg)?;
+        Ok(config)
+    }
+
+    fn merge(
+        common: &CommonFlags,
+        listen: Option<SocketAddr>,
+        models: Option<PathBuf>,
+        items: Option<PathBuf>,
+    ) -> anyhow::Result<Self> {
+        let file = match &common.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?;
@@ -113,6 +233,7 @@ impl Config {
                 let base = path.parent().unwrap_or(Path::new("."));
                 file.models = file.models.map(|p| base.join(p));
                 file.items = file.items.map(|p| base.join(p));
+                file.data_dir = file.data_dir.map(|p| base.join(p));
                 file.routing = file.routing.map(|p| base.join(p));
                 file.admin_token_file = file.admin_token_file.map(|p| base.join(p));
                 file.serving.shadow.log_path = file.serving.shadow.log_path.map(|p| base.join(p));
@@ -121,30 +242,40 @@ impl Config {
             }
             None => FileConfig::default(),
         };
-        let config = Config {
-            listen: cli.listen.or(file.listen).unwrap_or_else(|| {
+        let mut item_store = file.item_store;
+        if let Some(kind) = common.item_store {
+            item_store.backend = kind.into();
+        }
+        if let Some(url) = &common.redis_url {
+            item_store.redis.url = url.clone();
+        }
+        Ok(Config {
+            listen: listen.or(file.listen).unwrap_or_else(|| {
                 DEFAULT_LISTEN
                     .parse()
                     .unwrap_or_else(|_| unreachable!("valid literal"))
             }),
-            models: cli.models.or(file.models),
-            items: cli.items.or(file.items),
-            routing: cli.routing.or(file.routing),
-            admin_listen: cli.admin_listen.or(file.admin_listen).unwrap_or_else(|| {
+            models: models.or(file.models),
+            items: items.or(file.items),
+            data_dir: common
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            routing: file.routing,
+            admin_listen: file.admin_listen.unwrap_or_else(|| {
                 DEFAULT_ADMIN_LISTEN
                     .parse()
                     .unwrap_or_else(|_| unreachable!("valid literal"))
             }),
-            admin_token: admin_token(
-                cli.admin_token_file.or(file.admin_token_file).as_deref(),
-                cli.admin_listen.is_some() || file.admin_listen.is_some(),
-            )?,
+            admin_token: None,
+            admin_token_file: file.admin_token_file,
+            admin_listen_configured: file.admin_listen.is_some(),
             server: file.server,
             serving: file.serving,
+            item_store,
             monitoring: file.monitoring,
-        };
-        config.validate()?;
-        Ok(config)
+        })
     }
 
     fn validate(&self) -> anyhow::Result<()> {
@@ -157,6 +288,14 @@ impl Config {
                 anyhow::bail!("--routing {}: not a file path", routing.display());
             }
         }
+        self.monitoring.validate().map_err(anyhow::Error::msg)?;
+        if let Some(dir) = self.monitoring.feature_log.dir.as_ref() {
+            if self.monitoring.feature_log.enabled {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    anyhow::anyhow!("monitoring.feature_log.dir {}: {e}", dir.display())
+                })?;
+            }
+        }
         if let Some(models) = &self.models {
             if !std::fs::metadata(models).is_ok_and(|m| m.is_dir()) {
                 anyhow::bail!("--models {}: not a readable directory", models.display());
@@ -166,20 +305,18 @@ impl Config {
             if !std::fs::metadata(items).is_ok_and(|m| m.is_file()) {
                 anyhow::bail!("--items {}: not a readable file", items.display());
             }
+            if self.item_store.backend == StoreKind::Redis {
+                anyhow::bail!(
+                    "--items {} builds the embedded store, but item_store.backend is redis (load snapshots into Redis with `items put --target redis`)",
+                    items.display()
+                );
+            }
         }
         if self.server.body_limit_bytes < 1024 {
             anyhow::bail!("server.body_limit_bytes must be at least 1024");
         }
         self.serving.validate().map_err(anyhow::Error::msg)?;
-        self.monitoring.validate().map_err(anyhow::Error::msg)?;
-        if let Some(dir) = self.monitoring.feature_log.dir.as_ref() {
-            if self.monitoring.feature_log.enabled {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    anyhow::anyhow!("monitoring.feature_log.dir {}: {e}", dir.display())
-                })?;
-            }
-        }
-        Ok(())
+        self.item_store.validate().map_err(anyhow::Error::msg)
     }
 }
 

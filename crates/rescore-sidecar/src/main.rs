@@ -2,17 +2,18 @@
 //! load models and items in the background (`/readyz` turns 200), serve until SIGTERM/SIGINT.
 
 mod config;
+mod items;
 mod jobs;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use rescore_features::{CachedItems, EmbeddedStore, ItemStore};
+use rescore_features::{CachedItems, StoreKind};
 use rescore_server::AppState;
 use rescore_serving::{Discovery, ModelSources, Rescorer};
 
-use crate::config::{Cli, Config};
+use crate::config::{Cli, Command, Config};
 
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
@@ -24,8 +25,10 @@ fn main() -> std::process::ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let mut cli = Cli::parse();
-    if let Some(job) = cli.command.take() {
-        return jobs::run(job);
+    match cli.command.take() {
+        Some(Command::Items(command)) => return items::run(&cli.common, command),
+        Some(Command::Monitoring(job)) => return jobs::run(job),
+        None => {}
     }
     let prepared = Config::resolve(cli).and_then(|config| {
         let discovery = match &config.models {
@@ -104,32 +107,32 @@ async fn serve(config: Config, discovery: Discovery, rescorer: Rescorer) -> anyh
     );
 
     // Loading runs off the async workers; the server answers (with fallbacks) meanwhile.
+    let redis_items = match config.item_store.backend {
+        // Connections are made lazily: a Redis that is down does not delay readiness.
+        StoreKind::Redis => Some(Arc::new(items::redis_items(&config.item_store)?)),
+        StoreKind::Embedded => None,
+    };
     let loader = {
         let rescorer = rescorer.clone();
         let items_path = config.items.clone();
-        let capacity = config.serving.item_cache_capacity;
-        tokio::task::spawn_blocking(
-            move || -> anyhow::Result<Option<rescore_serving::Watcher>> {
-                let items = match items_path {
-                    Some(path) => {
-                        let file = std::fs::File::open(&path)
-                            .map_err(|e| anyhow::anyhow!("--items {}: {e}", path.display()))?;
-                        let store = EmbeddedStore::from_jsonl(std::io::BufReader::new(file))
-                            .map_err(|e| anyhow::anyhow!("--items {}: {e}", path.display()))?;
-                        tracing::info!(items = store.len(), path = %path.display(), "item store loaded");
-                        Some(Arc::new(CachedItems::new(
-                            Arc::new(store) as Arc<dyn ItemStore>,
-                            capacity,
-                        )))
-                    }
-                    None => None,
-                };
-                rescorer.load_initial(&discovery, items);
-                tracing::info!("ready");
-                // Watch only once loaded: changes before that are read by start-up loading.
-                Ok(rescore_serving::spawn_watcher(rescorer)?)
-            },
-        )
+        let data_dir = config.data_dir.clone();
+        let store_config = config.item_store.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<(Option<Arc<CachedItems>>, Option<rescore_serving::Watcher>)> {
+            let items = match (redis_items, items_path) {
+                (Some(redis), _) => Some(redis),
+                (None, Some(path)) => Some(Arc::new(items::embedded_items(
+                    &path,
+                    &data_dir,
+                    &store_config,
+                )?)),
+                (None, None) => None,
+            };
+            rescorer.load_initial(&discovery, items.clone());
+            tracing::info!("ready");
+            // Watch only once loaded: changes before that are read by start-up loading.
+            let watcher = rescore_serving::spawn_watcher(rescorer)?;
+            Ok((items, watcher))
+        })
     };
     let mut watcher = None;
 
@@ -189,7 +192,16 @@ async fn serve(config: Config, discovery: Discovery, rescorer: Rescorer) -> anyh
                 loaded = &mut loader, if loading => {
                     loading = false;
                     match loaded {
-                        Ok(Ok(w)) => watcher = w,
+                        Ok(Ok((items, w))) => {
+                            watcher = w;
+                            // Newer generations published into the data directory (by `items
+                            // import|put|delete`) are picked up while serving.
+                            if let (Some(items), Some(_)) = (items, &config.items) {
+                                if items.generation().is_some() {
+                                    items::watch_generations(items, config.data_dir.clone(), &config.item_store);
+                                }
+                            }
+                        }
                         Ok(Err(e)) => return Err(e),
                         Err(e) => anyhow::bail!("loading task failed: {e}"),
                     }

@@ -458,17 +458,22 @@ fn a_bad_item_snapshot_stops_the_sidecar() {
         "{\"id\":\"a\",\"features\":{\"x\":1}}\n{\"id\":\"b\",\"features\":{\"x\":\"oops\"}}\n",
     )
     .expect("write");
+    let data = tmp.path().join("data");
     let (code, out) = run_to_end(
         &[
             "--listen",
             "127.0.0.1:0",
             "--items",
             items.to_str().expect("utf-8"),
+            "--data-dir",
+            data.to_str().expect("utf-8"),
         ],
         &[],
     );
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("line 2"), "{out}");
+    // nothing half-built was published
+    assert!(!data.join("CURRENT").exists());
 }
 
 #[test]

@@ -75,9 +75,12 @@ pub struct Sidecar {
     /// The admin API's base URL, when the sidecar serves it.
     pub admin_base: Option<String>,
     pub log: mpsc::Receiver<String>,
+    /// The data directory given to the sidecar when the test did not pass one.
+    _data_dir: Option<TempDir>,
 }
 
-const RESCORE_VARS: &[&str] = &[
+/// Environment variables of the sidecar that a test must not inherit.
+pub const SIDECAR_ENV: &[&str] = &[
     "RESCORE_CONFIG",
     "RESCORE_LISTEN",
     "RESCORE_MODELS",
@@ -86,6 +89,9 @@ const RESCORE_VARS: &[&str] = &[
     "RESCORE_ADMIN_LISTEN",
     "RESCORE_ADMIN_TOKEN",
     "RESCORE_ADMIN_TOKEN_FILE",
+    "RESCORE_DATA_DIR",
+    "RESCORE_ITEM_STORE",
+    "RESCORE_REDIS_URL",
 ];
 
 impl Sidecar {
@@ -96,8 +102,15 @@ impl Sidecar {
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rescore-sidecar"));
         cmd.args(args).env("RUST_LOG", "info");
-        for var in RESCORE_VARS {
+        for var in SIDECAR_ENV {
             cmd.env_remove(var);
+        }
+        // Each sidecar builds its embedded store in a scratch data directory of its own.
+        let data_dir = (!args.contains(&"--data-dir")
+            && !env.iter().any(|(k, _)| *k == "RESCORE_DATA_DIR"))
+        .then(|| TempDir::new("data"));
+        if let Some(dir) = &data_dir {
+            cmd.arg("--data-dir").arg(dir.path());
         }
         if !args.contains(&"--listen") && !env.iter().any(|(k, _)| *k == "RESCORE_LISTEN") {
             cmd.args(["--listen", "127.0.0.1:0"]);
@@ -143,6 +156,7 @@ impl Sidecar {
             base: format!("http://{addr}"),
             admin_base,
             log: rx,
+            _data_dir: data_dir,
         };
         sidecar.wait_ready();
         sidecar
@@ -287,7 +301,7 @@ fn into_pair(r: Result<ureq::Response, ureq::Error>) -> Result<(u16, String), Bo
 pub fn run_to_end(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rescore-sidecar"));
     cmd.args(args);
-    for var in RESCORE_VARS {
+    for var in SIDECAR_ENV {
         cmd.env_remove(var);
     }
     for (k, v) in env {

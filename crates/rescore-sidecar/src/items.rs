@@ -1,0 +1,243 @@
+//! Item stores for serving (embedded from `--items`, or Redis) and the `items` subcommands
+//! (docs/feature-store.md).
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rescore_features::{
+    metric_names, parse_updates, CachedItems, DataDir, ItemStoreConfig, OpKind, RedisStore,
+    StoreError, StoreKind, Update,
+};
+
+use crate::config::{CommonFlags, Config, ItemsCommand, Target};
+
+/// Updates per Redis round trip.
+const REDIS_BATCH: usize = 500;
+
+pub fn redis_items(config: &ItemStoreConfig) -> anyhow::Result<CachedItems> {
+    let store =
+        RedisStore::new(&config.redis).map_err(|e| anyhow::anyhow!("item_store.redis: {e}"))?;
+    tracing::info!(url = %redact(&config.redis.url), pool = config.redis.pool_size,
+        timeout_ms = config.redis.timeout_ms, "item store: redis");
+    Ok(CachedItems::redis(
+        store,
+        Duration::from_millis(config.redis.timeout_ms),
+        &config.cache,
+    ))
+}
+
+/// Builds the embedded store from the snapshot (or reuses the live generation built from
+/// this very file) and opens it.
+pub fn embedded_items(
+    snapshot: &Path,
+    data_dir: &Path,
+    config: &ItemStoreConfig,
+) -> anyhow::Result<CachedItems> {
+    let context = |e: StoreError| anyhow::anyhow!("--items {}: {e}", snapshot.display());
+    let dir = DataDir::open(data_dir).map_err(context)?;
+    let (generation, report) = dir
+        .ensure_snapshot(snapshot, config.embedded.read_cache_bytes)
+        .map_err(context)?;
+    match report {
+        Some(r) => tracing::info!(items = r.items, lines = r.lines, generation = r.generation,
+            seconds = r.seconds, bytes = r.bytes, path = %r.path.display(), "item store built"),
+        None => tracing::info!(items = generation.len(), generation = generation.number(),
+            path = %generation.path().display(), "item store reused"),
+    }
+    tracing::info!(items = generation.len(), path = %snapshot.display(), "item store loaded");
+    Ok(CachedItems::embedded(generation, &config.cache))
+}
+
+/// Polls `CURRENT` in the data directory and swaps to a newer generation when one is
+/// published. A generation that cannot be opened is logged and counted; the live one stays.
+pub fn watch_generations(items: Arc<CachedItems>, data_dir: PathBuf, config: &ItemStoreConfig) {
+    let interval = config.embedded.reload_interval_ms;
+    if interval == 0 {
+        return;
+    }
+    let cache_bytes = config.embedded.read_cache_bytes;
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_millis(interval));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let items = items.clone();
+            let data_dir = data_dir.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                let Ok(dir) = DataDir::open(&data_dir) else { return };
+                let Ok(Some((number, path))) = dir.current() else { return };
+                if items.generation() == Some(number) {
+                    return;
+                }
+                match rescore_features::Generation::open(&path, number, cache_bytes) {
+                    Ok(generation) => {
+                        let count = generation.len();
+                        items.swap(generation);
+                        metrics::counter!(metric_names::ITEM_STORE_SWAPS, "result" => "success").increment(1);
+                        tracing::info!(generation = number, items = count, path = %path.display(), "item store generation swapped");
+                    }
+                    Err(error) => {
+                        metrics::counter!(metric_names::ITEM_STORE_SWAPS, "result" => "failure").increment(1);
+                        tracing::error!(%error, "newer item store generation cannot be opened; keeping the live one");
+                    }
+                }
+            })
+            .await;
+        }
+    });
+}
+
+/// `rescore-sidecar items ...`: exit 0 on success, 2 on a configuration error, 1 otherwise.
+pub fn run(common: &CommonFlags, command: ItemsCommand) -> ExitCode {
+    let config = match Config::resolve_for_tool(common) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rescore-sidecar: configuration error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match run_command(&config, command) {
+        Ok(summary) => {
+            println!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rescore-sidecar items: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_command(config: &Config, command: ItemsCommand) -> anyhow::Result<serde_json::Value> {
+    match command {
+        ItemsCommand::Import { snapshot } => {
+            let dir = DataDir::open(&config.data_dir)?;
+            let r = dir
+                .import(&snapshot)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", snapshot.display()))?;
+            Ok(serde_json::json!({
+                "target": "embedded", "generation": r.generation, "path": r.path,
+                "items": r.items, "lines": r.lines, "bytes": r.bytes, "seconds": r.seconds,
+            }))
+        }
+        ItemsCommand::Put(args) => updates(config, &args.input, args.target, OpKind::Put),
+        ItemsCommand::Delete(args) => updates(config, &args.input, args.target, OpKind::Delete),
+    }
+}
+
+fn open_input(input: &Path) -> anyhow::Result<Box<dyn BufRead>> {
+    if input == Path::new("-") {
+        return Ok(Box::new(std::io::stdin().lock()));
+    }
+    let file =
+        std::fs::File::open(input).map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+    Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, file)))
+}
+
+fn updates(
+    config: &Config,
+    input: &Path,
+    target: Option<Target>,
+    op: OpKind,
+) -> anyhow::Result<serde_json::Value> {
+    let target = target.unwrap_or(match config.item_store.backend {
+        StoreKind::Embedded => Target::Embedded,
+        StoreKind::Redis => Target::Redis,
+    });
+    if target == Target::Redis || target == Target::Both {
+        config
+            .item_store
+            .redis
+            .validate()
+            .map_err(anyhow::Error::msg)?;
+    }
+    // `both` reads the input once into memory; a single target streams it.
+    let lines: Option<Vec<Update>> = if target == Target::Both {
+        Some(
+            parse_updates(open_input(input)?, Some(op))
+                .collect::<Result<_, _>>()
+                .map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?,
+        )
+    } else {
+        None
+    };
+    let mut out = serde_json::Map::new();
+    if matches!(target, Target::Embedded | Target::Both) {
+        let dir = DataDir::open(&config.data_dir)?;
+        let map_err = |e: rescore_features::UpdateError| StoreError::Line {
+            line: 0,
+            problem: format!("{}: {e}", input.display()),
+        };
+        let report = match &lines {
+            Some(lines) => dir.apply_updates(lines.iter().cloned().map(Ok)),
+            None => dir.apply_updates(
+                parse_updates(open_input(input)?, Some(op)).map(|r| r.map_err(map_err)),
+            ),
+        }
+        .map_err(|e| anyhow::anyhow!("embedded store {}: {e}", config.data_dir.display()))?;
+        out.insert(
+            "embedded".into(),
+            serde_json::json!({"generation": report.generation, "lines": report.lines,
+                "applied": report.lines - report.stale, "stale": report.stale, "items": report.items,
+                "seconds": report.seconds}),
+        );
+    }
+    if matches!(target, Target::Redis | Target::Both) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (lines_n, applied) = runtime.block_on(async {
+            let store = RedisStore::new(&config.item_store.redis)?;
+            let mut batch = Vec::with_capacity(REDIS_BATCH);
+            let (mut n, mut applied) = (0u64, 0u64);
+            let mut iter: Box<dyn Iterator<Item = anyhow::Result<Update>>> = match &lines {
+                Some(lines) => Box::new(lines.iter().cloned().map(Ok)),
+                None => Box::new(
+                    parse_updates(open_input(input)?, Some(op))
+                        .map(|r| r.map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))),
+                ),
+            };
+            let mut exhausted = false;
+            while !exhausted {
+                match iter.next() {
+                    Some(update) => {
+                        batch.push(update?);
+                        if batch.len() < REDIS_BATCH {
+                            continue;
+                        }
+                    }
+                    None => exhausted = true,
+                }
+                if batch.is_empty() {
+                    continue;
+                }
+                let results = store
+                    .apply(&batch)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e} (after {n} lines were written)"))?;
+                n += batch.len() as u64;
+                applied += results.iter().filter(|a| **a).count() as u64;
+                batch.clear();
+            }
+            Ok::<_, anyhow::Error>((n, applied))
+        })?;
+        out.insert(
+            "redis".into(),
+            serde_json::json!({"lines": lines_n, "applied": applied, "stale": lines_n - applied}),
+        );
+    }
+    Ok(serde_json::Value::Object(out))
+}
+
+/// The URL without a password, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &url[..scheme], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}

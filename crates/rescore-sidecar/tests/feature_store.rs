@@ -1,0 +1,504 @@
+//! The item stores end to end: a real `redis-server` started by the test on a free port, the
+//! real binary over HTTP, and the `items` subcommands.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{metric, repo_root, run_to_end, Sidecar, TempDir};
+use serde_json::{json, Value};
+
+/// A `redis-server` of this test's own, without persistence, on a loopback port.
+struct Redis {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl Redis {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("free port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let mut redis = Redis { child: None, port };
+        redis.restart();
+        redis
+    }
+
+    fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (scripts/setup.sh installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.command(&["PING"]).is_some_and(|r| r == "+PONG") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// One command over RESP; the raw first reply line, or the bulk string's contents.
+    fn command(&self, args: &[&str]) -> Option<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        let mut out = format!("*{}\r\n", args.len());
+        for a in args {
+            out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        stream.write_all(out.as_bytes()).ok()?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut chunk).ok()?;
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).to_string();
+            if let Some(rest) = text.strip_prefix('$') {
+                let (len, body) = rest.split_once("\r\n")?;
+                let len: i64 = len.parse().ok()?;
+                if len < 0 {
+                    return Some("(nil)".into());
+                }
+                if body.len() >= len as usize + 2 {
+                    return Some(body[..len as usize].to_string());
+                }
+            } else if text.ends_with("\r\n") {
+                return Some(text.trim_end().to_string());
+            }
+        }
+        None
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn models() -> String {
+    repo_root()
+        .join("models")
+        .to_str()
+        .expect("utf-8")
+        .to_string()
+}
+
+/// The first `n` demo items as (id, features).
+fn demo_items(n: usize) -> Vec<(String, serde_json::Map<String, Value>)> {
+    let text = std::fs::read_to_string(repo_root().join("demo/items.jsonl")).expect("demo items");
+    text.lines()
+        .take(n)
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("json");
+            (
+                v["id"].as_str().expect("id").to_string(),
+                v["features"].as_object().expect("features").clone(),
+            )
+        })
+        .collect()
+}
+
+fn put_lines(items: &[(String, serde_json::Map<String, Value>)], version: u64) -> String {
+    items
+        .iter()
+        .map(|(id, f)| json!({"id": id, "version": version, "features": f}).to_string() + "\n")
+        .collect()
+}
+
+fn items_cmd(args: &[&str]) -> Value {
+    let (code, out) = run_to_end(args, &[]);
+    assert_eq!(code, 0, "{args:?}: {out}");
+    let last = out
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .expect("summary");
+    serde_json::from_str(last).expect("json summary")
+}
+
+fn query() -> Value {
+    json!({"text": "stand mixer", "features": {"intent_category": 12, "user_budget": 40, "user_brand": 41}})
+}
+
+fn rescore(sidecar: &Sidecar, hits: Value, timeout_ms: u64) -> (Vec<f64>, Value) {
+    let body =
+        json!({"model": "marketplace", "query": query(), "hits": hits, "timeout_ms": timeout_ms});
+    let (status, resp) = sidecar.post("/v1/rescore", &body.to_string());
+    assert_eq!(status, 200, "{resp}");
+    let scores = resp["scores"]
+        .as_array()
+        .expect("scores")
+        .iter()
+        .map(|s| s.as_f64().expect("number"))
+        .collect();
+    (scores, resp)
+}
+
+fn id_hits(items: &[(String, serde_json::Map<String, Value>)], prefix: &str) -> Value {
+    Value::Array(
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, (id, _))| json!({"id": format!("{prefix}{id}"), "score": 10.0 - i as f64 * 0.1}))
+            .collect(),
+    )
+}
+
+/// Hits that carry every item feature inline: what the item store should reproduce exactly.
+fn inline_hits(items: &[(String, serde_json::Map<String, Value>)]) -> Value {
+    Value::Array(
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, (_, f))| json!({"id": "inline", "score": 10.0 - i as f64 * 0.1, "features": f}))
+            .collect(),
+    )
+}
+
+#[test]
+fn redis_outage_degrades_within_the_budget_and_recovers_with_fresh_values() {
+    let mut redis = Redis::start();
+    let tmp = TempDir::new("redis");
+    let items = demo_items(40);
+    let updates = tmp.path().join("v1.jsonl");
+    std::fs::write(&updates, put_lines(&items, 1)).expect("write");
+    let summary = items_cmd(&[
+        "items",
+        "put",
+        updates.to_str().expect("utf-8"),
+        "--target",
+        "redis",
+        "--redis-url",
+        &redis.url(),
+    ]);
+    assert_eq!(summary["redis"]["applied"], 40, "{summary}");
+
+    let config = tmp.path().join("sidecar.toml");
+    std::fs::write(
+        &config,
+        "[item_store]\nbackend = \"redis\"\n[item_store.redis]\ntimeout_ms = 100\n[item_store.cache]\nttl_secs = 1\nunknown_ttl_secs = 1\n",
+    )
+    .expect("config");
+    let sidecar = Sidecar::start(&[
+        "--models",
+        &models(),
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--redis-url",
+        &redis.url(),
+    ]);
+    let (fresh, _) = rescore(&sidecar, id_hits(&items, ""), 1000);
+    let (inline, _) = rescore(&sidecar, inline_hits(&items), 1000);
+    assert_eq!(fresh, inline, "Redis features are served exactly");
+    let (all_missing, _) = rescore(&sidecar, id_hits(&items, "unknown-"), 1000);
+    assert_ne!(fresh, all_missing);
+
+    // Redis down: the cache expires, the fetch fails or times out, and the request is still
+    // scored within its budget with the items' features missing.
+    redis.stop();
+    std::thread::sleep(Duration::from_millis(1300));
+    let before = sidecar.get_text("/metrics");
+    let budget_ms = 300;
+    for _ in 0..3 {
+        let (degraded, resp) = rescore(&sidecar, id_hits(&items, ""), budget_ms);
+        assert_eq!(resp["fallback"], Value::Null, "{resp}");
+        assert!(
+            resp["took_us"].as_u64().expect("took_us") < budget_ms * 1000,
+            "{resp}"
+        );
+        assert_eq!(degraded, all_missing);
+    }
+    let after = sidecar.get_text("/metrics");
+    let counted = |text: &str| {
+        metric(text, "rescore_item_store_fallbacks_total{reason=\"error\"}").unwrap_or(0.0)
+            + metric(
+                text,
+                "rescore_item_store_fallbacks_total{reason=\"timeout\"}",
+            )
+            .unwrap_or(0.0)
+    };
+    assert_eq!(counted(&after) - counted(&before), 120.0, "{after}");
+
+    // Back up (empty, no persistence), refilled with newer values: they are served.
+    redis.restart();
+    let changed: Vec<_> = items
+        .iter()
+        .map(|(id, f)| {
+            let mut f = f.clone();
+            f.insert(
+                "price".into(),
+                json!(f["price"].as_f64().expect("price") * 0.5),
+            );
+            (id.clone(), f)
+        })
+        .collect();
+    let updates = tmp.path().join("v2.jsonl");
+    std::fs::write(&updates, put_lines(&changed, 2)).expect("write");
+    items_cmd(&[
+        "items",
+        "put",
+        updates.to_str().expect("utf-8"),
+        "--target",
+        "redis",
+        "--redis-url",
+        &redis.url(),
+    ]);
+    let (expected, _) = rescore(&sidecar, inline_hits(&changed), 1000);
+    assert_ne!(expected, fresh);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (now, _) = rescore(&sidecar, id_hits(&items, ""), 1000);
+        if now == expected {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fresh values not served after Redis came back: {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = sidecar.get_text("/metrics");
+    assert!(
+        metric(
+            &text,
+            "rescore_item_store_requests_total{store=\"redis\",result=\"ok\"}"
+        )
+        .unwrap_or(0.0)
+            >= 2.0
+    );
+}
+
+#[test]
+fn redis_updates_never_go_back_in_version_and_deletes_stick() {
+    let redis = Redis::start();
+    let tmp = TempDir::new("redis-etl");
+    let put = |name: &str, text: &str| -> Value {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        items_cmd(&[
+            "items",
+            "put",
+            path.to_str().expect("utf-8"),
+            "--target",
+            "redis",
+            "--redis-url",
+            &redis.url(),
+        ])
+    };
+    let delete = |name: &str, text: &str| -> Value {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        items_cmd(&[
+            "items",
+            "delete",
+            path.to_str().expect("utf-8"),
+            "--target",
+            "redis",
+            "--redis-url",
+            &redis.url(),
+        ])
+    };
+    let get = |id: &str| {
+        redis
+            .command(&["GET", &format!("rescore:item:{id}")])
+            .expect("GET")
+    };
+
+    let s = put("1.jsonl", "{\"id\":\"a\",\"version\":5,\"features\":{\"p\":1.5}}\n{\"id\":\"a\",\"version\":3,\"features\":{\"p\":99}}\n");
+    assert_eq!(
+        (s["redis"]["applied"].as_u64(), s["redis"]["stale"].as_u64()),
+        (Some(1), Some(1)),
+        "{s}"
+    );
+    assert_eq!(get("a"), "5 {\"p\":1.5}");
+    // same version again: not newer, skipped
+    put(
+        "2.jsonl",
+        "{\"id\":\"a\",\"version\":5,\"features\":{\"p\":2}}\n",
+    );
+    assert_eq!(get("a"), "5 {\"p\":1.5}");
+    // a delete leaves a tombstone with its version; an older put does not revive the item
+    let s = delete("3.jsonl", "{\"id\":\"a\",\"version\":7}\n");
+    assert_eq!(s["redis"]["applied"], 1);
+    assert_eq!(get("a"), "7 null");
+    let ttl: i64 = redis
+        .command(&["TTL", "rescore:item:a"])
+        .expect("TTL")
+        .trim_start_matches(':')
+        .parse()
+        .expect("ttl");
+    assert!(ttl > 0, "tombstones expire");
+    put(
+        "4.jsonl",
+        "{\"id\":\"a\",\"version\":6,\"features\":{\"p\":3}}\n",
+    );
+    assert_eq!(get("a"), "7 null");
+    put(
+        "5.jsonl",
+        "{\"id\":\"a\",\"version\":8,\"features\":{\"p\":4}}\n",
+    );
+    assert_eq!(get("a"), "8 {\"p\":4.0}");
+    assert_eq!(
+        redis.command(&["TTL", "rescore:item:a"]).expect("TTL"),
+        ":-1"
+    );
+
+    // a bad line stops the run with its line number and a non-zero exit
+    let path = tmp.path().join("bad.jsonl");
+    std::fs::write(&path, "{\"id\":\"b\",\"version\":1}\n{\"id\":\"c\"}\n").expect("write");
+    let (code, out) = run_to_end(
+        &[
+            "items",
+            "put",
+            path.to_str().expect("utf-8"),
+            "--target",
+            "redis",
+            "--redis-url",
+            &redis.url(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("line 2"), "{out}");
+    // Redis unreachable: exit 1, not a hang
+    let (code, out) = run_to_end(
+        &[
+            "items",
+            "put",
+            path.to_str().expect("utf-8"),
+            "--target",
+            "redis",
+            "--redis-url",
+            "redis://127.0.0.1:1/0",
+        ],
+        &[],
+    );
+    assert_eq!(code, 1, "{out}");
+}
+
+#[test]
+fn embedded_updates_are_swapped_in_while_serving() {
+    let tmp = TempDir::new("swap");
+    let items = demo_items(20);
+    let snapshot = tmp.path().join("items.jsonl");
+    std::fs::write(&snapshot, put_lines(&items, 1)).expect("write");
+    let data = tmp.path().join("data");
+    let config = tmp.path().join("sidecar.toml");
+    std::fs::write(&config, "[item_store.embedded]\nreload_interval_ms = 100\n").expect("config");
+    let args = [
+        "--models",
+        &models(),
+        "--items",
+        snapshot.to_str().expect("utf-8"),
+        "--data-dir",
+        data.to_str().expect("utf-8"),
+        "--config",
+        config.to_str().expect("utf-8"),
+    ];
+    let sidecar = Sidecar::start(&args);
+    let (fresh, _) = rescore(&sidecar, id_hits(&items, ""), 1000);
+    assert_eq!(fresh, rescore(&sidecar, inline_hits(&items), 1000).0);
+
+    // i0 gets a newer price, i1 is deleted, i2's update is stale
+    let mut changed = items.clone();
+    changed[0].1.insert("price".into(), json!(1.25));
+    let updates = tmp.path().join("updates.jsonl");
+    std::fs::write(
+        &updates,
+        format!(
+            "{}\n{}\n{}\n",
+            json!({"id": "i0", "version": 2, "features": changed[0].1}),
+            json!({"op": "delete", "id": "i1", "version": 2}),
+            json!({"id": "i2", "version": 1, "features": {"price": 1}}),
+        ),
+    )
+    .expect("write");
+    let s = items_cmd(&[
+        "items",
+        "put",
+        updates.to_str().expect("utf-8"),
+        "--data-dir",
+        data.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(
+        (
+            s["embedded"]["applied"].as_u64(),
+            s["embedded"]["stale"].as_u64(),
+            s["embedded"]["items"].as_u64()
+        ),
+        (Some(2), Some(1), Some(19)),
+        "{s}"
+    );
+
+    let mut expected_hits = inline_hits(&changed);
+    expected_hits[1]["features"] = json!({}); // deleted: no item features
+    let (expected, _) = rescore(&sidecar, expected_hits, 1000);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (now, _) = rescore(&sidecar, id_hits(&items, ""), 1000);
+        if now == expected {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "new generation not served: {now:?} vs {expected:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = sidecar.get_text("/metrics");
+    assert_eq!(metric(&text, "rescore_item_store_generation"), Some(2.0));
+    assert_eq!(metric(&text, "rescore_item_store_items"), Some(19.0));
+    assert_eq!(
+        metric(&text, "rescore_item_store_swaps_total{result=\"success\"}"),
+        Some(1.0)
+    );
+    drop(sidecar);
+
+    // A restart with the same (unchanged) snapshot reuses the live generation, updates
+    // included; a changed snapshot file is built anew.
+    let sidecar = Sidecar::start(&args);
+    let (now, _) = rescore(&sidecar, id_hits(&items, ""), 1000);
+    assert_eq!(
+        now, expected,
+        "unchanged snapshot: the updated generation is reused"
+    );
+    drop(sidecar);
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(&snapshot, put_lines(&items, 1) + "\n").expect("rewrite");
+    let sidecar = Sidecar::start(&args);
+    let (now, _) = rescore(&sidecar, id_hits(&items, ""), 1000);
+    assert_eq!(now, fresh, "changed snapshot: rebuilt from it");
+}
