@@ -25,7 +25,7 @@ MODELS="$work/deploy/models"
 printf '[models.marketplace]\nlive = 1\n' > "$MODELS/routing.toml"
 export RESCORE_ADMIN_TOKEN
 RESCORE_ADMIN_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
-target/release/rescore-sidecar --models "$MODELS" --items demo/items.jsonl \
+target/release/rescore-sidecar --models "$MODELS" --items demo/items.jsonl --data-dir "$work/data" \
   --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 2>"$log" &
 pid=$!
 for _ in $(seq 1 300); do
