@@ -283,34 +283,27 @@ fn reload_under_load_never_fails_a_request() {
     eprintln!("reload under load: {total} requests, none failed; by version {counts:?}");
 
     let metrics = sidecar.get_text("/metrics");
-    assert!(
-        metric(&metrics, r#"rescore_model_reloads_total{result="failure"}"#).unwrap_or(0.0) >= 1.0,
-        "{metrics}"
-    );
-    assert!(
-        metric(
-            &metrics,
-            r#"rescore_reloads_total{trigger="watch",result="success"}"#
-        )
-        .unwrap_or(0.0)
-            >= 1.0
-    );
-    assert!(
-        metric(
-            &metrics,
-            r#"rescore_reloads_total{trigger="sighup",result="success"}"#
-        )
-        .unwrap_or(0.0)
-            >= 1.0
-    );
-    assert!(
-        metric(
-            &metrics,
-            r#"rescore_reloads_total{trigger="admin",result="failure"}"#
-        )
-        .unwrap_or(0.0)
-            >= 2.0
-    );
+    for (series, at_least) in [
+        (r#"rescore_model_reloads_total{result="failure"}"#, 1.0),
+        (
+            r#"rescore_reloads_total{trigger="watch",result="success"}"#,
+            1.0,
+        ),
+        (
+            r#"rescore_reloads_total{trigger="sighup",result="success"}"#,
+            1.0,
+        ),
+        (
+            r#"rescore_reloads_total{trigger="admin",result="failure"}"#,
+            2.0,
+        ),
+    ] {
+        let value = metric(&metrics, series).unwrap_or(0.0);
+        assert!(
+            value >= at_least,
+            "{series} = {value}, expected >= {at_least}"
+        );
+    }
     assert_eq!(
         metric(&metrics, r#"rescore_model_live_version{model="m"}"#),
         Some(2.0)
