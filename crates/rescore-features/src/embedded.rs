@@ -325,85 +325,28 @@ impl DataDir {
     }
 
     fn build_locked(&self, snapshot: &Path, fingerprint: &str) -> Result<BuildReport, StoreError> {
-        let started = Instant::now();
-        let number = self.next_generation()?;
-        let tmp = self
-            .path
-            .join(format!("{}.building", generation_name(number)));
-        let _ = std::fs::remove_file(&tmp);
-        let result = (|| {
+        self.build_generation(Instant::now(), |tmp| {
             let file = File::open(snapshot).map_err(io(snapshot))?;
             let reader = std::io::BufReader::with_capacity(1 << 20, file);
-            let (items, lines) = build_file(&tmp, reader, fingerprint)?;
-            Ok::<_, StoreError>((items, lines))
-        })();
-        let (items, lines) = match result {
-            Ok(v) => v,
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
-            }
-        };
-        let path = self.publish(number, &tmp)?;
-        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        Ok(BuildReport {
-            generation: number,
-            path,
-            items,
-            lines,
-            stale: 0,
-            seconds: started.elapsed().as_secs_f64(),
-            bytes,
+            let (items, lines) = build_file(tmp, reader, fingerprint)?;
+            Ok((items, lines, 0))
         })
     }
 
-    /// Applies versioned puts and deletes: copies the live generation, applies the updates
-    /// that are newer than what it holds, and publishes the copy as the next generation.
-    pub fn apply_updates(
+    /// Builds the next generation's file with `build` (returning items, lines and stale
+    /// updates) beside the live one, removes it if the build fails, else publishes it. The
+    /// caller holds the directory lock.
+    fn build_generation(
         &self,
-        updates: impl Iterator<Item = Result<Update, StoreError>>,
+        started: Instant,
+        build: impl FnOnce(&Path) -> Result<(u64, u64, u64), StoreError>,
     ) -> Result<BuildReport, StoreError> {
-        let started = Instant::now();
-        let _lock = self.lock()?;
         let number = self.next_generation()?;
         let tmp = self
             .path
             .join(format!("{}.building", generation_name(number)));
         let _ = std::fs::remove_file(&tmp);
-        let result = (|| {
-            let base_source = match self.current()? {
-                Some((_, live)) => {
-                    std::fs::copy(&live, &tmp).map_err(io(&tmp))?;
-                    let database = redb::Builder::new()
-                        .set_cache_size(BUILD_CACHE_BYTES)
-                        .open(&tmp)
-                        .map_err(db(&tmp))?;
-                    let txn = database.begin_read().map_err(db(&tmp))?;
-                    let meta = txn.open_table(META).map_err(db(&tmp))?;
-                    let source = meta
-                        .get("source")
-                        .map_err(db(&tmp))?
-                        .map(|v| v.value().to_string())
-                        .unwrap_or_default();
-                    drop(meta);
-                    drop(txn);
-                    Some((database, source))
-                }
-                None => None,
-            };
-            let (database, source) = match base_source {
-                Some(v) => v,
-                None => (
-                    redb::Builder::new()
-                        .set_cache_size(BUILD_CACHE_BYTES)
-                        .create(&tmp)
-                        .map_err(db(&tmp))?,
-                    "empty".to_string(),
-                ),
-            };
-            apply_to(&database, &tmp, updates, &source)
-        })();
-        let (items, lines, stale) = match result {
+        let (items, lines, stale) = match build(&tmp) {
             Ok(v) => v,
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
@@ -420,6 +363,49 @@ impl DataDir {
             stale,
             seconds: started.elapsed().as_secs_f64(),
             bytes,
+        })
+    }
+
+    /// Applies versioned puts and deletes: copies the live generation, applies the updates
+    /// that are newer than what it holds, and publishes the copy as the next generation.
+    pub fn apply_updates(
+        &self,
+        updates: impl Iterator<Item = Result<Update, StoreError>>,
+    ) -> Result<BuildReport, StoreError> {
+        let started = Instant::now();
+        let _lock = self.lock()?;
+        self.build_generation(started, |tmp| {
+            let base_source = match self.current()? {
+                Some((_, live)) => {
+                    std::fs::copy(&live, tmp).map_err(io(tmp))?;
+                    let database = redb::Builder::new()
+                        .set_cache_size(BUILD_CACHE_BYTES)
+                        .open(tmp)
+                        .map_err(db(tmp))?;
+                    let txn = database.begin_read().map_err(db(tmp))?;
+                    let meta = txn.open_table(META).map_err(db(tmp))?;
+                    let source = meta
+                        .get("source")
+                        .map_err(db(tmp))?
+                        .map(|v| v.value().to_string())
+                        .unwrap_or_default();
+                    drop(meta);
+                    drop(txn);
+                    Some((database, source))
+                }
+                None => None,
+            };
+            let (database, source) = match base_source {
+                Some(v) => v,
+                None => (
+                    redb::Builder::new()
+                        .set_cache_size(BUILD_CACHE_BYTES)
+                        .create(tmp)
+                        .map_err(db(tmp))?,
+                    "empty".to_string(),
+                ),
+            };
+            apply_to(&database, tmp, updates, &source)
         })
     }
 
