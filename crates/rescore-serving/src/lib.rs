@@ -647,7 +647,8 @@ impl Rescorer {
     ) -> Result<Route, RescoreError> {
         let Some(loaded) = loaded else {
             // Still loading: names come from start-up discovery, every answer is a fallback.
-            let name = self.requested_name(request, &self.names, self.default_model.as_deref())?;
+            let name =
+                self.requested_name(request, self.names.iter(), self.default_model.as_deref())?;
             return Ok(Route {
                 model: name,
                 variant: LIVE_VARIANT.into(),
@@ -656,8 +657,11 @@ impl Rescorer {
             });
         };
         let registry = &loaded.registry;
-        let names: Vec<String> = registry.models.keys().cloned().collect();
-        let requested = self.requested_name(request, &names, registry.default_model.as_deref())?;
+        let requested = self.requested_name(
+            request,
+            registry.models.keys(),
+            registry.default_model.as_deref(),
+        )?;
         let entry = &registry.models[&requested];
         let (name, entry) = match entry.rules.iter().find(|r| r.matches(request)) {
             Some(rule) => match registry.models.get(&rule.model) {
@@ -683,16 +687,20 @@ impl Rescorer {
         })
     }
 
-    fn requested_name(
+    /// `names` lists the configured models in order (iterated only to check a name, or for
+    /// the error message: no allocation on the request path).
+    fn requested_name<'a>(
         &self,
         request: &RescoreRequest,
-        names: &[String],
+        names: impl Iterator<Item = &'a String> + Clone,
         default_model: Option<&str>,
     ) -> Result<String, RescoreError> {
+        let names_list = || names.clone().cloned().collect::<Vec<_>>();
         match &request.model {
-            Some(name) if names.iter().any(|n| n == name) => Ok(name.clone()),
+            Some(name) if names.clone().any(|n| n == name) => Ok(name.clone()),
             Some(name) => Err(RescoreError::UnknownModel(name.clone())),
             None => default_model.map(str::to_string).ok_or_else(|| {
+                let names = names_list();
                 RescoreError::ModelRequired(if names.is_empty() {
                     "no models are configured".into()
                 } else {
