@@ -44,55 +44,99 @@ enum Transform {
     Exp,
 }
 
-/// Node of the compiled form. Leaves are nodes too: they point to themselves and always go
-/// "left", so a traversal step is the same branch-free operation everywhere, and rows that
-/// reached their leaf simply stay there while the other rows of their group continue.
+/// Node of the compiled form, 16 bytes. Every tree is laid out so that a node's two children
+/// are adjacent (`right = left + 1`), and the trees of a block are chained: a leaf is a node
+/// whose value is added to the row's sum and whose only successor is the next tree's root (the
+/// block's last leaves go to [`END`]). Scoring a row through a block of trees is then one
+/// long sequence of identical branch-free steps — no per-tree loop, no "is this a leaf"
+/// branch — and many rows run such sequences side by side.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(C)]
 struct FlatNode {
-    threshold: f64,
-    /// Index into the compact row (only features used by some split).
-    feature: u32,
-    /// `SLOW_*` bits; 0 for plain numerical splits and leaves.
-    flags: u32,
-    /// Absolute indices into `NativeModel::nodes`.
+    /// Split threshold (inner nodes), categorical range index (categorical splits) or leaf
+    /// value (leaves).
+    value: f64,
+    /// Compact-row slot (low 24 bits) and `FLAG_*` bits.
+    meta: u32,
+    /// Absolute index of the left child; the right child follows it.
     left: u32,
-    right: u32,
 }
 
-const SLOW_CATEGORICAL: u32 = 1;
-const SLOW_ZERO_MISSING: u32 = 2;
-/// Plain numerical nodes: where NaN goes (LightGBM's missing-type rules folded in).
-const NAN_LEFT: u32 = 4;
-const DEFAULT_LEFT: u32 = 8;
+const SLOT_MASK: u32 = 0x00ff_ffff;
+/// Bit 31, so that `(meta as i32) >> 31` is the all-ones mask of a leaf.
+const FLAG_LEAF: u32 = 1 << 31;
+/// Categorical split: decided by [`NativeModel::categorical_left`] on the raw value.
+const FLAG_CATEGORICAL: u32 = 1 << 30;
+/// The sentinel a block's last leaves lead to; it loops to itself and adds 0.0.
+const END: u32 = 0;
 
-/// Rows traversed in lockstep through one tree: independent rows give the CPU parallel work.
-/// Measured on the 500x63 LETOR model: 4 beats 1, 8 and 16 (deeper groups wait for their
-/// deepest row).
-const GROUP: usize = 4;
-/// Rows per block: all trees run over one block. Small models: 16 rows, whose compact rows
-/// stay in L1 while the trees stream from L2. Models whose nodes outgrow L2 several times over
-/// re-read every tree once per block, so they use larger blocks. Measured (1,000 rows, this
-/// machine): 100x31 and 500x63 are fastest at 16, 1000x127 (6 MB of nodes) at 256.
-const SMALL_BLOCK: usize = 16;
-const LARGE_BLOCK: usize = 256;
-const LARGE_MODEL_BYTES: usize = 4 << 20;
+/// How a compact-row slot holds a model feature. LightGBM's missing-value rules depend on
+/// the split (`missing_type`, `default_left`), so a feature gets one slot per rule that its
+/// splits use, with missing values replaced by a value that the plain test `x <= threshold`
+/// sends the split's default way: every numerical split is then the same single compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum SlotKind {
+    /// Missing type None: NaN is read as 0.0.
+    NanAsZero,
+    /// Missing type NaN: NaN goes the default way (-inf: left, +inf: right).
+    NanLeft,
+    NanRight,
+    /// Missing type Zero: 0.0 and NaN go the default way.
+    ZeroLeft,
+    ZeroRight,
+    /// Categorical splits read the value as it is.
+    Raw,
+}
+
+impl SlotKind {
+    #[inline(always)]
+    fn map(self, x: f64) -> f64 {
+        match self {
+            SlotKind::NanAsZero if x.is_nan() => 0.0,
+            SlotKind::NanLeft if x.is_nan() => f64::NEG_INFINITY,
+            SlotKind::NanRight if x.is_nan() => f64::INFINITY,
+            SlotKind::ZeroLeft if x.is_nan() || x == 0.0 => f64::NEG_INFINITY,
+            SlotKind::ZeroRight if x.is_nan() || x == 0.0 => f64::INFINITY,
+            _ => x,
+        }
+    }
+
+    /// Whether `x <= threshold` on mapped values is LightGBM's decision for every input:
+    /// the replacement for missing must land on the default side of the threshold.
+    fn exact_for(self, threshold: f64) -> bool {
+        match self {
+            SlotKind::NanLeft | SlotKind::ZeroLeft => !threshold.is_nan(),
+            SlotKind::NanRight | SlotKind::ZeroRight => threshold < f64::INFINITY,
+            SlotKind::NanAsZero | SlotKind::Raw => true,
+        }
+    }
+}
+
+/// Rows advanced side by side: independent dependency chains for the CPU to overlap.
+const LANES: usize = 8;
+/// Steps between two "has every lane reached END?" checks.
+const UNROLL: usize = 8;
+/// Rows per block: a block's compact rows stay in cache while every tree block runs over it.
+const BLOCK_ROWS: usize = 64;
+/// Node bytes per tree block: a tree block stays in L2 while the row block runs through it.
+const TREE_BLOCK_BYTES: usize = 256 << 10;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NativeModel {
     num_features: usize,
-    /// Model feature index of each compact-row slot.
-    used_features: Vec<usize>,
-    /// Root node index of each tree, in tree order.
-    roots: Vec<u32>,
+    /// Model feature and kind of each compact-row slot. The compact row has one more slot,
+    /// always -inf, that leaves read: `-inf <= value` holds for every (non-NaN) leaf value, so
+    /// a leaf always continues to its left successor, the next tree's root.
+    slots: Vec<(usize, SlotKind)>,
+    /// First root of each tree block; the block's trees are chained from it to [`END`].
+    block_roots: Vec<u32>,
     nodes: Vec<FlatNode>,
-    /// Leaf value per node index (0.0 for inner nodes).
-    values: Vec<f64>,
-    /// Categorical bitset words; a node's range is (threshold as start, cat_len in `feature` hi).
+    /// Categorical bitset words; a categorical node's `value` indexes `cat_ranges`.
     cat_words: Vec<u32>,
     cat_ranges: Vec<(u32, u32)>,
+    num_trees: usize,
     transform: Transform,
     average_output: bool,
-    block_rows: usize,
 }
 
 impl NativeModel {
@@ -117,13 +161,13 @@ impl NativeModel {
                 header.num_trees
             )));
         }
-        Ok(compile(
+        compile(
             header.num_features,
             &trees,
             cat_words,
             transform,
             header.average_output,
-        ))
+        )
     }
 
     pub fn num_features(&self) -> usize {
@@ -133,10 +177,9 @@ impl NativeModel {
     /// Bytes held by the compiled model.
     pub fn memory_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
-            + self.used_features.len() * std::mem::size_of::<usize>()
-            + self.roots.len() * 4
+            + self.slots.len() * std::mem::size_of::<(usize, SlotKind)>()
+            + self.block_roots.len() * 4
             + self.nodes.len() * std::mem::size_of::<FlatNode>()
-            + self.values.len() * 8
             + self.cat_words.len() * 4
             + self.cat_ranges.len() * 8
     }
@@ -146,15 +189,16 @@ impl NativeModel {
     /// bitset and ids beside them, NaN, signed zeros and values LightGBM reads as zero.
     pub fn probe_rows(&self, n: usize) -> Vec<f64> {
         use rand::{Rng, SeedableRng};
+        let mut features: Vec<usize> = self.slots.iter().map(|&(f, _)| f).collect();
+        features.sort_unstable();
+        features.dedup();
         let mut candidates: Vec<Vec<f64>> =
-            vec![
-                vec![f64::NAN, 0.0, -0.0, 1e-36, -1e-36, 1.0, -1.0, 1e300];
-                self.used_features.len()
-            ];
-        for node in self.nodes.iter().filter(|n| n.left != n.right) {
-            let values = &mut candidates[node.feature as usize];
-            if node.flags & SLOW_CATEGORICAL != 0 {
-                let (first, len) = self.cat_ranges[node.threshold as usize];
+            vec![vec![f64::NAN, 0.0, -0.0, 1e-36, -1e-36, 1.0, -1.0, 1e300]; features.len()];
+        for node in self.nodes.iter().filter(|n| n.meta & FLAG_LEAF == 0) {
+            let feature = self.slots[(node.meta & SLOT_MASK) as usize].0;
+            let values = &mut candidates[features.binary_search(&feature).unwrap_or(0)];
+            if node.meta & FLAG_CATEGORICAL != 0 {
+                let (first, len) = self.cat_ranges[node.value as usize];
                 for w in 0..len {
                     let word = self.cat_words[(first + w) as usize];
                     for bit in (0..32).filter(|b| (word >> b) & 1 == 1) {
@@ -164,21 +208,18 @@ impl NativeModel {
                 }
                 values.extend([-1.0, -0.5, f64::from(len * 32), 1e10]);
             } else {
-                let t = node.threshold;
+                let t = node.value;
                 values.extend([t, t.next_up(), t.next_down()]);
             }
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x5eed);
         let mut rows = vec![0.0; n * self.num_features];
         for (r, row) in rows.chunks_exact_mut(self.num_features).enumerate() {
-            for (slot, &feature) in self.used_features.iter().enumerate() {
+            for (values, &feature) in candidates.iter().zip(&features) {
                 row[feature] = match r {
                     0 => f64::NAN,
                     1 => 0.0,
-                    _ => {
-                        let values = &candidates[slot];
-                        values[rng.gen_range(0..values.len())]
-                    }
+                    _ => values[rng.gen_range(0..values.len())],
                 };
             }
         }
@@ -187,35 +228,50 @@ impl NativeModel {
 
     /// Standard prediction for each row of a row-major matrix (NaN = missing).
     pub fn predict(&self, rows: &[f64]) -> Vec<f64> {
-        let n_rows = rows.len() / self.num_features.max(1);
-        let width = self.used_features.len().max(1);
+        if self.cat_ranges.is_empty() {
+            self.predict_with::<false>(rows)
+        } else {
+            self.predict_with::<true>(rows)
+        }
+    }
+
+    fn predict_with<const CATEGORICAL: bool>(&self, rows: &[f64]) -> Vec<f64> {
+        let num_features = self.num_features.max(1);
+        let n_rows = rows.len() / num_features;
+        let width = self.slots.len() + 1;
         let mut out = Vec::with_capacity(n_rows);
-        let block_rows = self.block_rows;
-        let mut compact = vec![0.0; block_rows * width];
-        let mut sums = vec![0.0f64; block_rows];
-        for block in rows
-            .chunks(block_rows * self.num_features)
-            .take(n_rows.div_ceil(block_rows))
-        {
-            let in_block = block.len() / self.num_features;
-            // Compact rows of the used features. LightGBM's dense-row reader keeps only
-            // |x| > kZeroThreshold or NaN; everything else reaches the trees as an exact 0.0.
-            for (r, row) in block.chunks_exact(self.num_features).enumerate() {
-                let dst = &mut compact[r * width..(r + 1) * width];
-                for (d, &f) in dst.iter_mut().zip(&self.used_features) {
+        let mut compact = vec![f64::NEG_INFINITY; BLOCK_ROWS * width];
+        let mut sums = [0.0f64; BLOCK_ROWS];
+        for block in rows[..n_rows * num_features].chunks(BLOCK_ROWS * num_features) {
+            let in_block = block.len() / num_features;
+            for (row, dst) in block
+                .chunks_exact(num_features)
+                .zip(compact.chunks_exact_mut(width))
+            {
+                for (d, &(f, kind)) in dst.iter_mut().zip(&self.slots) {
+                    // LightGBM's dense-row reader keeps only |x| > kZeroThreshold or NaN;
+                    // everything else reaches the trees as an exact 0.0.
                     let x = row[f];
-                    *d = if x.is_nan() || x.abs() > ZERO_THRESHOLD {
+                    let x = if x.is_nan() || x.abs() > ZERO_THRESHOLD {
                         x
                     } else {
                         0.0
                     };
+                    *d = kind.map(x);
                 }
             }
+            // LightGBM sums the trees in order from 0.0; the blocks run in tree order.
             sums[..in_block].fill(0.0);
-            for &root in &self.roots {
-                for start in (0..in_block).step_by(GROUP) {
-                    let end = (start + GROUP).min(in_block);
-                    self.traverse_group(root, &compact, width, start..end, &mut sums);
+            for &root in &self.block_roots {
+                for start in (0..in_block).step_by(LANES) {
+                    let lanes = (in_block - start).min(LANES);
+                    let group = &compact[start * width..(start + LANES) * width];
+                    self.run_chains::<CATEGORICAL>(
+                        root,
+                        group,
+                        width,
+                        &mut sums[start..start + lanes],
+                    );
                 }
             }
             out.extend(sums[..in_block].iter().map(|&s| self.output(s)));
@@ -223,68 +279,75 @@ impl NativeModel {
         out
     }
 
-    /// Moves the rows of `group` from `root` to their leaves in lockstep and adds the leaf
-    /// values to their sums (tree order per row, as LightGBM sums). A step is branch-free;
-    /// rows at a leaf stay there (leaves loop to themselves) until the whole group is done.
-    fn traverse_group(
+    /// Runs up to `LANES` rows (`rows`: `LANES` compact rows, `width` apart) through the
+    /// chained trees from `root` until each reaches [`END`], adding the leaf values to `sums`
+    /// in tree order. Inner steps add +0.0, which leaves any sum unchanged (a sum that starts
+    /// at +0.0 is never -0.0 in round-to-nearest).
+    #[inline(always)]
+    fn run_chains<const CATEGORICAL: bool>(
         &self,
         root: u32,
-        compact: &[f64],
+        rows: &[f64],
         width: usize,
-        group: std::ops::Range<usize>,
         sums: &mut [f64],
     ) {
-        let mut at = [root; GROUP];
-        let n = group.len();
+        assert!(rows.len() >= LANES * width && sums.len() <= LANES);
+        let lanes = sums.len();
+        let mut at = [END; LANES];
+        let mut acc = [0.0f64; LANES];
+        at[..lanes].fill(root);
+        acc[..lanes].copy_from_slice(sums);
+        let nodes = &self.nodes[..];
         loop {
-            let mut moved = false;
-            for k in 0..n {
-                let node = &self.nodes[at[k] as usize];
-                let x = compact[(group.start + k) * width + node.feature as usize];
-                let left = if node.flags & (SLOW_CATEGORICAL | SLOW_ZERO_MISSING) == 0 {
-                    (x <= node.threshold) | (x.is_nan() & (node.flags & NAN_LEFT != 0))
-                } else {
-                    self.slow_left(node, x)
-                };
-                let next = if left { node.left } else { node.right };
-                moved |= next != at[k];
-                at[k] = next;
+            for _ in 0..UNROLL {
+                for k in 0..LANES {
+                    // SAFETY: `compile` checked that every child index (`left + 1`) is inside
+                    // `nodes` and every slot below `width`; `k * width + slot` is inside
+                    // `rows` (asserted above).
+                    #[allow(unsafe_code)]
+                    let (node, x) = unsafe {
+                        let node = *nodes.get_unchecked(at[k] as usize);
+                        let x = *rows.get_unchecked(k * width + (node.meta & SLOT_MASK) as usize);
+                        (node, x)
+                    };
+                    let leaf_mask = ((node.meta as i32) >> 31) as i64 as u64;
+                    acc[k] += f64::from_bits(node.value.to_bits() & leaf_mask);
+                    let left = if CATEGORICAL && node.meta & FLAG_CATEGORICAL != 0 {
+                        self.categorical_left(node.value, x)
+                    } else {
+                        x <= node.value
+                    };
+                    at[k] = node.left + u32::from(!left);
+                }
             }
-            if !moved {
+            if at.iter().all(|&a| a == END) {
                 break;
             }
         }
-        for k in 0..n {
-            sums[group.start + k] += self.values[at[k] as usize];
-        }
+        sums.copy_from_slice(&acc[..lanes]);
     }
 
-    fn slow_left(&self, node: &FlatNode, x: f64) -> bool {
-        if node.flags & SLOW_CATEGORICAL != 0 {
-            if x.is_nan() {
-                return false;
-            }
-            // C++ `static_cast<int>` truncates toward zero; out-of-range values saturate here
-            // and fall outside every bitset, which also sends them right.
-            let category = x as i32;
-            if category < 0 {
-                return false;
-            }
-            let (first, len) = self.cat_ranges[node.threshold as usize];
-            let word = category as u32 / 32;
-            return word < len
-                && (self.cat_words[(first + word) as usize] >> (category % 32)) & 1 == 1;
+    /// LightGBM's `CategoricalDecision` on the (zero-mapped) value: NaN and negative
+    /// categories go right, others left when their bit is set.
+    #[cold]
+    fn categorical_left(&self, range: f64, x: f64) -> bool {
+        if x.is_nan() {
+            return false;
         }
-        // Zero-as-missing: NaN counts as zero; rows were already mapped so that "zero" is 0.0.
-        if x.is_nan() || x == 0.0 {
-            return node.flags & DEFAULT_LEFT != 0;
+        // C++ `static_cast<int>` truncates toward zero; out-of-range values saturate here
+        // and fall outside every bitset, which also sends them right.
+        let category = x as i32;
+        if category < 0 {
+            return false;
         }
-        x <= node.threshold
+        let (first, len) = self.cat_ranges[range as usize];
+        let word = category as u32 / 32;
+        word < len && (self.cat_words[(first + word) as usize] >> (category % 32)) & 1 == 1
     }
 
     fn output(&self, sum: f64) -> f64 {
         let sum = if self.average_output {
-            sum / self.roots.len() as f64
+            sum / self.num_trees as f64
         } else {
             sum
         };
@@ -298,112 +361,169 @@ impl NativeModel {
     }
 }
 
-/// Lays the parsed trees out as one node array (pre-order per tree, leaves as self-loops) over
-/// a compact row of the features the splits use.
+/// Lays the parsed trees out as chained node arrays (see [`FlatNode`]) over a compact row of
+/// the features the splits use, in tree blocks of about [`TREE_BLOCK_BYTES`].
 fn compile(
     num_features: usize,
     trees: &[Tree],
     cat_words: Vec<u32>,
     transform: Transform,
     average_output: bool,
-) -> NativeModel {
-    let mut slot_of = vec![u32::MAX; num_features];
-    let mut used_features = Vec::new();
+) -> Result<NativeModel, ModelError> {
+    if let Some(tree) = trees.iter().position(|t| t.leaves.iter().any(|v| v.is_nan())) {
+        // A NaN leaf would not pass its leaf's `-inf <= value` step; lightgbm3 serves it.
+        return Err(ModelError::Unsupported(format!(
+            "tree {tree} has a NaN leaf value"
+        )));
+    }
+    let mut slot_of = std::collections::HashMap::new();
+    let mut slots = Vec::new();
     for node in trees.iter().flat_map(|t| &t.nodes) {
-        if slot_of[node.feature] == u32::MAX {
-            slot_of[node.feature] = used_features.len() as u32;
-            used_features.push(node.feature);
+        let kind = slot_kind(node);
+        if !kind.exact_for(node.threshold) {
+            return Err(ModelError::Unsupported(format!(
+                "threshold {} with missing-value rule {kind:?}",
+                node.threshold
+            )));
         }
+        slot_of.entry((node.feature, kind)).or_insert_with(|| {
+            slots.push((node.feature, kind));
+            (slots.len() - 1) as u32
+        });
     }
-    let mut nodes = Vec::new();
-    let mut values = Vec::new();
-    let mut roots = Vec::with_capacity(trees.len());
+    if slots.len() >= SLOT_MASK as usize {
+        return Err(ModelError::Unsupported("too many features".into()));
+    }
+    let leaf_slot = slots.len() as u32;
+    let mut nodes = vec![FlatNode {
+        value: 0.0,
+        meta: FLAG_LEAF | leaf_slot,
+        left: END,
+    }];
     let mut cat_ranges = Vec::new();
+    let mut block_roots = Vec::new();
+    let mut block_bytes = usize::MAX;
+    let mut last_tree = 0;
     for tree in trees {
-        roots.push(nodes.len() as u32);
-        if tree.nodes.is_empty() {
-            push_leaf(&mut nodes, &mut values, tree.leaves[0]);
-            continue;
+        let size = 2 * tree.leaves.len() - 1;
+        if block_bytes.saturating_add(size * std::mem::size_of::<FlatNode>()) > TREE_BLOCK_BYTES
+        {
+            // Close the previous block: its last tree's leaves go to END.
+            end_chain(&mut nodes[last_tree..]);
+            block_roots.push(nodes.len() as u32);
+            block_bytes = 0;
         }
-        // Pre-order: a node's left subtree follows it, which keeps common paths close.
-        let mut stack = vec![(0i32, None::<(usize, bool)>)];
-        while let Some((child, parent)) = stack.pop() {
-            let index = nodes.len() as u32;
-            if let Some((p, is_left)) = parent {
-                let p: &mut FlatNode = &mut nodes[p];
-                if is_left {
-                    p.left = index
-                } else {
-                    p.right = index
-                }
+        block_bytes += size * std::mem::size_of::<FlatNode>();
+        let base = nodes.len();
+        last_tree = base;
+        lay_out_tree(tree, &slot_of, leaf_slot, &mut nodes, &mut cat_ranges);
+        // Leaves continue to the next tree's root, laid out right after this tree; the last
+        // tree of a block is redirected to END when the block closes.
+        let next = nodes.len() as u32;
+        for node in &mut nodes[base..] {
+            if node.meta & FLAG_LEAF != 0 {
+                node.left = next;
             }
-            if child < 0 {
-                push_leaf(&mut nodes, &mut values, tree.leaves[!child as usize]);
-                continue;
-            }
-            let src = &tree.nodes[child as usize];
-            let missing = (src.decision >> 2) & 3;
-            let default_left = src.decision & DEFAULT_LEFT_MASK != 0;
-            let (flags, threshold) = if src.decision & CATEGORICAL_MASK != 0 {
-                cat_ranges.push((src.cat_start as u32, src.cat_len as u32));
-                (SLOW_CATEGORICAL, (cat_ranges.len() - 1) as f64)
-            } else if missing == MISSING_ZERO {
-                (
-                    SLOW_ZERO_MISSING | if default_left { DEFAULT_LEFT } else { 0 },
-                    src.threshold,
-                )
-            } else {
-                // NaN with missing type NaN takes the default side; with None it is read as 0.0.
-                let nan_left = if missing == MISSING_NAN {
-                    default_left
-                } else {
-                    0.0 <= src.threshold
-                };
-                (if nan_left { NAN_LEFT } else { 0 }, src.threshold)
-            };
-            let me = nodes.len();
-            nodes.push(FlatNode {
-                threshold,
-                feature: slot_of[src.feature],
-                flags,
-                left: 0,
-                right: 0,
-            });
-            values.push(0.0);
-            // Right is pushed first so that the left subtree is laid out next.
-            stack.push((src.right, Some((me, false))));
-            stack.push((src.left, Some((me, true))));
         }
     }
-    let block_rows = if nodes.len() * std::mem::size_of::<FlatNode>() > LARGE_MODEL_BYTES {
-        LARGE_BLOCK
-    } else {
-        SMALL_BLOCK
-    };
-    NativeModel {
-        block_rows,
+    end_chain(&mut nodes[last_tree..]);
+    // The traversal reads `nodes[left + 1]` and row slots without bounds checks.
+    if nodes.len() >= u32::MAX as usize
+        || nodes
+            .iter()
+            .any(|n| n.left as usize + 1 >= nodes.len() || n.meta & SLOT_MASK > leaf_slot)
+    {
+        return Err(ModelError::Unsupported("model too large".into()));
+    }
+    Ok(NativeModel {
         num_features,
-        used_features,
-        roots,
+        slots,
+        block_roots,
         nodes,
-        values,
         cat_words,
         cat_ranges,
+        num_trees: trees.len(),
         transform,
         average_output,
+    })
+}
+
+fn slot_kind(node: &Node) -> SlotKind {
+    let missing = (node.decision >> 2) & 3;
+    let default_left = node.decision & DEFAULT_LEFT_MASK != 0;
+    if node.decision & CATEGORICAL_MASK != 0 {
+        SlotKind::Raw
+    } else if missing == MISSING_ZERO {
+        if default_left {
+            SlotKind::ZeroLeft
+        } else {
+            SlotKind::ZeroRight
+        }
+    } else if missing == MISSING_NAN {
+        if default_left {
+            SlotKind::NanLeft
+        } else {
+            SlotKind::NanRight
+        }
+    } else {
+        SlotKind::NanAsZero
     }
 }
 
-fn push_leaf(nodes: &mut Vec<FlatNode>, values: &mut Vec<f64>, value: f64) {
-    let index = nodes.len() as u32;
-    nodes.push(FlatNode {
-        threshold: f64::INFINITY,
-        feature: 0,
-        flags: NAN_LEFT,
-        left: index,
-        right: index,
-    });
-    values.push(value);
+/// Points the leaves of the last tree laid out (`tree`) to [`END`].
+fn end_chain(tree: &mut [FlatNode]) {
+    for node in tree.iter_mut().filter(|n| n.meta & FLAG_LEAF != 0) {
+        node.left = END;
+    }
+}
+
+/// Appends one tree: the root first, then each inner node's two children as an adjacent pair,
+/// depth first so that a subtree stays close to its parent.
+fn lay_out_tree(
+    tree: &Tree,
+    slot_of: &std::collections::HashMap<(usize, SlotKind), u32>,
+    leaf_slot: u32,
+    nodes: &mut Vec<FlatNode>,
+    cat_ranges: &mut Vec<(u32, u32)>,
+) {
+    let placeholder = FlatNode {
+        value: 0.0,
+        meta: 0,
+        left: 0,
+    };
+    let root_at = nodes.len();
+    nodes.push(placeholder);
+    // Parsed child references: >= 0 inner node, < 0 leaf (!index).
+    let mut stack = vec![(if tree.nodes.is_empty() { -1 } else { 0i32 }, root_at)];
+    while let Some((child, at)) = stack.pop() {
+        if child < 0 {
+            nodes[at] = FlatNode {
+                value: tree.leaves[!child as usize],
+                meta: FLAG_LEAF | leaf_slot,
+                left: END,
+            };
+            continue;
+        }
+        let src = &tree.nodes[child as usize];
+        let kind = slot_kind(src);
+        let (flag, value) = if kind == SlotKind::Raw {
+            cat_ranges.push((src.cat_start as u32, src.cat_len as u32));
+            (FLAG_CATEGORICAL, (cat_ranges.len() - 1) as f64)
+        } else {
+            (0, src.threshold)
+        };
+        let pair = nodes.len();
+        nodes.push(placeholder);
+        nodes.push(placeholder);
+        nodes[at] = FlatNode {
+            value,
+            meta: flag | slot_of[&(src.feature, kind)],
+            left: pair as u32,
+        };
+        // Right is pushed first so that the left subtree is laid out next.
+        stack.push((src.right, pair + 1));
+        stack.push((src.left, pair));
+    }
 }
 
 fn transform_of(objective: &str) -> Result<Transform, ModelError> {
