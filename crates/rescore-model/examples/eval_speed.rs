@@ -10,11 +10,13 @@ fn main() {
     let engine = args.get(3).map(String::as_str).unwrap_or("native");
     let reps: usize = args.get(4).and_then(|v| v.parse().ok()).unwrap_or(30);
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(dir.join(format!("../../target/tmp/bench-lambdarank-{shape}.txt")))
-        .expect("run the evaluators bench once to train the models");
+    let text =
+        std::fs::read_to_string(dir.join(format!("../../target/tmp/bench-lambdarank-{shape}.txt")))
+            .expect("run the evaluators bench once to train the models");
     let header = ModelHeader::parse(&text).expect("header");
     let nf = header.num_features;
-    let test = std::fs::read_to_string(dir.join("../../../shared/data/letor/rank.test")).expect("letor");
+    let test =
+        std::fs::read_to_string(dir.join("../../../shared/data/letor/rank.test")).expect("letor");
     let parsed: Vec<Vec<f64>> = test
         .lines()
         .map(|line| {
@@ -34,7 +36,11 @@ fn main() {
     let native = NativeModel::from_text(&text, &header).expect("native");
     let want = reference.predict(&rows).expect("predict");
     let got = native.predict(&rows);
-    let worst = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    let worst = want
+        .iter()
+        .zip(&got)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
     assert!(worst <= 1e-9, "native differs by {worst}");
     let mut times = Vec::with_capacity(reps);
     for _ in 0..reps {

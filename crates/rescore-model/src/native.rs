@@ -78,7 +78,7 @@ const END: u32 = 0;
 enum SlotKind {
     /// Missing type None: NaN is read as 0.0.
     NanAsZero,
-    /// Missing type NaN: NaN goes the default way (-inf: left, +inf: right).
+    /// Missing type NaN: NaN goes the default way (-inf: left; NaN fails `x <= t`: right).
     NanLeft,
     NanRight,
     /// Missing type Zero: 0.0 and NaN go the default way.
@@ -94,9 +94,8 @@ impl SlotKind {
         match self {
             SlotKind::NanAsZero if x.is_nan() => 0.0,
             SlotKind::NanLeft if x.is_nan() => f64::NEG_INFINITY,
-            SlotKind::NanRight if x.is_nan() => f64::INFINITY,
             SlotKind::ZeroLeft if x.is_nan() || x == 0.0 => f64::NEG_INFINITY,
-            SlotKind::ZeroRight if x.is_nan() || x == 0.0 => f64::INFINITY,
+            SlotKind::ZeroRight if x == 0.0 => f64::NAN,
             _ => x,
         }
     }
@@ -106,8 +105,7 @@ impl SlotKind {
     fn exact_for(self, threshold: f64) -> bool {
         match self {
             SlotKind::NanLeft | SlotKind::ZeroLeft => !threshold.is_nan(),
-            SlotKind::NanRight | SlotKind::ZeroRight => threshold < f64::INFINITY,
-            SlotKind::NanAsZero | SlotKind::Raw => true,
+            SlotKind::NanRight | SlotKind::ZeroRight | SlotKind::NanAsZero | SlotKind::Raw => true,
         }
     }
 }
@@ -370,7 +368,10 @@ fn compile(
     transform: Transform,
     average_output: bool,
 ) -> Result<NativeModel, ModelError> {
-    if let Some(tree) = trees.iter().position(|t| t.leaves.iter().any(|v| v.is_nan())) {
+    if let Some(tree) = trees
+        .iter()
+        .position(|t| t.leaves.iter().any(|v| v.is_nan()))
+    {
         // A NaN leaf would not pass its leaf's `-inf <= value` step; lightgbm3 serves it.
         return Err(ModelError::Unsupported(format!(
             "tree {tree} has a NaN leaf value"
@@ -406,8 +407,7 @@ fn compile(
     let mut last_tree = 0;
     for tree in trees {
         let size = 2 * tree.leaves.len() - 1;
-        if block_bytes.saturating_add(size * std::mem::size_of::<FlatNode>()) > TREE_BLOCK_BYTES
-        {
+        if block_bytes.saturating_add(size * std::mem::size_of::<FlatNode>()) > TREE_BLOCK_BYTES {
             // Close the previous block: its last tree's leaves go to END.
             end_chain(&mut nodes[last_tree..]);
             block_roots.push(nodes.len() as u32);
