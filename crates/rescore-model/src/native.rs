@@ -44,31 +44,52 @@ enum Transform {
     Exp,
 }
 
-/// Node of the compiled form, 16 bytes. Every tree is laid out so that a node's two children
-/// are adjacent (`right = left + 1`), and the trees of a block are chained: a leaf is a node
-/// whose value is added to the row's sum and whose only successor is the next tree's root (the
-/// block's last leaves go to [`END`]). Scoring a row through a block of trees is then one
-/// long sequence of identical branch-free steps — no per-tree loop, no "is this a leaf"
-/// branch — and many rows run such sequences side by side.
+/// One split of the compiled form. Trees are kept in LightGBM's node order (a parent before
+/// its children); children are indices into the tree's row sets: inner nodes `0..inner`,
+/// leaves `inner..inner + leaves`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[repr(C)]
-struct FlatNode {
-    /// Split threshold (inner nodes), categorical range index (categorical splits) or leaf
-    /// value (leaves).
-    value: f64,
-    /// Compact-row slot (low 24 bits) and `FLAG_*` bits.
-    meta: u32,
-    /// Absolute index of the left child; the right child follows it.
-    left: u32,
+struct Split {
+    /// Bin column (numerical) or raw column (categorical).
+    column: u32,
+    /// Categorical: the split's `cat_ranges` index.
+    cat_range: u32,
+    /// Numerical: a row goes right when its (biased) bin is greater.
+    key: i8,
+    categorical: bool,
+    children: [u16; 2],
 }
 
-const SLOT_MASK: u32 = 0x00ff_ffff;
-/// Bit 31, so that `(meta as i32) >> 31` is the all-ones mask of a leaf.
-const FLAG_LEAF: u32 = 1 << 31;
-/// Categorical split: decided by [`NativeModel::categorical_left`] on the raw value.
-const FLAG_CATEGORICAL: u32 = 1 << 30;
-/// The sentinel a block's last leaves lead to; it loops to itself and adds 0.0.
-const END: u32 = 0;
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct CompiledTree {
+    first_split: u32,
+    inner: u16,
+    first_leaf: u32,
+    leaves: u16,
+}
+
+/// A numerical column: a model feature under one missing-value rule, and the sorted distinct
+/// thresholds that the rule's splits use.
+#[derive(Debug, Clone, PartialEq)]
+struct BinColumn {
+    feature: usize,
+    kind: SlotKind,
+    thresholds: Vec<f64>,
+}
+
+/// Rows scored together: the row sets of a node are one u64.
+const BLOCK: usize = 64;
+/// Sums per block: one per row, then 64 spares that take the additions of empty row sets.
+const SUMS: usize = 2 * BLOCK;
+/// Bins are u8 (0..=254: how many of the column's thresholds lie below the value; 255: NaN,
+/// right of every split) stored with the top bit flipped, so that the signed byte compare of
+/// SSE2/AVX2 orders them as unsigned. Columns with more thresholds are not compiled.
+const MAX_THRESHOLDS: usize = 254;
+const NAN_BIN: u8 = 255;
+
+#[inline(always)]
+fn biased(bin: u8) -> i8 {
+    (bin ^ 0x80) as i8
+}
 
 /// How a compact-row slot holds a model feature. LightGBM's missing-value rules depend on
 /// the split (`missing_type`, `default_left`), so a feature gets one slot per rule that its
@@ -110,31 +131,32 @@ impl SlotKind {
     }
 }
 
-/// Rows advanced side by side: independent dependency chains for the CPU to overlap.
-const LANES: usize = 8;
-/// Steps between two "has every lane reached END?" checks.
-const UNROLL: usize = 8;
-/// Rows per block: a block's compact rows stay in cache while every tree block runs over it.
-const BLOCK_ROWS: usize = 64;
-/// Node bytes per tree block: a tree block stays in L2 while the row block runs through it.
-const TREE_BLOCK_BYTES: usize = 256 << 10;
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct NativeModel {
     num_features: usize,
-    /// Model feature and kind of each compact-row slot. The compact row has one more slot,
-    /// always -inf, that leaves read: `-inf <= value` holds for every (non-NaN) leaf value, so
-    /// a leaf always continues to its left successor, the next tree's root.
-    slots: Vec<(usize, SlotKind)>,
-    /// First root of each tree block; the block's trees are chained from it to [`END`].
-    block_roots: Vec<u32>,
-    nodes: Vec<FlatNode>,
-    /// Categorical bitset words; a categorical node's `value` indexes `cat_ranges`.
+    bin_columns: Vec<BinColumn>,
+    /// Model feature of each raw column (read by categorical splits).
+    raw_columns: Vec<usize>,
+    trees: Vec<CompiledTree>,
+    splits: Vec<Split>,
+    leaf_values: Vec<f64>,
+    /// Categorical bitset words and each categorical split's (first word, word count).
     cat_words: Vec<u32>,
     cat_ranges: Vec<(u32, u32)>,
-    num_trees: usize,
     transform: Transform,
     average_output: bool,
+}
+
+/// Per-call work space: the rows of the call as bin and raw columns, 64 rows per block.
+struct Blocks {
+    count: usize,
+    rows: usize,
+    /// `[block][bin column][row in block]`, biased
+    bins: Vec<i8>,
+    /// `[block][raw column][row in block]`
+    raw: Vec<f64>,
+    /// `[block][SUMS]`: the rows' sums, then spares for the additions of empty row sets.
+    sums: Vec<f64>,
 }
 
 impl NativeModel {
@@ -175,9 +197,15 @@ impl NativeModel {
     /// Bytes held by the compiled model.
     pub fn memory_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
-            + self.slots.len() * std::mem::size_of::<(usize, SlotKind)>()
-            + self.block_roots.len() * 4
-            + self.nodes.len() * std::mem::size_of::<FlatNode>()
+            + self
+                .bin_columns
+                .iter()
+                .map(|c| std::mem::size_of::<BinColumn>() + c.thresholds.len() * 8)
+                .sum::<usize>()
+            + self.raw_columns.len() * std::mem::size_of::<usize>()
+            + self.trees.len() * std::mem::size_of::<CompiledTree>()
+            + self.splits.len() * std::mem::size_of::<Split>()
+            + self.leaf_values.len() * 8
             + self.cat_words.len() * 4
             + self.cat_ranges.len() * 8
     }
@@ -187,28 +215,34 @@ impl NativeModel {
     /// bitset and ids beside them, NaN, signed zeros and values LightGBM reads as zero.
     pub fn probe_rows(&self, n: usize) -> Vec<f64> {
         use rand::{Rng, SeedableRng};
-        let mut features: Vec<usize> = self.slots.iter().map(|&(f, _)| f).collect();
+        let mut features: Vec<usize> = self
+            .bin_columns
+            .iter()
+            .map(|c| c.feature)
+            .chain(self.raw_columns.iter().copied())
+            .collect();
         features.sort_unstable();
         features.dedup();
         let mut candidates: Vec<Vec<f64>> =
             vec![vec![f64::NAN, 0.0, -0.0, 1e-36, -1e-36, 1.0, -1.0, 1e300]; features.len()];
-        for node in self.nodes.iter().filter(|n| n.meta & FLAG_LEAF == 0) {
-            let feature = self.slots[(node.meta & SLOT_MASK) as usize].0;
-            let values = &mut candidates[features.binary_search(&feature).unwrap_or(0)];
-            if node.meta & FLAG_CATEGORICAL != 0 {
-                let (first, len) = self.cat_ranges[node.value as usize];
-                for w in 0..len {
-                    let word = self.cat_words[(first + w) as usize];
-                    for bit in (0..32).filter(|b| (word >> b) & 1 == 1) {
-                        let category = f64::from(w * 32 + bit);
-                        values.extend([category, category + 1.0, category + 0.5]);
-                    }
-                }
-                values.extend([-1.0, -0.5, f64::from(len * 32), 1e10]);
-            } else {
-                let t = node.value;
+        let at = |feature: usize| features.binary_search(&feature).unwrap_or(0);
+        for column in &self.bin_columns {
+            let values = &mut candidates[at(column.feature)];
+            for &t in &column.thresholds {
                 values.extend([t, t.next_up(), t.next_down()]);
             }
+        }
+        for split in self.splits.iter().filter(|s| s.categorical) {
+            let values = &mut candidates[at(self.raw_columns[split.column as usize])];
+            let (first, len) = self.cat_ranges[split.key as usize];
+            for w in 0..len {
+                let word = self.cat_words[(first + w) as usize];
+                for bit in (0..32).filter(|b| (word >> b) & 1 == 1) {
+                    let category = f64::from(w * 32 + bit);
+                    values.extend([category, category + 1.0, category + 0.5]);
+                }
+            }
+            values.extend([-1.0, -0.5, f64::from(len * 32), 1e10]);
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x5eed);
         let mut rows = vec![0.0; n * self.num_features];
@@ -226,126 +260,157 @@ impl NativeModel {
 
     /// Standard prediction for each row of a row-major matrix (NaN = missing).
     pub fn predict(&self, rows: &[f64]) -> Vec<f64> {
+        let blocks = self.blocks_of(rows);
+        let mut blocks = blocks;
         if self.cat_ranges.is_empty() {
-            self.predict_with::<false>(rows)
+            self.score_blocks::<false>(&mut blocks);
         } else {
-            self.predict_with::<true>(rows)
+            self.score_blocks::<true>(&mut blocks);
         }
+        (0..blocks.rows)
+            .map(|r| self.output(blocks.sums[r / BLOCK * (SUMS) + r % BLOCK]))
+            .collect()
     }
 
-    fn predict_with<const CATEGORICAL: bool>(&self, rows: &[f64]) -> Vec<f64> {
+    /// Quantises the rows into the bins of the model's own thresholds (exact: a row goes
+    /// right of a split iff its bin is above the split's key) and copies the raw columns.
+    fn blocks_of(&self, rows: &[f64]) -> Blocks {
         let num_features = self.num_features.max(1);
         let n_rows = rows.len() / num_features;
-        let width = self.slots.len() + 1;
-        let mut out = Vec::with_capacity(n_rows);
-        let mut compact = vec![f64::NEG_INFINITY; BLOCK_ROWS * width];
-        let mut sums = [0.0f64; BLOCK_ROWS];
-        for block in rows[..n_rows * num_features].chunks(BLOCK_ROWS * num_features) {
-            let in_block = block.len() / num_features;
-            for (row, dst) in block
-                .chunks_exact(num_features)
-                .zip(compact.chunks_exact_mut(width))
-            {
-                for (d, &(f, kind)) in dst.iter_mut().zip(&self.slots) {
-                    // LightGBM's dense-row reader keeps only |x| > kZeroThreshold or NaN;
-                    // everything else reaches the trees as an exact 0.0.
-                    let x = row[f];
-                    let x = if x.is_nan() || x.abs() > ZERO_THRESHOLD {
-                        x
-                    } else {
-                        0.0
-                    };
-                    *d = kind.map(x);
+        let count = n_rows.div_ceil(BLOCK);
+        let n_bins = self.bin_columns.len();
+        let n_raw = self.raw_columns.len();
+        let mut bins = vec![0i8; count * n_bins * BLOCK];
+        let mut raw = vec![0.0f64; count * n_raw * BLOCK];
+        for block in 0..count {
+            let first = block * BLOCK;
+            let in_block = (n_rows - first).min(BLOCK);
+            let block_rows = &rows[first * num_features..(first + in_block) * num_features];
+            // Column by column: a column's searches all take the same number of steps, so
+            // the CPU overlaps them without mispredicting.
+            let bins = &mut bins[block * n_bins * BLOCK..(block + 1) * n_bins * BLOCK];
+            for (column, out) in self.bin_columns.iter().zip(bins.chunks_exact_mut(BLOCK)) {
+                let mut values = [0.0; BLOCK];
+                for (v, &x) in values
+                    .iter_mut()
+                    .zip(block_rows[column.feature..].iter().step_by(num_features))
+                {
+                    *v = column.kind.map(dense(x));
+                }
+                let out: &mut [i8; BLOCK] = out.try_into().expect("bin column");
+                bin_block(&column.thresholds, &values, out);
+            }
+            let raw = &mut raw[block * n_raw * BLOCK..(block + 1) * n_raw * BLOCK];
+            for (&feature, out) in self.raw_columns.iter().zip(raw.chunks_exact_mut(BLOCK)) {
+                let values = block_rows[feature..].iter().step_by(num_features);
+                for (value, &x) in out.iter_mut().zip(values) {
+                    *value = dense(x);
                 }
             }
-            // LightGBM sums the trees in order from 0.0; the blocks run in tree order.
-            sums[..in_block].fill(0.0);
-            for &root in &self.block_roots {
-                for start in (0..in_block).step_by(LANES) {
-                    let lanes = (in_block - start).min(LANES);
-                    let group = &compact[start * width..(start + LANES) * width];
-                    self.run_chains::<CATEGORICAL>(
-                        root,
-                        group,
-                        width,
-                        &mut sums[start..start + lanes],
-                    );
-                }
-            }
-            out.extend(sums[..in_block].iter().map(|&s| self.output(s)));
         }
-        out
+        Blocks {
+            count,
+            rows: n_rows,
+            bins,
+            raw,
+            sums: vec![0.0; count * (SUMS)],
+        }
     }
 
-    /// Runs up to `LANES` rows (`rows`: `LANES` compact rows, `width` apart) through the
-    /// chained trees from `root` until each reaches [`END`], adding the leaf values to `sums`
-    /// in tree order. Inner steps add +0.0, which leaves any sum unchanged (a sum that starts
-    /// at +0.0 is never -0.0 in round-to-nearest).
+    /// Adds every tree's leaf value to every row's sum, tree after tree (LightGBM's order,
+    /// from 0.0). For each tree and each block of 64 rows, the block's row set flows from the
+    /// root down: a split divides its row set with one comparison of 64 bins against its key,
+    /// and each leaf adds its value to the rows that reach it.
+    fn score_blocks<const CATEGORICAL: bool>(&self, blocks: &mut Blocks) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            #[allow(unsafe_code)]
+            unsafe {
+                self.score_blocks_avx2::<CATEGORICAL>(blocks)
+            };
+            return;
+        }
+        self.score_blocks_with::<CATEGORICAL, false>(blocks)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn score_blocks_avx2<const CATEGORICAL: bool>(&self, blocks: &mut Blocks) {
+        self.score_blocks_with::<CATEGORICAL, true>(blocks)
+    }
+
     #[inline(always)]
-    fn run_chains<const CATEGORICAL: bool>(
-        &self,
-        root: u32,
-        rows: &[f64],
-        width: usize,
-        sums: &mut [f64],
-    ) {
-        assert!(rows.len() >= LANES * width && sums.len() <= LANES);
-        let lanes = sums.len();
-        let mut at = [END; LANES];
-        let mut acc = [0.0f64; LANES];
-        at[..lanes].fill(root);
-        acc[..lanes].copy_from_slice(sums);
-        let nodes = &self.nodes[..];
-        loop {
-            for _ in 0..UNROLL {
-                for k in 0..LANES {
-                    // SAFETY: `compile` checked that every child index (`left + 1`) is inside
-                    // `nodes` and every slot below `width`; `k * width + slot` is inside
-                    // `rows` (asserted above).
-                    #[allow(unsafe_code)]
-                    let (node, x) = unsafe {
-                        let node = *nodes.get_unchecked(at[k] as usize);
-                        let x = *rows.get_unchecked(k * width + (node.meta & SLOT_MASK) as usize);
-                        (node, x)
-                    };
-                    let leaf_mask = ((node.meta as i32) >> 31) as i64 as u64;
-                    acc[k] += f64::from_bits(node.value.to_bits() & leaf_mask);
-                    let left = if CATEGORICAL && node.meta & FLAG_CATEGORICAL != 0 {
-                        self.categorical_left(node.value, x)
+    fn score_blocks_with<const CATEGORICAL: bool, const AVX2: bool>(&self, blocks: &mut Blocks) {
+        let n_bins = self.bin_columns.len();
+        let n_raw = self.raw_columns.len();
+        let mut sets = vec![0u64; 2 * u16::MAX as usize];
+        for tree in &self.trees {
+            let splits = &self.splits[tree.first_split as usize..][..usize::from(tree.inner)];
+            let leaves = &self.leaf_values[tree.first_leaf as usize..][..usize::from(tree.leaves)];
+            let inner = splits.len();
+            for block in 0..blocks.count {
+                let in_block = (blocks.rows - block * BLOCK).min(BLOCK);
+                let live = u64::MAX >> (BLOCK - in_block);
+                let bins = &blocks.bins[block * n_bins * BLOCK..(block + 1) * n_bins * BLOCK];
+                let sums: &mut [f64; SUMS] = (&mut blocks.sums
+                    [block * (SUMS)..(block + 1) * (SUMS)])
+                    .try_into()
+                    .expect("block sums");
+                sets[0] = live;
+                for (i, split) in splits.iter().enumerate() {
+                    let rows = sets[i];
+                    let right = if CATEGORICAL && split.categorical {
+                        let raw =
+                            &blocks.raw[(block * n_raw + split.column as usize) * BLOCK..][..BLOCK];
+                        self.categorical_right(split.cat_range, raw, rows)
                     } else {
-                        x <= node.value
-                    };
-                    at[k] = node.left + u32::from(!left);
+                        let column: &[i8; BLOCK] = bins[split.column as usize * BLOCK..][..BLOCK]
+                            .try_into()
+                            .expect("bin column");
+                        greater_mask::<AVX2>(column, split.key)
+                    } & rows;
+                    sets[usize::from(split.children[0])] = rows & !right;
+                    sets[usize::from(split.children[1])] = right;
+                }
+                for (l, (&value, &rows)) in leaves
+                    .iter()
+                    .zip(&sets[inner..inner + leaves.len()])
+                    .enumerate()
+                {
+                    add_to_rows(sums, rows, value, l);
                 }
             }
-            if at.iter().all(|&a| a == END) {
-                break;
-            }
         }
-        sums.copy_from_slice(&acc[..lanes]);
     }
 
-    /// LightGBM's `CategoricalDecision` on the (zero-mapped) value: NaN and negative
-    /// categories go right, others left when their bit is set.
+    /// Rows of `rows` that LightGBM's `CategoricalDecision` sends right: NaN, negative
+    /// categories and categories outside the split's bitset.
     #[cold]
-    fn categorical_left(&self, range: f64, x: f64) -> bool {
-        if x.is_nan() {
-            return false;
-        }
-        // C++ `static_cast<int>` truncates toward zero; out-of-range values saturate here
-        // and fall outside every bitset, which also sends them right.
-        let category = x as i32;
-        if category < 0 {
-            return false;
-        }
+    fn categorical_right(&self, range: u32, raw: &[f64], rows: u64) -> u64 {
         let (first, len) = self.cat_ranges[range as usize];
-        let word = category as u32 / 32;
-        word < len && (self.cat_words[(first + word) as usize] >> (category % 32)) & 1 == 1
+        let mut right = 0;
+        let mut left_over = rows;
+        while left_over != 0 {
+            let r = left_over.trailing_zeros() as usize;
+            left_over &= left_over - 1;
+            let x = raw[r];
+            // C++ `static_cast<int>` truncates toward zero; out-of-range values saturate
+            // here and fall outside every bitset, which also sends them right.
+            let category = x as i32;
+            let word = category as u32 / 32;
+            let left = !x.is_nan()
+                && category >= 0
+                && word < len
+                && (self.cat_words[(first + word) as usize] >> (category % 32)) & 1 == 1;
+            right |= u64::from(!left) << r;
+        }
+        right
     }
 
     fn output(&self, sum: f64) -> f64 {
         let sum = if self.average_output {
-            sum / self.num_trees as f64
+            sum / self.trees.len() as f64
         } else {
             sum
         };
@@ -359,8 +424,128 @@ impl NativeModel {
     }
 }
 
-/// Lays the parsed trees out as chained node arrays (see [`FlatNode`]) over a compact row of
-/// the features the splits use, in tree blocks of about [`TREE_BLOCK_BYTES`].
+/// LightGBM's dense-row reader keeps only |x| > kZeroThreshold or NaN; everything else
+/// reaches the trees as an exact 0.0.
+#[inline(always)]
+fn dense(x: f64) -> f64 {
+    if x.is_nan() || x.abs() > ZERO_THRESHOLD {
+        x
+    } else {
+        0.0
+    }
+}
+
+/// The biased bin of each value: the number of `thresholds` (sorted, distinct, no NaN)
+/// below it, so that `x <= thresholds[k]` iff `bin <= k`; NaN gets [`NAN_BIN`], above every
+/// key. Branch-free binary searches, 8 values in lockstep: the steps of one search depend on
+/// each other, the 8 searches do not, so the CPU overlaps them.
+#[inline(always)]
+fn bin_block(thresholds: &[f64], values: &[f64; BLOCK], out: &mut [i8; BLOCK]) {
+    const LANES: usize = 8;
+    let n = thresholds.len();
+    for (values, out) in values.chunks_exact(LANES).zip(out.chunks_exact_mut(LANES)) {
+        let mut base = [0usize; LANES];
+        let mut size = n;
+        while size > 1 {
+            let half = size / 2;
+            for (b, &x) in base.iter_mut().zip(values) {
+                *b = std::hint::select_unpredictable(thresholds[*b + half] < x, *b + half, *b);
+            }
+            size -= half;
+        }
+        for ((o, &b), &x) in out.iter_mut().zip(&base).zip(values) {
+            let bin = if n == 0 {
+                0
+            } else {
+                b + usize::from(thresholds[b] < x)
+            };
+            *o = biased(if x.is_nan() { NAN_BIN } else { bin as u8 });
+        }
+    }
+}
+
+/// Bit r set iff `column[r] > key` (biased bins compare as signed bytes).
+#[inline(always)]
+fn greater_mask<const AVX2: bool>(column: &[i8; BLOCK], key: i8) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if AVX2 {
+            // SAFETY: `AVX2` is only set inside `score_blocks_avx2`, which runs after the CPU
+            // was checked for AVX2.
+            #[allow(unsafe_code)]
+            return unsafe { greater_mask_avx2(column, key) };
+        }
+        use std::arch::x86_64::{
+            _mm_cmpgt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+        };
+        // SAFETY: SSE2 is part of x86_64; each chunk is 16 bytes, one unaligned load.
+        #[allow(unsafe_code)]
+        unsafe {
+            let key = _mm_set1_epi8(key);
+            let mut mask = 0u64;
+            for (q, sixteen) in column.chunks_exact(16).enumerate() {
+                let bins = _mm_loadu_si128(sixteen.as_ptr().cast());
+                let greater = _mm_movemask_epi8(_mm_cmpgt_epi8(bins, key)) as u16;
+                mask |= u64::from(greater) << (16 * q);
+            }
+            mask
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let mut mask = 0u64;
+        for (r, &bin) in column.iter().enumerate() {
+            mask |= u64::from(bin > key) << r;
+        }
+        mask
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn greater_mask_avx2(column: &[i8; BLOCK], key: i8) -> u64 {
+    use std::arch::x86_64::{
+        _mm256_cmpgt_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_set1_epi8,
+    };
+    let key = _mm256_set1_epi8(key);
+    // SAFETY: two unaligned 32-byte loads inside the 64-byte column.
+    #[allow(unsafe_code)]
+    let (low, high) = unsafe {
+        (
+            _mm256_loadu_si256(column.as_ptr().cast()),
+            _mm256_loadu_si256(column.as_ptr().add(32).cast()),
+        )
+    };
+    let low = _mm256_movemask_epi8(_mm256_cmpgt_epi8(low, key)) as u32;
+    let high = _mm256_movemask_epi8(_mm256_cmpgt_epi8(high, key)) as u32;
+    u64::from(low) | (u64::from(high) << 32)
+}
+
+/// Adds `value` to the sum of each row in `rows`. The first two rows are taken without a
+/// branch (most leaves hold at most two rows of a block): an empty set's `trailing_zeros` is
+/// 64, which lands on a spare sum chosen by the leaf's number, so that the additions of
+/// empty sets do not queue behind each other on one memory slot.
+#[inline(always)]
+fn add_to_rows(sums: &mut [f64; SUMS], mut rows: u64, value: f64, leaf: usize) {
+    let spare = leaf % BLOCK;
+    let at = |rows: u64| {
+        let r = rows.trailing_zeros() as usize;
+        r + (r / BLOCK) * spare
+    };
+    sums[at(rows)] += value;
+    rows &= rows.wrapping_sub(1);
+    sums[at(rows)] += value;
+    rows &= rows.wrapping_sub(1);
+    while rows != 0 {
+        sums[rows.trailing_zeros() as usize] += value;
+        rows &= rows - 1;
+    }
+}
+
+/// Compiles the parsed trees: one bin column per (feature, missing-value rule) over the
+/// distinct thresholds of its splits, one raw column per categorical feature, and per tree
+/// its splits (bin keys, children as row-set indices) and leaf values.
 fn compile(
     num_features: usize,
     trees: &[Tree],
@@ -368,81 +553,115 @@ fn compile(
     transform: Transform,
     average_output: bool,
 ) -> Result<NativeModel, ModelError> {
-    if let Some(tree) = trees
-        .iter()
-        .position(|t| t.leaves.iter().any(|v| v.is_nan()))
-    {
-        // A NaN leaf would not pass its leaf's `-inf <= value` step; lightgbm3 serves it.
-        return Err(ModelError::Unsupported(format!(
-            "tree {tree} has a NaN leaf value"
-        )));
-    }
-    let mut slot_of = std::collections::HashMap::new();
-    let mut slots = Vec::new();
+    use std::collections::HashMap;
+    let mut bin_index: HashMap<(usize, SlotKind), usize> = HashMap::new();
+    let mut bin_columns: Vec<BinColumn> = Vec::new();
+    let mut raw_index: HashMap<usize, usize> = HashMap::new();
+    let mut raw_columns = Vec::new();
     for node in trees.iter().flat_map(|t| &t.nodes) {
         let kind = slot_kind(node);
+        if kind == SlotKind::Raw {
+            raw_index.entry(node.feature).or_insert_with(|| {
+                raw_columns.push(node.feature);
+                raw_columns.len() - 1
+            });
+            continue;
+        }
         if !kind.exact_for(node.threshold) {
             return Err(ModelError::Unsupported(format!(
                 "threshold {} with missing-value rule {kind:?}",
                 node.threshold
             )));
         }
-        slot_of.entry((node.feature, kind)).or_insert_with(|| {
-            slots.push((node.feature, kind));
-            (slots.len() - 1) as u32
+        let at = *bin_index.entry((node.feature, kind)).or_insert_with(|| {
+            bin_columns.push(BinColumn {
+                feature: node.feature,
+                kind,
+                thresholds: Vec::new(),
+            });
+            bin_columns.len() - 1
         });
+        if node.threshold.is_nan() {
+            return Err(ModelError::Unsupported("a NaN threshold".into()));
+        }
+        bin_columns[at].thresholds.push(node.threshold);
     }
-    if slots.len() >= SLOT_MASK as usize {
-        return Err(ModelError::Unsupported("too many features".into()));
+    for column in &mut bin_columns {
+        column.thresholds.sort_by(f64::total_cmp);
+        column.thresholds.dedup();
+        if column.thresholds.len() > MAX_THRESHOLDS {
+            return Err(ModelError::Unsupported(format!(
+                "feature {} has {} distinct thresholds",
+                column.feature,
+                column.thresholds.len()
+            )));
+        }
     }
-    let leaf_slot = slots.len() as u32;
-    let mut nodes = vec![FlatNode {
-        value: 0.0,
-        meta: FLAG_LEAF | leaf_slot,
-        left: END,
-    }];
+    let mut compiled = Vec::with_capacity(trees.len());
+    let mut splits = Vec::new();
+    let mut leaf_values = Vec::new();
     let mut cat_ranges = Vec::new();
-    let mut block_roots = Vec::new();
-    let mut block_bytes = usize::MAX;
-    let mut last_tree = 0;
-    for tree in trees {
-        let size = 2 * tree.leaves.len() - 1;
-        if block_bytes.saturating_add(size * std::mem::size_of::<FlatNode>()) > TREE_BLOCK_BYTES {
-            // Close the previous block: its last tree's leaves go to END.
-            end_chain(&mut nodes[last_tree..]);
-            block_roots.push(nodes.len() as u32);
-            block_bytes = 0;
+    for (t, tree) in trees.iter().enumerate() {
+        let inner = tree.nodes.len();
+        if inner + tree.leaves.len() > u16::MAX as usize {
+            return Err(ModelError::Unsupported(format!("tree {t} is too large")));
         }
-        block_bytes += size * std::mem::size_of::<FlatNode>();
-        let base = nodes.len();
-        last_tree = base;
-        lay_out_tree(tree, &slot_of, leaf_slot, &mut nodes, &mut cat_ranges);
-        // Leaves continue to the next tree's root, laid out right after this tree; the last
-        // tree of a block is redirected to END when the block closes.
-        let next = nodes.len() as u32;
-        for node in &mut nodes[base..] {
-            if node.meta & FLAG_LEAF != 0 {
-                node.left = next;
-            }
+        compiled.push(CompiledTree {
+            first_split: splits.len() as u32,
+            inner: inner as u16,
+            first_leaf: leaf_values.len() as u32,
+            leaves: tree.leaves.len() as u16,
+        });
+        leaf_values.extend_from_slice(&tree.leaves);
+        for (i, node) in tree.nodes.iter().enumerate() {
+            let child = |c: i32| -> Result<u16, ModelError> {
+                if c < 0 {
+                    Ok((inner + !c as usize) as u16)
+                } else if c as usize > i {
+                    Ok(c as u16)
+                } else {
+                    // Row sets flow in node order; LightGBM numbers children after parents.
+                    Err(ModelError::Unsupported(format!(
+                        "tree {t}: node {i} has an earlier child {c}"
+                    )))
+                }
+            };
+            let children = [child(node.left)?, child(node.right)?];
+            let kind = slot_kind(node);
+            splits.push(if kind == SlotKind::Raw {
+                cat_ranges.push((node.cat_start as u32, node.cat_len as u32));
+                Split {
+                    column: raw_index[&node.feature] as u32,
+                    cat_range: (cat_ranges.len() - 1) as u32,
+                    key: 0,
+                    categorical: true,
+                    children,
+                }
+            } else {
+                let at = bin_index[&(node.feature, kind)];
+                // Index of the threshold: `x <= t_k` iff bin <= k.
+                let key = bin_columns[at]
+                    .thresholds
+                    .partition_point(|&v| v < node.threshold) as u8;
+                Split {
+                    column: at as u32,
+                    cat_range: 0,
+                    key: biased(key),
+                    categorical: false,
+                    children,
+                }
+            });
         }
-    }
-    end_chain(&mut nodes[last_tree..]);
-    // The traversal reads `nodes[left + 1]` and row slots without bounds checks.
-    if nodes.len() >= u32::MAX as usize
-        || nodes
-            .iter()
-            .any(|n| n.left as usize + 1 >= nodes.len() || n.meta & SLOT_MASK > leaf_slot)
-    {
-        return Err(ModelError::Unsupported("model too large".into()));
     }
     Ok(NativeModel {
         num_features,
-        slots,
-        block_roots,
-        nodes,
+        bin_columns,
+        raw_columns,
+        trees: compiled,
+        splits,
+        leaf_values,
         cat_words,
         cat_ranges,
-        num_trees: trees.len(),
         transform,
         average_output,
     })
@@ -467,62 +686,6 @@ fn slot_kind(node: &Node) -> SlotKind {
         }
     } else {
         SlotKind::NanAsZero
-    }
-}
-
-/// Points the leaves of the last tree laid out (`tree`) to [`END`].
-fn end_chain(tree: &mut [FlatNode]) {
-    for node in tree.iter_mut().filter(|n| n.meta & FLAG_LEAF != 0) {
-        node.left = END;
-    }
-}
-
-/// Appends one tree: the root first, then each inner node's two children as an adjacent pair,
-/// depth first so that a subtree stays close to its parent.
-fn lay_out_tree(
-    tree: &Tree,
-    slot_of: &std::collections::HashMap<(usize, SlotKind), u32>,
-    leaf_slot: u32,
-    nodes: &mut Vec<FlatNode>,
-    cat_ranges: &mut Vec<(u32, u32)>,
-) {
-    let placeholder = FlatNode {
-        value: 0.0,
-        meta: 0,
-        left: 0,
-    };
-    let root_at = nodes.len();
-    nodes.push(placeholder);
-    // Parsed child references: >= 0 inner node, < 0 leaf (!index).
-    let mut stack = vec![(if tree.nodes.is_empty() { -1 } else { 0i32 }, root_at)];
-    while let Some((child, at)) = stack.pop() {
-        if child < 0 {
-            nodes[at] = FlatNode {
-                value: tree.leaves[!child as usize],
-                meta: FLAG_LEAF | leaf_slot,
-                left: END,
-            };
-            continue;
-        }
-        let src = &tree.nodes[child as usize];
-        let kind = slot_kind(src);
-        let (flag, value) = if kind == SlotKind::Raw {
-            cat_ranges.push((src.cat_start as u32, src.cat_len as u32));
-            (FLAG_CATEGORICAL, (cat_ranges.len() - 1) as f64)
-        } else {
-            (0, src.threshold)
-        };
-        let pair = nodes.len();
-        nodes.push(placeholder);
-        nodes.push(placeholder);
-        nodes[at] = FlatNode {
-            value,
-            meta: flag | slot_of[&(src.feature, kind)],
-            left: pair as u32,
-        };
-        // Right is pushed first so that the left subtree is laid out next.
-        stack.push((src.right, pair + 1));
-        stack.push((src.left, pair));
     }
 }
 
