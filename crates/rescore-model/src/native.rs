@@ -74,12 +74,56 @@ struct BinColumn {
     feature: usize,
     kind: SlotKind,
     thresholds: Vec<f64>,
+    /// `kind` as data, for a branch-free mapping: which values are missing (NaN, zero) and
+    /// what they become.
+    nan_missing: bool,
+    zero_missing: bool,
+    replacement: f64,
 }
 
-/// Rows scored together: the row sets of a node are one u64.
-const BLOCK: usize = 64;
+impl BinColumn {
+    fn new(feature: usize, kind: SlotKind) -> Self {
+        let (nan_missing, zero_missing, replacement) = match kind {
+            SlotKind::NanAsZero => (true, false, 0.0),
+            SlotKind::NanLeft => (true, false, f64::NEG_INFINITY),
+            SlotKind::ZeroLeft => (true, true, f64::NEG_INFINITY),
+            SlotKind::ZeroRight => (false, true, f64::NAN),
+            SlotKind::NanRight | SlotKind::Raw => (false, false, f64::NAN),
+        };
+        BinColumn {
+            feature,
+            kind,
+            thresholds: Vec::new(),
+            nan_missing,
+            zero_missing,
+            replacement,
+        }
+    }
+
+    /// `kind.map(dense(x))` without branches.
+    #[inline(always)]
+    fn map(&self, x: f64) -> f64 {
+        let nan = x.is_nan();
+        let zero = !nan & !(x.abs() > ZERO_THRESHOLD);
+        let missing = (nan & self.nan_missing) | (zero & self.zero_missing);
+        let x = if zero { 0.0 } else { x };
+        if missing {
+            self.replacement
+        } else {
+            x
+        }
+    }
+}
+
+/// 64-row words per block: a node's row set in a block is `[u64; WORDS]`. Four words give
+/// the CPU independent work per node and per leaf and spread each node's fixed costs.
+const WORDS: usize = 4;
+/// Rows scored together.
+const BLOCK: usize = 64 * WORDS;
 /// Sums per block: one per row, then 64 spares that take the additions of empty row sets.
-const SUMS: usize = 2 * BLOCK;
+const SUMS: usize = BLOCK + 64;
+
+type RowSet = [u64; WORDS];
 /// Bins are u8 (0..=254: how many of the column's thresholds lie below the value; 255: NaN,
 /// right of every split) stored with the top bit flipped, so that the signed byte compare of
 /// SSE2/AVX2 orders them as unsigned. Columns with more thresholds are not compiled.
@@ -110,17 +154,6 @@ enum SlotKind {
 }
 
 impl SlotKind {
-    #[inline(always)]
-    fn map(self, x: f64) -> f64 {
-        match self {
-            SlotKind::NanAsZero if x.is_nan() => 0.0,
-            SlotKind::NanLeft if x.is_nan() => f64::NEG_INFINITY,
-            SlotKind::ZeroLeft if x.is_nan() || x == 0.0 => f64::NEG_INFINITY,
-            SlotKind::ZeroRight if x == 0.0 => f64::NAN,
-            _ => x,
-        }
-    }
-
     /// Whether `x <= threshold` on mapped values is LightGBM's decision for every input:
     /// the replacement for missing must land on the default side of the threshold.
     fn exact_for(self, threshold: f64) -> bool {
@@ -282,28 +315,37 @@ impl NativeModel {
         let n_raw = self.raw_columns.len();
         let mut bins = vec![0i8; count * n_bins * BLOCK];
         let mut raw = vec![0.0f64; count * n_raw * BLOCK];
-        for block in 0..count {
-            let first = block * BLOCK;
-            let in_block = (n_rows - first).min(BLOCK);
-            let block_rows = &rows[first * num_features..(first + in_block) * num_features];
-            // Column by column: a column's searches all take the same number of steps, so
-            // the CPU overlaps them without mispredicting.
-            let bins = &mut bins[block * n_bins * BLOCK..(block + 1) * n_bins * BLOCK];
-            for (column, out) in self.bin_columns.iter().zip(bins.chunks_exact_mut(BLOCK)) {
-                let mut values = [0.0; BLOCK];
-                for (v, &x) in values
-                    .iter_mut()
-                    .zip(block_rows[column.feature..].iter().step_by(num_features))
-                {
-                    *v = column.kind.map(dense(x));
+        // 64 rows at a time: their values stay in cache while each is read once, row by
+        // row (sequential reads), into mapped columns; each column is then binned with
+        // searches that all take the same number of steps, which the CPU overlaps.
+        let mut columns = vec![0.0f64; n_bins * 64];
+        for (chunk, chunk_rows) in rows[..n_rows * num_features]
+            .chunks(64 * num_features)
+            .enumerate()
+        {
+            let (block, sub) = (chunk / WORDS, chunk % WORDS);
+            for (r, row) in chunk_rows.chunks_exact(num_features).enumerate() {
+                for (c, column) in self.bin_columns.iter().enumerate() {
+                    columns[c * 64 + r] = column.map(row[column.feature]);
                 }
-                let out: &mut [i8; BLOCK] = out.try_into().expect("bin column");
-                bin_block(&column.thresholds, &values, out);
+            }
+            let bins = &mut bins[block * n_bins * BLOCK..(block + 1) * n_bins * BLOCK];
+            for ((column, out), values) in self
+                .bin_columns
+                .iter()
+                .zip(bins.chunks_exact_mut(BLOCK))
+                .zip(columns.chunks_exact(64))
+            {
+                let out: &mut [i8; 64] = (&mut out[sub * 64..(sub + 1) * 64])
+                    .try_into()
+                    .expect("64 bins");
+                let values: &[f64; 64] = values.try_into().expect("64 values");
+                bin_64(&column.thresholds, values, out);
             }
             let raw = &mut raw[block * n_raw * BLOCK..(block + 1) * n_raw * BLOCK];
             for (&feature, out) in self.raw_columns.iter().zip(raw.chunks_exact_mut(BLOCK)) {
-                let values = block_rows[feature..].iter().step_by(num_features);
-                for (value, &x) in out.iter_mut().zip(values) {
+                let values = chunk_rows[feature..].iter().step_by(num_features);
+                for (value, &x) in out[sub * 64..].iter_mut().zip(values) {
                     *value = dense(x);
                 }
             }
@@ -344,14 +386,27 @@ impl NativeModel {
     fn score_blocks_with<const CATEGORICAL: bool, const AVX2: bool>(&self, blocks: &mut Blocks) {
         let n_bins = self.bin_columns.len();
         let n_raw = self.raw_columns.len();
-        let mut sets = vec![0u64; 2 * u16::MAX as usize];
+        let largest = self
+            .trees
+            .iter()
+            .map(|t| usize::from(t.inner) + usize::from(t.leaves))
+            .max()
+            .unwrap_or(0);
+        let mut sets = vec![[0u64; WORDS]; largest.max(1)];
         for tree in &self.trees {
             let splits = &self.splits[tree.first_split as usize..][..usize::from(tree.inner)];
             let leaves = &self.leaf_values[tree.first_leaf as usize..][..usize::from(tree.leaves)];
             let inner = splits.len();
             for block in 0..blocks.count {
                 let in_block = (blocks.rows - block * BLOCK).min(BLOCK);
-                let live = u64::MAX >> (BLOCK - in_block);
+                let live: RowSet = std::array::from_fn(|w| {
+                    let rows = in_block.saturating_sub(64 * w).min(64);
+                    if rows == 0 {
+                        0
+                    } else {
+                        u64::MAX >> (64 - rows)
+                    }
+                });
                 let bins = &blocks.bins[block * n_bins * BLOCK..(block + 1) * n_bins * BLOCK];
                 let sums: &mut [f64; SUMS] = (&mut blocks.sums
                     [block * (SUMS)..(block + 1) * (SUMS)])
@@ -369,8 +424,10 @@ impl NativeModel {
                             .try_into()
                             .expect("bin column");
                         greater_mask::<AVX2>(column, split.key)
-                    } & rows;
-                    sets[usize::from(split.children[0])] = rows & !right;
+                    };
+                    let right: RowSet = std::array::from_fn(|w| right[w] & rows[w]);
+                    sets[usize::from(split.children[0])] =
+                        std::array::from_fn(|w| rows[w] & !right[w]);
                     sets[usize::from(split.children[1])] = right;
                 }
                 for (l, (&value, &rows)) in leaves
@@ -387,23 +444,24 @@ impl NativeModel {
     /// Rows of `rows` that LightGBM's `CategoricalDecision` sends right: NaN, negative
     /// categories and categories outside the split's bitset.
     #[cold]
-    fn categorical_right(&self, range: u32, raw: &[f64], rows: u64) -> u64 {
+    fn categorical_right(&self, range: u32, raw: &[f64], rows: RowSet) -> RowSet {
         let (first, len) = self.cat_ranges[range as usize];
-        let mut right = 0;
-        let mut left_over = rows;
-        while left_over != 0 {
-            let r = left_over.trailing_zeros() as usize;
-            left_over &= left_over - 1;
-            let x = raw[r];
-            // C++ `static_cast<int>` truncates toward zero; out-of-range values saturate
-            // here and fall outside every bitset, which also sends them right.
-            let category = x as i32;
-            let word = category as u32 / 32;
-            let left = !x.is_nan()
-                && category >= 0
-                && word < len
-                && (self.cat_words[(first + word) as usize] >> (category % 32)) & 1 == 1;
-            right |= u64::from(!left) << r;
+        let mut right = [0u64; WORDS];
+        for (w, (right, mut left_over)) in right.iter_mut().zip(rows).enumerate() {
+            while left_over != 0 {
+                let r = left_over.trailing_zeros() as usize;
+                left_over &= left_over - 1;
+                let x = raw[64 * w + r];
+                // C++ `static_cast<int>` truncates toward zero; out-of-range values saturate
+                // here and fall outside every bitset, which also sends them right.
+                let category = x as i32;
+                let word = category as u32 / 32;
+                let left = !x.is_nan()
+                    && category >= 0
+                    && word < len
+                    && (self.cat_words[(first + word) as usize] >> (category % 32)) & 1 == 1;
+                *right |= u64::from(!left) << r;
+            }
         }
         right
     }
@@ -440,7 +498,7 @@ fn dense(x: f64) -> f64 {
 /// key. Branch-free binary searches, 8 values in lockstep: the steps of one search depend on
 /// each other, the 8 searches do not, so the CPU overlaps them.
 #[inline(always)]
-fn bin_block(thresholds: &[f64], values: &[f64; BLOCK], out: &mut [i8; BLOCK]) {
+fn bin_64(thresholds: &[f64], values: &[f64; 64], out: &mut [i8; 64]) {
     const LANES: usize = 8;
     let n = thresholds.len();
     for (values, out) in values.chunks_exact(LANES).zip(out.chunks_exact_mut(LANES)) {
@@ -466,7 +524,15 @@ fn bin_block(thresholds: &[f64], values: &[f64; BLOCK], out: &mut [i8; BLOCK]) {
 
 /// Bit r set iff `column[r] > key` (biased bins compare as signed bytes).
 #[inline(always)]
-fn greater_mask<const AVX2: bool>(column: &[i8; BLOCK], key: i8) -> u64 {
+fn greater_mask<const AVX2: bool>(column: &[i8; BLOCK], key: i8) -> RowSet {
+    std::array::from_fn(|w| {
+        let column: &[i8; 64] = column[64 * w..64 * (w + 1)].try_into().expect("64 bins");
+        greater_mask_64::<AVX2>(column, key)
+    })
+}
+
+#[inline(always)]
+fn greater_mask_64<const AVX2: bool>(column: &[i8; 64], key: i8) -> u64 {
     #[cfg(target_arch = "x86_64")]
     {
         if AVX2 {
@@ -504,7 +570,7 @@ fn greater_mask<const AVX2: bool>(column: &[i8; BLOCK], key: i8) -> u64 {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[inline]
-fn greater_mask_avx2(column: &[i8; BLOCK], key: i8) -> u64 {
+fn greater_mask_avx2(column: &[i8; 64], key: i8) -> u64 {
     use std::arch::x86_64::{
         _mm256_cmpgt_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_set1_epi8,
     };
@@ -522,24 +588,30 @@ fn greater_mask_avx2(column: &[i8; BLOCK], key: i8) -> u64 {
     u64::from(low) | (u64::from(high) << 32)
 }
 
-/// Adds `value` to the sum of each row in `rows`. The first two rows are taken without a
-/// branch (most leaves hold at most two rows of a block): an empty set's `trailing_zeros` is
-/// 64, which lands on a spare sum chosen by the leaf's number, so that the additions of
-/// empty sets do not queue behind each other on one memory slot.
+/// Adds `value` to the sum of each row in `rows`. The first two rows of each word are taken
+/// without a branch (most leaves hold at most two rows of a word): an empty word's
+/// `trailing_zeros` is 64, which lands on a spare sum chosen by the leaf's number, so that
+/// the additions of empty sets do not queue behind each other on one memory slot.
 #[inline(always)]
-fn add_to_rows(sums: &mut [f64; SUMS], mut rows: u64, value: f64, leaf: usize) {
-    let spare = leaf % BLOCK;
-    let at = |rows: u64| {
-        let r = rows.trailing_zeros() as usize;
-        r + (r / BLOCK) * spare
-    };
-    sums[at(rows)] += value;
-    rows &= rows.wrapping_sub(1);
-    sums[at(rows)] += value;
-    rows &= rows.wrapping_sub(1);
-    while rows != 0 {
-        sums[rows.trailing_zeros() as usize] += value;
-        rows &= rows - 1;
+fn add_to_rows(sums: &mut [f64; SUMS], rows: RowSet, value: f64, leaf: usize) {
+    let spare = BLOCK + leaf % 64;
+    for (w, mut rows) in rows.into_iter().enumerate() {
+        let at = |rows: u64| {
+            let r = rows.trailing_zeros() as usize;
+            if r == 64 {
+                spare
+            } else {
+                64 * w + r
+            }
+        };
+        sums[at(rows)] += value;
+        rows &= rows.wrapping_sub(1);
+        sums[at(rows)] += value;
+        rows &= rows.wrapping_sub(1);
+        while rows != 0 {
+            sums[64 * w + rows.trailing_zeros() as usize] += value;
+            rows &= rows - 1;
+        }
     }
 }
 
@@ -574,17 +646,18 @@ fn compile(
             )));
         }
         let at = *bin_index.entry((node.feature, kind)).or_insert_with(|| {
-            bin_columns.push(BinColumn {
-                feature: node.feature,
-                kind,
-                thresholds: Vec::new(),
-            });
+            bin_columns.push(BinColumn::new(node.feature, kind));
             bin_columns.len() - 1
         });
         if node.threshold.is_nan() {
             return Err(ModelError::Unsupported("a NaN threshold".into()));
         }
         bin_columns[at].thresholds.push(node.threshold);
+    }
+    // In feature order, so that reading a row into the columns walks it front to back.
+    bin_columns.sort_by_key(|c| c.feature);
+    for (at, column) in bin_columns.iter().enumerate() {
+        bin_index.insert((column.feature, column.kind), at);
     }
     for column in &mut bin_columns {
         column.thresholds.sort_by(f64::total_cmp);
