@@ -1,10 +1,9 @@
 //! A pure-Rust evaluator of LightGBM text models that reproduces LightGBM's prediction
-//! exactly (same comparisons in f64, same summation order, same output transforms).
-//! Models it cannot score exactly (linear trees, several classes, unknown objectives) are
-//! refused with `ModelError::Unsupported`, so that they stay on the `lightgbm3` engine.
-//!
-//! This is the correctness baseline of the native engine; the cache-friendly layout and the
-//! load-time self-check against `lightgbm3` come with the evaluator issue.
+//! exactly (the same decisions, the same summation order, the same output transforms).
+//! Models it cannot score exactly (linear trees, several classes, unknown objectives, more
+//! than 254 thresholds on one feature) are refused with `ModelError::Unsupported`, so that
+//! they stay on the `lightgbm3` engine. The technique (exact bins from the model's own
+//! thresholds, row sets flowing down each tree) is described in docs/adr/0003.
 
 use crate::{ModelError, ModelHeader};
 
@@ -104,7 +103,7 @@ impl BinColumn {
     #[inline(always)]
     fn map(&self, x: f64) -> f64 {
         let nan = x.is_nan();
-        let zero = !nan & !(x.abs() > ZERO_THRESHOLD);
+        let zero = x.abs() <= ZERO_THRESHOLD;
         let missing = (nan & self.nan_missing) | (zero & self.zero_missing);
         let x = if zero { 0.0 } else { x };
         if missing {
@@ -115,15 +114,14 @@ impl BinColumn {
     }
 }
 
-/// 64-row words per block: a node's row set in a block is `[u64; WORDS]`. Four words give
-/// the CPU independent work per node and per leaf and spread each node's fixed costs.
-const WORDS: usize = 4;
-/// Rows scored together.
-const BLOCK: usize = 64 * WORDS;
-/// Sums per block: one per row, then 64 spares that take the additions of empty row sets.
-const SUMS: usize = BLOCK + 64;
-
-type RowSet = [u64; WORDS];
+/// 64-row words per block for large batches: a node's row set in a block is `[u64; 4]`.
+/// Four words give the CPU independent work per node and per leaf and spread each node's
+/// fixed costs. Batches of up to 64 rows use one word and skip empty row sets (few rows
+/// reach most nodes).
+const LARGE_WORDS: usize = 4;
+const SMALL_BATCH: usize = 64;
+/// Below this many rows, each row walks its path down each tree instead.
+const WALK_BATCH: usize = 4;
 /// Bins are u8 (0..=254: how many of the column's thresholds lie below the value; 255: NaN,
 /// right of every split) stored with the top bit flipped, so that the signed byte compare of
 /// SSE2/AVX2 orders them as unsigned. Columns with more thresholds are not compiled.
@@ -182,13 +180,16 @@ pub struct NativeModel {
 
 /// Per-call work space: the rows of the call as bin and raw columns, 64 rows per block.
 struct Blocks {
+    /// 64-row words per block.
+    words: usize,
     count: usize,
     rows: usize,
     /// `[block][bin column][row in block]`, biased
     bins: Vec<i8>,
     /// `[block][raw column][row in block]`
     raw: Vec<f64>,
-    /// `[block][SUMS]`: the rows' sums, then spares for the additions of empty row sets.
+    /// `[block][64 * words + 64]`: the rows' sums, then spares for the additions of empty
+    /// row sets.
     sums: Vec<f64>,
 }
 
@@ -293,28 +294,44 @@ impl NativeModel {
 
     /// Standard prediction for each row of a row-major matrix (NaN = missing).
     pub fn predict(&self, rows: &[f64]) -> Vec<f64> {
-        let blocks = self.blocks_of(rows);
-        let mut blocks = blocks;
+        let n_rows = rows.len() / self.num_features.max(1);
+        let words = if n_rows <= SMALL_BATCH {
+            1
+        } else {
+            LARGE_WORDS
+        };
+        let mut blocks = self.blocks_of(rows, words);
+        if n_rows < WALK_BATCH {
+            return self
+                .walk(&blocks)
+                .into_iter()
+                .map(|s| self.output(s))
+                .collect();
+        }
         if self.cat_ranges.is_empty() {
             self.score_blocks::<false>(&mut blocks);
         } else {
             self.score_blocks::<true>(&mut blocks);
         }
         (0..blocks.rows)
-            .map(|r| self.output(blocks.sums[r / BLOCK * (SUMS) + r % BLOCK]))
+            .map(|r| {
+                let block = 64 * blocks.words;
+                self.output(blocks.sums[r / block * (block + 64) + r % block])
+            })
             .collect()
     }
 
     /// Quantises the rows into the bins of the model's own thresholds (exact: a row goes
     /// right of a split iff its bin is above the split's key) and copies the raw columns.
-    fn blocks_of(&self, rows: &[f64]) -> Blocks {
+    fn blocks_of(&self, rows: &[f64], words: usize) -> Blocks {
+        let block_rows = 64 * words;
         let num_features = self.num_features.max(1);
         let n_rows = rows.len() / num_features;
-        let count = n_rows.div_ceil(BLOCK);
+        let count = n_rows.div_ceil(block_rows);
         let n_bins = self.bin_columns.len();
         let n_raw = self.raw_columns.len();
-        let mut bins = vec![0i8; count * n_bins * BLOCK];
-        let mut raw = vec![0.0f64; count * n_raw * BLOCK];
+        let mut bins = vec![0i8; count * n_bins * block_rows];
+        let mut raw = vec![0.0f64; count * n_raw * block_rows];
         // 64 rows at a time: their values stay in cache while each is read once, row by
         // row (sequential reads), into mapped columns; each column is then binned with
         // searches that all take the same number of steps, which the CPU overlaps.
@@ -323,27 +340,32 @@ impl NativeModel {
             .chunks(64 * num_features)
             .enumerate()
         {
-            let (block, sub) = (chunk / WORDS, chunk % WORDS);
+            let (block, sub) = (chunk / words, chunk % words);
+            let in_chunk = chunk_rows.len() / num_features;
             for (r, row) in chunk_rows.chunks_exact(num_features).enumerate() {
                 for (c, column) in self.bin_columns.iter().enumerate() {
                     columns[c * 64 + r] = column.map(row[column.feature]);
                 }
             }
-            let bins = &mut bins[block * n_bins * BLOCK..(block + 1) * n_bins * BLOCK];
+            let bins = &mut bins[block * n_bins * block_rows..(block + 1) * n_bins * block_rows];
             for ((column, out), values) in self
                 .bin_columns
                 .iter()
-                .zip(bins.chunks_exact_mut(BLOCK))
+                .zip(bins.chunks_exact_mut(block_rows))
                 .zip(columns.chunks_exact(64))
             {
                 let out: &mut [i8; 64] = (&mut out[sub * 64..(sub + 1) * 64])
                     .try_into()
                     .expect("64 bins");
                 let values: &[f64; 64] = values.try_into().expect("64 values");
-                bin_64(&column.thresholds, values, out);
+                bin_64(&column.thresholds, values, out, in_chunk);
             }
-            let raw = &mut raw[block * n_raw * BLOCK..(block + 1) * n_raw * BLOCK];
-            for (&feature, out) in self.raw_columns.iter().zip(raw.chunks_exact_mut(BLOCK)) {
+            let raw = &mut raw[block * n_raw * block_rows..(block + 1) * n_raw * block_rows];
+            for (&feature, out) in self
+                .raw_columns
+                .iter()
+                .zip(raw.chunks_exact_mut(block_rows))
+            {
                 let values = chunk_rows[feature..].iter().step_by(num_features);
                 for (value, &x) in out[sub * 64..].iter_mut().zip(values) {
                     *value = dense(x);
@@ -351,11 +373,12 @@ impl NativeModel {
             }
         }
         Blocks {
+            words,
             count,
             rows: n_rows,
             bins,
             raw,
-            sums: vec![0.0; count * (SUMS)],
+            sums: vec![0.0; count * (block_rows + 64)],
         }
     }
 
@@ -373,17 +396,36 @@ impl NativeModel {
             };
             return;
         }
-        self.score_blocks_with::<CATEGORICAL, false>(blocks)
+        if blocks.words == 1 {
+            self.score_blocks_with::<CATEGORICAL, false, 1, true>(blocks)
+        } else {
+            self.score_blocks_with::<CATEGORICAL, false, LARGE_WORDS, false>(blocks)
+        }
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     fn score_blocks_avx2<const CATEGORICAL: bool>(&self, blocks: &mut Blocks) {
-        self.score_blocks_with::<CATEGORICAL, true>(blocks)
+        if blocks.words == 1 {
+            self.score_blocks_with::<CATEGORICAL, true, 1, true>(blocks)
+        } else {
+            self.score_blocks_with::<CATEGORICAL, true, LARGE_WORDS, false>(blocks)
+        }
     }
 
+    /// `W` words per block; `SPARSE` skips splits and leaves that no row reaches (a
+    /// branch that pays off only when most sets are empty, i.e. for small batches).
     #[inline(always)]
-    fn score_blocks_with<const CATEGORICAL: bool, const AVX2: bool>(&self, blocks: &mut Blocks) {
+    fn score_blocks_with<
+        const CATEGORICAL: bool,
+        const AVX2: bool,
+        const W: usize,
+        const SPARSE: bool,
+    >(
+        &self,
+        blocks: &mut Blocks,
+    ) {
+        let block_rows = 64 * W;
         let n_bins = self.bin_columns.len();
         let n_raw = self.raw_columns.len();
         let largest = self
@@ -392,14 +434,14 @@ impl NativeModel {
             .map(|t| usize::from(t.inner) + usize::from(t.leaves))
             .max()
             .unwrap_or(0);
-        let mut sets = vec![[0u64; WORDS]; largest.max(1)];
+        let mut sets = vec![[0u64; W]; largest.max(1)];
         for tree in &self.trees {
             let splits = &self.splits[tree.first_split as usize..][..usize::from(tree.inner)];
             let leaves = &self.leaf_values[tree.first_leaf as usize..][..usize::from(tree.leaves)];
             let inner = splits.len();
             for block in 0..blocks.count {
-                let in_block = (blocks.rows - block * BLOCK).min(BLOCK);
-                let live: RowSet = std::array::from_fn(|w| {
+                let in_block = (blocks.rows - block * block_rows).min(block_rows);
+                let live: [u64; W] = std::array::from_fn(|w| {
                     let rows = in_block.saturating_sub(64 * w).min(64);
                     if rows == 0 {
                         0
@@ -407,25 +449,25 @@ impl NativeModel {
                         u64::MAX >> (64 - rows)
                     }
                 });
-                let bins = &blocks.bins[block * n_bins * BLOCK..(block + 1) * n_bins * BLOCK];
-                let sums: &mut [f64; SUMS] = (&mut blocks.sums
-                    [block * (SUMS)..(block + 1) * (SUMS)])
-                    .try_into()
-                    .expect("block sums");
+                let bins = &blocks.bins[block * n_bins * block_rows..][..n_bins * block_rows];
+                let sums = &mut blocks.sums[block * (block_rows + 64)..][..block_rows + 64];
                 sets[0] = live;
                 for (i, split) in splits.iter().enumerate() {
                     let rows = sets[i];
-                    let right = if CATEGORICAL && split.categorical {
-                        let raw =
-                            &blocks.raw[(block * n_raw + split.column as usize) * BLOCK..][..BLOCK];
+                    if SPARSE && rows == [0; W] {
+                        sets[usize::from(split.children[0])] = [0; W];
+                        sets[usize::from(split.children[1])] = [0; W];
+                        continue;
+                    }
+                    let greater = if CATEGORICAL && split.categorical {
+                        let raw = &blocks.raw
+                            [(block * n_raw + split.column as usize) * block_rows..][..block_rows];
                         self.categorical_right(split.cat_range, raw, rows)
                     } else {
-                        let column: &[i8; BLOCK] = bins[split.column as usize * BLOCK..][..BLOCK]
-                            .try_into()
-                            .expect("bin column");
-                        greater_mask::<AVX2>(column, split.key)
+                        let column = &bins[split.column as usize * block_rows..][..block_rows];
+                        greater_mask::<AVX2, W>(column, split.key)
                     };
-                    let right: RowSet = std::array::from_fn(|w| right[w] & rows[w]);
+                    let right: [u64; W] = std::array::from_fn(|w| greater[w] & rows[w]);
                     sets[usize::from(split.children[0])] =
                         std::array::from_fn(|w| rows[w] & !right[w]);
                     sets[usize::from(split.children[1])] = right;
@@ -435,6 +477,9 @@ impl NativeModel {
                     .zip(&sets[inner..inner + leaves.len()])
                     .enumerate()
                 {
+                    if SPARSE && rows == [0; W] {
+                        continue;
+                    }
                     add_to_rows(sums, rows, value, l);
                 }
             }
@@ -444,26 +489,65 @@ impl NativeModel {
     /// Rows of `rows` that LightGBM's `CategoricalDecision` sends right: NaN, negative
     /// categories and categories outside the split's bitset.
     #[cold]
-    fn categorical_right(&self, range: u32, raw: &[f64], rows: RowSet) -> RowSet {
+    fn categorical_right<const W: usize>(
+        &self,
+        range: u32,
+        raw: &[f64],
+        rows: [u64; W],
+    ) -> [u64; W] {
         let (first, len) = self.cat_ranges[range as usize];
-        let mut right = [0u64; WORDS];
+        let mut right = [0u64; W];
         for (w, (right, mut left_over)) in right.iter_mut().zip(rows).enumerate() {
             while left_over != 0 {
                 let r = left_over.trailing_zeros() as usize;
                 left_over &= left_over - 1;
-                let x = raw[64 * w + r];
-                // C++ `static_cast<int>` truncates toward zero; out-of-range values saturate
-                // here and fall outside every bitset, which also sends them right.
-                let category = x as i32;
-                let word = category as u32 / 32;
-                let left = !x.is_nan()
-                    && category >= 0
-                    && word < len
-                    && (self.cat_words[(first + word) as usize] >> (category % 32)) & 1 == 1;
-                *right |= u64::from(!left) << r;
+                *right |= u64::from(!self.category_left(first, len, raw[64 * w + r])) << r;
             }
         }
         right
+    }
+
+    /// LightGBM's `CategoricalDecision` on a (zero-mapped) value, for the bitset of `len`
+    /// words at `first`.
+    fn category_left(&self, first: u32, len: u32, x: f64) -> bool {
+        // C++ `static_cast<int>` truncates toward zero; out-of-range values saturate here and
+        // fall outside every bitset, which also sends them right.
+        let category = x as i32;
+        let word = category as u32 / 32;
+        !x.is_nan()
+            && category >= 0
+            && word < len
+            && (self.cat_words[(first + word) as usize] >> (category % 32)) & 1 == 1
+    }
+
+    /// Scores a few rows by walking each one down each tree: below [`WALK_BATCH`] rows the
+    /// row sets' fixed work per node costs more than a path of ~10 dependent steps.
+    fn walk(&self, blocks: &Blocks) -> Vec<f64> {
+        let n_bins = self.bin_columns.len();
+        let n_raw = self.raw_columns.len();
+        let mut sums = vec![0.0f64; blocks.rows];
+        // One block of one word: column c of row r is at `c * 64 + r`.
+        for tree in &self.trees {
+            let splits = &self.splits[tree.first_split as usize..][..usize::from(tree.inner)];
+            let leaves = &self.leaf_values[tree.first_leaf as usize..][..usize::from(tree.leaves)];
+            for (r, sum) in sums.iter_mut().enumerate() {
+                let mut at = 0usize;
+                while at < splits.len() {
+                    let split = &splits[at];
+                    let right = if split.categorical {
+                        let (first, len) = self.cat_ranges[split.cat_range as usize];
+                        let x = blocks.raw[split.column as usize * 64 + r];
+                        !self.category_left(first, len, x)
+                    } else {
+                        blocks.bins[split.column as usize * 64 + r] > split.key
+                    };
+                    at = usize::from(split.children[usize::from(right)]);
+                }
+                *sum += leaves[at - splits.len()];
+            }
+        }
+        debug_assert!(n_bins * 64 <= blocks.bins.len() && n_raw * 64 <= blocks.raw.len());
+        sums
     }
 
     fn output(&self, sum: f64) -> f64 {
@@ -498,10 +582,14 @@ fn dense(x: f64) -> f64 {
 /// key. Branch-free binary searches, 8 values in lockstep: the steps of one search depend on
 /// each other, the 8 searches do not, so the CPU overlaps them.
 #[inline(always)]
-fn bin_64(thresholds: &[f64], values: &[f64; 64], out: &mut [i8; 64]) {
+fn bin_64(thresholds: &[f64], values: &[f64; 64], out: &mut [i8; 64], rows: usize) {
     const LANES: usize = 8;
     let n = thresholds.len();
-    for (values, out) in values.chunks_exact(LANES).zip(out.chunks_exact_mut(LANES)) {
+    for (values, out) in values
+        .chunks_exact(LANES)
+        .zip(out.chunks_exact_mut(LANES))
+        .take(rows.div_ceil(LANES))
+    {
         let mut base = [0usize; LANES];
         let mut size = n;
         while size > 1 {
@@ -524,7 +612,7 @@ fn bin_64(thresholds: &[f64], values: &[f64; 64], out: &mut [i8; 64]) {
 
 /// Bit r set iff `column[r] > key` (biased bins compare as signed bytes).
 #[inline(always)]
-fn greater_mask<const AVX2: bool>(column: &[i8; BLOCK], key: i8) -> RowSet {
+fn greater_mask<const AVX2: bool, const W: usize>(column: &[i8], key: i8) -> [u64; W] {
     std::array::from_fn(|w| {
         let column: &[i8; 64] = column[64 * w..64 * (w + 1)].try_into().expect("64 bins");
         greater_mask_64::<AVX2>(column, key)
@@ -593,8 +681,8 @@ fn greater_mask_avx2(column: &[i8; 64], key: i8) -> u64 {
 /// `trailing_zeros` is 64, which lands on a spare sum chosen by the leaf's number, so that
 /// the additions of empty sets do not queue behind each other on one memory slot.
 #[inline(always)]
-fn add_to_rows(sums: &mut [f64; SUMS], rows: RowSet, value: f64, leaf: usize) {
-    let spare = BLOCK + leaf % 64;
+fn add_to_rows<const W: usize>(sums: &mut [f64], rows: [u64; W], value: f64, leaf: usize) {
+    let spare = 64 * W + leaf % 64;
     for (w, mut rows) in rows.into_iter().enumerate() {
         let at = |rows: u64| {
             let r = rows.trailing_zeros() as usize;

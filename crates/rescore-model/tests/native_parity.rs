@@ -119,12 +119,18 @@ fn randomised_models_match_lightgbm() {
         "cross_entropy",
         "tweedie",
     ];
-    for seed in 0..6u64 {
+    for seed in 0..12u64 {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let features = rng.gen_range(3..12usize);
+        // Feature 0 holds small integer categories in half of the runs.
+        let categorical = seed % 2 == 1;
         let n = 600;
         let mut x = Vec::with_capacity(n * features);
-        for _ in 0..n * features {
+        for i in 0..n * features {
+            if categorical && i % features == 0 {
+                x.push(rng.gen_range(0..8) as f64);
+                continue;
+            }
             let v: f64 = match rng.gen_range(0..10) {
                 0 => f64::NAN,
                 1 | 2 => 0.0,
@@ -154,6 +160,10 @@ fn randomised_models_match_lightgbm() {
             "objective": objective, "num_iterations": rng.gen_range(5..40),
             "num_leaves": rng.gen_range(2..40), "min_data_in_leaf": rng.gen_range(1..20),
             "learning_rate": 0.2, "seed": seed, "deterministic": true, "num_threads": 1, "verbose": -1,
+            // Every missing-value rule: NaN, zero-as-missing, none.
+            "zero_as_missing": seed % 3 == 0, "use_missing": seed % 4 != 2,
+            "categorical_feature": if categorical { "0" } else { "" },
+            "min_data_per_group": 5, "cat_smooth": 1.0,
         });
         let booster = lightgbm3::Booster::train(dataset, &params).expect("train");
         let text = booster.save_string().expect("save");
@@ -163,12 +173,17 @@ fn randomised_models_match_lightgbm() {
         let mut rows = native.probe_rows(300);
         rows.extend(x.iter().take(300 * features));
         let want = reference.predict(&rows).expect("predict");
-        let got = native.predict(&rows);
-        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-            assert!(
-                (g - w).abs() <= 1e-9,
-                "seed {seed} ({objective}) row {i}: native {g}, LightGBM {w}"
-            );
+        // Batches across the evaluator's modes and block edges (walk below 4 rows, one
+        // 64-row word up to 64 rows, 256-row blocks above).
+        for batch in [1, 3, 4, 5, 63, 64, 65, 255, 256, 257, 600] {
+            let got = native.predict(&rows[..batch * features]);
+            assert_eq!(got.len(), batch);
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (g - w).abs() <= 1e-9,
+                    "seed {seed} ({objective}) batch {batch} row {i}: native {g}, LightGBM {w}"
+                );
+            }
         }
         assert_eq!(
             Model::from_text(&text, EnginePreference::Auto)
@@ -178,6 +193,55 @@ fn randomised_models_match_lightgbm() {
             "native"
         );
     }
+}
+
+/// The native evaluator bins each feature by the model's own thresholds in one byte; a
+/// feature split at more than 254 distinct thresholds is refused, and lightgbm3 serves it.
+#[test]
+fn features_with_too_many_thresholds_are_left_to_lightgbm() {
+    // LightGBM's default max_bin (255) keeps a feature below 255 thresholds; larger max_bin
+    // values allow more. Stumps trained here get 300 distinct thresholds on one feature
+    // (`tree_sizes` dropped, so that LightGBM re-reads the edited tree blocks).
+    let x: Vec<f64> = (0..400).map(f64::from).collect();
+    let labels: Vec<f32> = x.iter().map(|v| (v * 0.37).sin() as f32).collect();
+    let dataset = lightgbm3::Dataset::from_slice(&x, &labels, 1, true).expect("dataset");
+    let params = serde_json::json!({
+        "objective": "regression", "num_iterations": 300, "num_leaves": 2,
+        "min_data_in_leaf": 1, "learning_rate": 0.5, "seed": 1, "deterministic": true,
+        "num_threads": 1, "verbose": -1,
+    });
+    let booster = lightgbm3::Booster::train(dataset, &params).expect("train");
+    let mut tree = 0;
+    let text: String = booster
+        .save_string()
+        .expect("save")
+        .lines()
+        .filter(|l| !l.starts_with("tree_sizes="))
+        .map(|l| {
+            if l.starts_with("threshold=") {
+                tree += 1;
+                format!("threshold={}.5\n", tree)
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    assert_eq!(tree, 300);
+    let header = ModelHeader::parse(&text).expect("header");
+    match NativeModel::from_text(&text, &header) {
+        Err(rescore_model::ModelError::Unsupported(why)) => {
+            assert!(why.contains("distinct thresholds"), "{why}")
+        }
+        other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
+    }
+    let model = Model::from_text(&text, EnginePreference::Auto).expect("auto");
+    assert_eq!(model.engine_kind().as_str(), "lightgbm3");
+    assert_eq!(
+        model.native_refusal().map(|r| r.reason()),
+        Some("unsupported")
+    );
+    let scores = model.predict(&[10.0, 150.0, 299.0]).expect("predict");
+    assert!(scores.iter().all(|s| s.is_finite()));
 }
 
 /// Models LightGBM would load but that are not trees (a cycle, a shared subtree, a leaf used
