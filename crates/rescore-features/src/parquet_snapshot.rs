@@ -125,6 +125,13 @@ fn layout(reader: &SerializedFileReader<File>) -> Result<Layout, StoreError> {
             )));
         }
     }
+    if !schema.columns().iter().any(|c| c.name() == "id") {
+        let names: Vec<&str> = schema.columns().iter().map(|c| c.name()).collect();
+        return Err(err(format!(
+            "no `id` column (columns: {})",
+            names.join(", ")
+        )));
+    }
     let mut id = None;
     let mut version = None;
     let mut features = Vec::new();
