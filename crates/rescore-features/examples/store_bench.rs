@@ -198,7 +198,9 @@ fn generate_parquet(path: &Path, n: usize) -> Result<(), Box<dyn std::error::Err
         let ids: Vec<ByteArray> = (start..end)
             .map(|i| ByteArray::from(format!("item{i}").as_str()))
             .collect();
-        let mut columns = vec![Vec::with_capacity(end - start); FEATURES];
+        let mut columns: Vec<Vec<f64>> = (0..FEATURES)
+            .map(|_| Vec::with_capacity(end - start))
+            .collect();
         for _ in start..end {
             for (f, column) in columns.iter_mut().enumerate() {
                 column.push(value(&mut rng, f));
