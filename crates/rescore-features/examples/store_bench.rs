@@ -3,9 +3,13 @@
 //!
 //! ```sh
 //! cargo run --release -p rescore-features --example store_bench -- 1000000 /tmp/store-1m
+//! cargo run --release -p rescore-features --example store_bench -- 1000000 /tmp/store-1m parquet
 //! ```
 //! Writes `<dir>/items.jsonl` (N synthetic items of 30 features) unless it exists, builds the
-//! store in `<dir>/data`, then measures. Figures in docs/benchmarks.md.
+//! store in `<dir>/data`, then measures. With `parquet`, also writes the same items as
+//! `<dir>/items.parquet` (snappy, row groups of 131,072 rows; the integer features as INT32,
+//! the others DOUBLE) and builds the store from that in `<dir>/data-parquet`; the exactness
+//! check still compares against the JSON Lines. Figures in docs/benchmarks.md.
 
 use std::io::{BufRead, BufWriter, Write};
 use std::path::Path;
@@ -33,9 +37,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             started.elapsed().as_secs_f64()
         );
     }
-    let snapshot_bytes = std::fs::metadata(&snapshot)?.len();
-    let data = DataDir::open(&dir.join("data"))?;
-    let report = data.import(&snapshot)?;
+    let parquet = args.next().as_deref() == Some("parquet");
+    let source = if parquet {
+        let path = dir.join("items.parquet");
+        if !path.exists() {
+            let started = Instant::now();
+            generate_parquet(&path, n)?;
+            eprintln!(
+                "generated {} in {:.1}s",
+                path.display(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        path
+    } else {
+        snapshot.clone()
+    };
+    let snapshot_bytes = std::fs::metadata(&source)?.len();
+    let data = DataDir::open(&dir.join(if parquet { "data-parquet" } else { "data" }))?;
+    let report = data.import(&source)?;
     println!(
         "build: {} items, snapshot {:.0} MB, {:.1} s ({:.0} MB/s), store file {:.0} MB",
         report.items,
@@ -152,6 +172,69 @@ fn rss_anon_kb() -> u64 {
         .unwrap_or(0)
 }
 
+/// The items of [`generate`] (same seed, same draws) as Parquet.
+fn generate_parquet(path: &Path, n: usize) -> Result<(), Box<dyn std::error::Error>> {
+    use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int32Type};
+    const GROUP: usize = 131_072;
+    let mut schema = String::from("message items { REQUIRED BYTE_ARRAY id (STRING);");
+    for f in 0..FEATURES {
+        let ty = if f % 3 == 0 { "INT32" } else { "DOUBLE" };
+        schema.push_str(&format!(" REQUIRED {ty} f{f};"));
+    }
+    schema.push('}');
+    let schema = Arc::new(parquet::schema::parser::parse_message_type(&schema)?);
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::SNAPPY)
+        .build();
+    let mut writer = parquet::file::writer::SerializedFileWriter::new(
+        std::fs::File::create(path)?,
+        schema,
+        Arc::new(props),
+    )?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
+    let mut start = 0;
+    while start < n {
+        let end = (start + GROUP).min(n);
+        let ids: Vec<ByteArray> = (start..end)
+            .map(|i| ByteArray::from(format!("item{i}").as_str()))
+            .collect();
+        let mut columns: Vec<Vec<f64>> = (0..FEATURES)
+            .map(|_| Vec::with_capacity(end - start))
+            .collect();
+        for _ in start..end {
+            for (f, column) in columns.iter_mut().enumerate() {
+                column.push(value(&mut rng, f));
+            }
+        }
+        let mut group = writer.next_row_group()?;
+        let mut c = group.next_column()?.ok_or("id column")?;
+        c.typed::<ByteArrayType>().write_batch(&ids, None, None)?;
+        c.close()?;
+        for (f, column) in columns.iter().enumerate() {
+            let mut c = group.next_column()?.ok_or("feature column")?;
+            if f % 3 == 0 {
+                let ints: Vec<i32> = column.iter().map(|v| *v as i32).collect();
+                c.typed::<Int32Type>().write_batch(&ints, None, None)?;
+            } else {
+                c.typed::<DoubleType>().write_batch(column, None, None)?;
+            }
+            c.close()?;
+        }
+        group.close()?;
+        start = end;
+    }
+    writer.close()?;
+    Ok(())
+}
+
+fn value(rng: &mut rand_chacha::ChaCha8Rng, f: usize) -> f64 {
+    match f % 3 {
+        0 => rng.gen_range(0..5000) as f64,
+        1 => (rng.gen_range(0.0..10_000.0f64) * 100.0).round() / 100.0,
+        _ => rng.gen::<f64>() * 1e3 - 500.0,
+    }
+}
+
 /// Synthetic items: 10 integer ids (categories, counts), 10 prices with cents, 10 arbitrary
 /// doubles (full 17-digit precision, so exactness is tested on values f32 cannot hold).
 fn generate(path: &Path, n: usize) -> std::io::Result<()> {
@@ -165,11 +248,7 @@ fn generate(path: &Path, n: usize) -> std::io::Result<()> {
             if f > 0 {
                 line.push(',');
             }
-            let value = match f % 3 {
-                0 => rng.gen_range(0..5000) as f64,
-                1 => (rng.gen_range(0.0..10_000.0f64) * 100.0).round() / 100.0,
-                _ => rng.gen::<f64>() * 1e3 - 500.0,
-            };
+            let value = value(&mut rng, f);
             line.push_str(&format!("\"f{f}\":{value:?}"));
         }
         line.push_str("}}\n");

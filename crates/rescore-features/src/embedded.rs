@@ -41,6 +41,9 @@ pub enum StoreError {
     },
     #[error("item snapshot line {line}: {problem}")]
     Line { line: usize, problem: String },
+    /// A Parquet snapshot that cannot be read: its schema (naming the column) or a row.
+    #[error("parquet item snapshot: {problem}")]
+    Parquet { problem: String },
     #[error("item store file {path}: {problem}")]
     Db { path: String, problem: String },
 }
@@ -214,6 +217,23 @@ struct SnapshotLine {
     features: BTreeMap<String, Option<f64>>,
 }
 
+/// A snapshot file's format, chosen by its extension: `.parquet` (any case) is Parquet, any
+/// other name JSON Lines (docs/feature-store.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotFormat {
+    JsonLines,
+    Parquet,
+}
+
+impl SnapshotFormat {
+    pub fn of(path: &Path) -> Self {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(ext) if ext.eq_ignore_ascii_case("parquet") => SnapshotFormat::Parquet,
+            _ => SnapshotFormat::JsonLines,
+        }
+    }
+}
+
 /// What a build or an update run did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BuildReport {
@@ -326,9 +346,16 @@ impl DataDir {
 
     fn build_locked(&self, snapshot: &Path, fingerprint: &str) -> Result<BuildReport, StoreError> {
         self.build_generation(Instant::now(), |tmp| {
-            let file = File::open(snapshot).map_err(io(snapshot))?;
-            let reader = std::io::BufReader::with_capacity(1 << 20, file);
-            let (items, lines) = build_file(tmp, reader, fingerprint)?;
+            let (items, lines) = match SnapshotFormat::of(snapshot) {
+                SnapshotFormat::JsonLines => {
+                    let file = File::open(snapshot).map_err(io(snapshot))?;
+                    let reader = std::io::BufReader::with_capacity(1 << 20, file);
+                    build_file(tmp, reader, fingerprint)?
+                }
+                SnapshotFormat::Parquet => {
+                    crate::parquet_snapshot::build(snapshot, tmp, fingerprint)?
+                }
+            };
             Ok((items, lines, 0))
         })
     }
@@ -480,73 +507,130 @@ fn build_file(
     reader: impl BufRead,
     fingerprint: &str,
 ) -> Result<(u64, u64), StoreError> {
-    let database = redb::Builder::new()
-        .set_cache_size(BUILD_CACHE_BYTES)
-        .create(path)
-        .map_err(db(path))?;
-    let columns = Columns::default();
-    let mut items: u64 = 0;
-    let mut lines: u64 = 0;
-    let mut txn = begin_bulk(&database, path)?;
-    let mut in_txn = 0usize;
-    let mut values = Vec::new();
+    let mut builder = SnapshotBuilder::create(path)?;
     for (i, line) in reader.lines().enumerate() {
         let line = line.map_err(io(path))?;
         if line.trim().is_empty() {
             continue;
         }
-        let parsed: SnapshotLine = serde_json::from_str(&line).map_err(|e| StoreError::Line {
+        let at = |problem: String| StoreError::Line {
             line: i + 1,
-            problem: e.to_string(),
-        })?;
-        values.clear();
-        for (name, value) in &parsed.features {
+            problem,
+        };
+        let parsed: SnapshotLine = serde_json::from_str(&line).map_err(|e| at(e.to_string()))?;
+        builder.push(
+            &parsed.id,
+            parsed.version,
+            parsed.features.iter().map(|(k, v)| (k.as_str(), *v)),
+            at,
+        )?;
+    }
+    builder.finish(fingerprint)
+}
+
+/// Writes a snapshot's items into a new store file, whatever the snapshot's format: JSON Lines
+/// ([`build_file`]) and Parquet ([`crate::parquet_snapshot`]) feed the same rows through it,
+/// so the same data gives the same file.
+pub(crate) struct SnapshotBuilder<'p> {
+    path: &'p Path,
+    database: redb::Database,
+    txn: Option<redb::WriteTransaction>,
+    columns: Columns,
+    items: u64,
+    rows: u64,
+    in_txn: usize,
+    values: Vec<f64>,
+}
+
+impl<'p> SnapshotBuilder<'p> {
+    pub(crate) fn create(path: &'p Path) -> Result<Self, StoreError> {
+        let database = redb::Builder::new()
+            .set_cache_size(BUILD_CACHE_BYTES)
+            .create(path)
+            .map_err(db(path))?;
+        let txn = begin_bulk(&database, path)?;
+        Ok(SnapshotBuilder {
+            path,
+            database,
+            txn: Some(txn),
+            columns: Columns::default(),
+            items: 0,
+            rows: 0,
+            in_txn: 0,
+            values: Vec::new(),
+        })
+    }
+
+    /// One item (a later one with the same id replaces it). `features` in the order their
+    /// names are first seen (JSON Lines: by name, as the parsed object is sorted); `None` is
+    /// an absent feature and does not create a column. `at` places an error in the input.
+    pub(crate) fn push<'n>(
+        &mut self,
+        id: &str,
+        version: u64,
+        features: impl IntoIterator<Item = (&'n str, Option<f64>)>,
+        at: impl FnOnce(String) -> StoreError,
+    ) -> Result<(), StoreError> {
+        let path = self.path;
+        self.values.clear();
+        for (name, value) in features {
             let Some(value) = value else { continue };
-            let Some(column) = columns.intern(name) else {
-                return Err(StoreError::Line {
-                    line: i + 1,
-                    problem: format!(
-                        "more than {} distinct feature names",
-                        crate::record::MAX_COLUMNS
-                    ),
-                });
+            let Some(column) = self.columns.intern(name) else {
+                return Err(at(format!(
+                    "more than {} distinct feature names",
+                    crate::record::MAX_COLUMNS
+                )));
             };
             let column = column as usize;
-            if values.len() <= column {
-                values.resize(column + 1, f64::NAN);
+            if self.values.len() <= column {
+                self.values.resize(column + 1, f64::NAN);
             }
-            values[column] = *value;
+            self.values[column] = value;
         }
+        let Some(txn) = self.txn.as_ref() else {
+            return Err(StoreError::Db {
+                path: path.display().to_string(),
+                problem: "no open write transaction".into(),
+            });
+        };
         {
             let mut table = txn.open_table(ITEMS).map_err(db(path))?;
             let old = table
-                .insert(
-                    parsed.id.as_str(),
-                    encode(parsed.version, Some(&values)).as_slice(),
-                )
+                .insert(id, encode(version, Some(&self.values)).as_slice())
                 .map_err(db(path))?;
             if old.is_none() {
-                items += 1;
+                self.items += 1;
             }
         }
-        lines += 1;
-        in_txn += 1;
-        if in_txn >= BUILD_BATCH {
-            txn.commit().map_err(db(path))?;
-            txn = begin_bulk(&database, path)?;
-            in_txn = 0;
+        self.rows += 1;
+        self.in_txn += 1;
+        if self.in_txn >= BUILD_BATCH {
+            if let Some(txn) = self.txn.take() {
+                txn.commit().map_err(db(path))?;
+            }
+            self.txn = Some(begin_bulk(&self.database, path)?);
+            self.in_txn = 0;
         }
+        Ok(())
     }
-    write_meta(&txn, path, &columns, items, fingerprint)?;
-    let mut txn = txn;
-    txn.set_durability(redb::Durability::Immediate)
-        .map_err(|e| StoreError::Db {
-            path: path.display().to_string(),
-            problem: e.to_string(),
-        })?;
-    txn.commit().map_err(db(path))?;
-    drop(database);
-    Ok((items, lines))
+
+    /// Writes the metadata and commits durably; returns (items, rows).
+    pub(crate) fn finish(mut self, fingerprint: &str) -> Result<(u64, u64), StoreError> {
+        let path = self.path;
+        let mut txn = match self.txn.take() {
+            Some(txn) => txn,
+            None => begin_bulk(&self.database, path)?,
+        };
+        write_meta(&txn, path, &self.columns, self.items, fingerprint)?;
+        txn.set_durability(redb::Durability::Immediate)
+            .map_err(|e| StoreError::Db {
+                path: path.display().to_string(),
+                problem: e.to_string(),
+            })?;
+        txn.commit().map_err(db(path))?;
+        drop(self.database);
+        Ok((self.items, self.rows))
+    }
 }
 
 fn begin_bulk(

@@ -5,13 +5,14 @@
 
 mod cache;
 pub mod embedded;
+mod parquet_snapshot;
 mod record;
 pub mod redis_store;
 mod spec;
 pub mod update;
 
 pub use cache::{CacheConfig, CachedItems, RequestItems};
-pub use embedded::{BuildReport, DataDir, Generation, StoreError};
+pub use embedded::{BuildReport, DataDir, Generation, SnapshotFormat, StoreError};
 pub use record::{Columns, ItemRecord, MAX_COLUMNS};
 pub use redis_store::{RedisConfig, RedisStore, RedisStoreError};
 pub use spec::{FeatureDecl, FeatureSpec, SourceKind, SpecError};

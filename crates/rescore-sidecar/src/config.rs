@@ -35,7 +35,8 @@ pub struct Cli {
     /// Models directory: DIR/<name>/<version>/model.txt [+ manifest.toml]. Without it no model is served.
     #[arg(long, env = "RESCORE_MODELS", value_name = "DIR")]
     pub models: Option<PathBuf>,
-    /// Item feature snapshot, JSON Lines: {"id": "...", "features": {"name": number}} per line.
+    /// Item feature snapshot: JSON Lines ({"id": "...", "features": {"name": number}} per line),
+    /// or Parquet if the name ends in .parquet (an `id` string column, numeric feature columns).
     /// Built into (or reused from) the embedded store in --data-dir.
     #[arg(long, env = "RESCORE_ITEMS", value_name = "PATH")]
     pub items: Option<PathBuf>,
@@ -96,10 +97,10 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum ItemsCommand {
-    /// Builds a new embedded store generation from a snapshot (JSON Lines) beside the live one
-    /// and publishes it; a running sidecar on the same data directory swaps to it.
+    /// Builds a new embedded store generation from a snapshot (JSON Lines or Parquet) beside the
+    /// live one and publishes it; a running sidecar on the same data directory swaps to it.
     Import {
-        /// Snapshot file, JSON Lines.
+        /// Snapshot file: Parquet if the name ends in .parquet, else JSON Lines.
         snapshot: PathBuf,
     },
     /// Streams versioned puts ({"id", "version", "features"} per line) from FILE or stdin (-).

@@ -502,3 +502,164 @@ fn embedded_updates_are_swapped_in_while_serving() {
     let (now, _) = rescore(&sidecar, id_hits(&items, ""), 1000);
     assert_eq!(now, fresh, "changed snapshot: rebuilt from it");
 }
+
+/// Writes the items as a Parquet snapshot: `id` string, integer and double features, with
+/// `condition` null for the items whose index is in `no_condition`.
+fn write_parquet_items(
+    path: &std::path::Path,
+    items: &[(String, serde_json::Map<String, Value>)],
+    no_condition: &[usize],
+) {
+    use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int32Type, Int64Type};
+    let schema = std::sync::Arc::new(
+        parquet::schema::parser::parse_message_type(
+            "message items {
+                REQUIRED BYTE_ARRAY id (STRING);
+                REQUIRED INT32 category;
+                REQUIRED INT64 brand;
+                REQUIRED DOUBLE price;
+                OPTIONAL INT32 condition (INTEGER(8,false));
+                REQUIRED DOUBLE seller_rating;
+                REQUIRED INT64 age_days;
+                REQUIRED INT32 popularity;
+            }",
+        )
+        .expect("schema"),
+    );
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::SNAPPY)
+        .build();
+    let file = std::fs::File::create(path).expect("create");
+    let mut writer =
+        parquet::file::writer::SerializedFileWriter::new(file, schema, std::sync::Arc::new(props))
+            .expect("writer");
+    let num = |name: &str| -> Vec<f64> {
+        items
+            .iter()
+            .map(|(_, f)| f[name].as_f64().expect("number"))
+            .collect()
+    };
+    let mut group = writer.next_row_group().expect("row group");
+    let mut column = |write: &mut dyn FnMut(&mut parquet::file::writer::SerializedColumnWriter)| {
+        let mut c = group.next_column().expect("next").expect("column");
+        write(&mut c);
+        c.close().expect("close");
+    };
+    let ids: Vec<ByteArray> = items
+        .iter()
+        .map(|(id, _)| ByteArray::from(id.as_str()))
+        .collect();
+    column(&mut |c| {
+        c.typed::<ByteArrayType>()
+            .write_batch(&ids, None, None)
+            .expect("id");
+    });
+    let ints = |name: &str| -> Vec<i64> { num(name).iter().map(|v| *v as i64).collect() };
+    column(&mut |c| {
+        let v: Vec<i32> = ints("category").iter().map(|v| *v as i32).collect();
+        c.typed::<Int32Type>()
+            .write_batch(&v, None, None)
+            .expect("category");
+    });
+    column(&mut |c| {
+        c.typed::<Int64Type>()
+            .write_batch(&ints("brand"), None, None)
+            .expect("brand");
+    });
+    column(&mut |c| {
+        c.typed::<DoubleType>()
+            .write_batch(&num("price"), None, None)
+            .expect("price");
+    });
+    column(&mut |c| {
+        let all = ints("condition");
+        let defs: Vec<i16> = (0..all.len())
+            .map(|i| i16::from(!no_condition.contains(&i)))
+            .collect();
+        let v: Vec<i32> = all
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !no_condition.contains(i))
+            .map(|(_, v)| *v as i32)
+            .collect();
+        c.typed::<Int32Type>()
+            .write_batch(&v, Some(&defs), None)
+            .expect("condition");
+    });
+    column(&mut |c| {
+        c.typed::<DoubleType>()
+            .write_batch(&num("seller_rating"), None, None)
+            .expect("rating");
+    });
+    column(&mut |c| {
+        c.typed::<Int64Type>()
+            .write_batch(&ints("age_days"), None, None)
+            .expect("age");
+    });
+    column(&mut |c| {
+        let v: Vec<i32> = ints("popularity").iter().map(|v| *v as i32).collect();
+        c.typed::<Int32Type>()
+            .write_batch(&v, None, None)
+            .expect("popularity");
+    });
+    group.close().expect("close group");
+    writer.close().expect("close");
+}
+
+#[test]
+fn parquet_snapshot_serves_the_same_features_as_inline() {
+    let tmp = TempDir::new("parquet");
+    let mut items = demo_items(30);
+    let snapshot = tmp.path().join("items.parquet");
+    write_parquet_items(&snapshot, &items, &[3, 7]);
+    // null in Parquet = absent, as a missing key in JSON Lines
+    items[3].1.remove("condition");
+    items[7].1.remove("condition");
+    let data = tmp.path().join("data");
+    let args = [
+        "--models",
+        &models(),
+        "--items",
+        snapshot.to_str().expect("utf-8"),
+        "--data-dir",
+        data.to_str().expect("utf-8"),
+    ];
+    let sidecar = Sidecar::start(&args);
+    let (from_store, resp) = rescore(&sidecar, id_hits(&items, ""), 1000);
+    let (inline, _) = rescore(&sidecar, inline_hits(&items), 1000);
+    assert_eq!(from_store, inline, "{resp}");
+    // the store was really used: unknown ids score differently
+    let (unknown, _) = rescore(&sidecar, id_hits(&items, "nope-"), 1000);
+    assert_ne!(unknown, inline);
+    let text = sidecar.get_text("/metrics");
+    assert_eq!(metric(&text, "rescore_item_store_items"), Some(30.0));
+    drop(sidecar);
+
+    // `items import` takes the same file (a new generation), and a bad one fails naming the column
+    let s = items_cmd(&[
+        "items",
+        "import",
+        snapshot.to_str().expect("utf-8"),
+        "--data-dir",
+        data.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(
+        (s["items"].as_u64(), s["generation"].as_u64()),
+        (Some(30), Some(2)),
+        "{s}"
+    );
+    let bad = tmp.path().join("bad.parquet");
+    std::fs::write(&bad, b"PAR1 not really").expect("write");
+    let (code, out) = run_to_end(
+        &[
+            "items",
+            "import",
+            bad.to_str().expect("utf-8"),
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("parquet item snapshot"), "{out}");
+}
