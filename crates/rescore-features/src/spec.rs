@@ -241,6 +241,64 @@ struct Slot {
     default: Option<f64>,
 }
 
+impl Slot {
+    /// The feature's value for one hit (NaN = missing), `[col_a, col_b]` the item columns of
+    /// its item keys.
+    fn value(&self, ctx: &Context<'_>, [col_a, col_b]: [Option<u32>; 2]) -> f64 {
+        let request_ctx = ctx.request;
+        let value = match &self.resolve {
+            Resolve::Value(v) => ctx.value(v, col_a),
+            Resolve::Binary(kind, a, b) => binary(*kind, ctx.auto(a, col_a), ctx.auto(b, col_b)),
+            Resolve::Log1p(v) => ctx
+                .value(v, col_a)
+                .map(f64::ln_1p)
+                .filter(|x| x.is_finite()),
+            Resolve::Age {
+                input,
+                now,
+                unit_secs,
+            } => {
+                let now = match now {
+                    Some(r) => ctx.value(r, col_b),
+                    None => Some(request_ctx.now),
+                };
+                ctx.value(input, col_a)
+                    .zip(now)
+                    .map(|(t, now)| (now - t) / unit_secs)
+                    .filter(|x| x.is_finite())
+            }
+            Resolve::Categorical {
+                input,
+                mapping,
+                unknown,
+            } => {
+                let s = match input {
+                    StringRef::QueryText => request_ctx.text,
+                    StringRef::UserId => request_ctx.user_id,
+                    StringRef::Attribute(k) => {
+                        request_ctx.attributes.get(k).and_then(|v| v.as_deref())
+                    }
+                };
+                s.and_then(|s| mapping.get(s).copied().or(*unknown))
+            }
+        };
+        value.or(self.default).unwrap_or(f64::NAN)
+    }
+}
+
+/// How one feature is filled for a hit without inline features (see `assemble`).
+#[derive(Debug, Clone, Copy)]
+enum Fast {
+    /// The item's value in `column`, else `or`.
+    Item { column: usize, or: f64 },
+    /// The same for every such hit.
+    Const(f64),
+    /// The hit's score.
+    Score,
+    /// Derived sources: computed per hit.
+    General,
+}
+
 /// How each of a model's features is filled, in model order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureSpec {
@@ -395,7 +453,6 @@ impl FeatureSpec {
     /// feature, how many hits ended up missing it.
     pub fn assemble(&self, request: &RescoreRequest, items: Option<&RequestItems>) -> Assembled {
         let width = self.slots.len();
-        let mut rows = Vec::with_capacity(width * request.hits.len());
         let mut missing = vec![0u64; width];
         let empty = FeatureMap::new();
         let empty_attributes = AttributeMap::new();
@@ -424,62 +481,84 @@ impl FeatureSpec {
                     .map(|k| k.and_then(|k| columns.column(k)))
             })
             .collect();
-        for hit in &request.hits {
-            let item = match (self.needs_items, items) {
-                (true, Some(items)) => items.get(&hit.id),
-                _ => None,
-            };
+        // Item records of all hits first: one batched cache look-up (misses read in key order).
+        let records = match (self.needs_items, items) {
+            (true, Some(items)) => items.get_many(request.hits.iter().map(|h| h.id.as_str())),
+            _ => Vec::new(),
+        };
+        // For a hit without inline features every source but the derived ones is either the
+        // item's column or a constant of the request (query value, default, missing): decided
+        // once here, so that the per-hit work is a gather from the item's values.
+        let fast: Vec<Fast> = self
+            .slots
+            .iter()
+            .zip(&slot_columns)
+            .map(|(slot, [col_a, _])| {
+                let or = |v: Option<f64>| v.or(slot.default).unwrap_or(f64::NAN);
+                let item = |or: f64| match col_a {
+                    Some(c) => Fast::Item {
+                        column: *c as usize,
+                        or,
+                    },
+                    None => Fast::Const(or),
+                };
+                match &slot.resolve {
+                    Resolve::Value(ValueRef::Auto(key)) => item(or(lookup(query_features, key))),
+                    Resolve::Value(ValueRef::Item(_)) => item(or(None)),
+                    Resolve::Value(ValueRef::Hit(_)) => Fast::Const(or(None)),
+                    Resolve::Value(ValueRef::Query(key)) => {
+                        Fast::Const(or(lookup(query_features, key)))
+                    }
+                    Resolve::Value(ValueRef::QueryTokens) => {
+                        Fast::Const(or(request_ctx.query_tokens))
+                    }
+                    Resolve::Value(ValueRef::HitScore) => Fast::Score,
+                    _ => Fast::General,
+                }
+            })
+            .collect();
+        let mut rows = vec![0.0; width * request.hits.len()];
+        let no_values: &[f64] = &[];
+        for (h, (hit, row)) in request
+            .hits
+            .iter()
+            .zip(rows.chunks_exact_mut(width.max(1)))
+            .enumerate()
+        {
+            let item = records.get(h).and_then(Option::as_deref);
             let ctx = Context {
                 hit: &hit.features,
                 score: hit.score,
-                item: item.as_deref(),
+                item,
                 query: query_features,
                 request: &request_ctx,
             };
-            for (i, (slot, [col_a, col_b])) in self.slots.iter().zip(&slot_columns).enumerate() {
-                let value = match &slot.resolve {
-                    Resolve::Value(v) => ctx.value(v, *col_a),
-                    Resolve::Binary(kind, a, b) => {
-                        binary(*kind, ctx.auto(a, *col_a), ctx.auto(b, *col_b))
-                    }
-                    Resolve::Log1p(v) => ctx
-                        .value(v, *col_a)
-                        .map(f64::ln_1p)
-                        .filter(|x| x.is_finite()),
-                    Resolve::Age {
-                        input,
-                        now,
-                        unit_secs,
-                    } => {
-                        let now = match now {
-                            Some(r) => ctx.value(r, *col_b),
-                            None => Some(request_ctx.now),
-                        };
-                        ctx.value(input, *col_a)
-                            .zip(now)
-                            .map(|(t, now)| (now - t) / unit_secs)
-                            .filter(|x| x.is_finite())
-                    }
-                    Resolve::Categorical {
-                        input,
-                        mapping,
-                        unknown,
-                    } => {
-                        let s = match input {
-                            StringRef::QueryText => request_ctx.text,
-                            StringRef::UserId => request_ctx.user_id,
-                            StringRef::Attribute(k) => {
-                                request_ctx.attributes.get(k).and_then(|v| v.as_deref())
+            let cells = row.iter_mut().zip(missing.iter_mut());
+            if hit.features.is_empty() {
+                let values = item.map_or(no_values, ItemRecord::values);
+                for (i, ((out, miss), fast)) in cells.zip(&fast).enumerate() {
+                    let value = match *fast {
+                        Fast::Item { column, or } => {
+                            let v = values.get(column).copied().unwrap_or(f64::NAN);
+                            if v.is_nan() {
+                                or
+                            } else {
+                                v
                             }
-                        };
-                        s.and_then(|s| mapping.get(s).copied().or(*unknown))
-                    }
-                };
-                let value = value.or(slot.default).unwrap_or(f64::NAN);
-                if value.is_nan() {
-                    missing[i] += 1;
+                        }
+                        Fast::Const(v) => v,
+                        Fast::Score => hit.score,
+                        Fast::General => self.slots[i].value(&ctx, slot_columns[i]),
+                    };
+                    *out = value;
+                    *miss += u64::from(value.is_nan());
                 }
-                rows.push(value);
+            } else {
+                for ((out, miss), (slot, cols)) in cells.zip(self.slots.iter().zip(&slot_columns)) {
+                    let value = slot.value(&ctx, *cols);
+                    *out = value;
+                    *miss += u64::from(value.is_nan());
+                }
             }
         }
         Assembled { rows, missing }
