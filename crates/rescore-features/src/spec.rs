@@ -737,6 +737,86 @@ mod tests {
     }
 
     #[test]
+    fn hits_without_inline_features_get_the_same_values_as_with_them() {
+        // The per-request plan (hits without inline features) against the per-hit resolution
+        // (an unrelated inline feature forces it), bit for bit, over every source kind.
+        let spec = FeatureSpec::new(
+            &names(&[
+                "price",
+                "category",
+                "listed_at",
+                "hour",
+                "color",
+                "bm25",
+                "ntok",
+                "only_item",
+                "hit_only",
+                "q",
+                "ratio",
+                "log_price",
+                "nothing",
+            ]),
+            &decls(
+                r#"
+                [features.color]
+                default = 7.5
+                [features.bm25]
+                source = "hit_score"
+                [features.ntok]
+                source = "query_tokens"
+                [features.only_item]
+                source = "item"
+                key = "price"
+                default = -3.0
+                [features.hit_only]
+                source = "hit"
+                key = "price"
+                default = 1.25
+                [features.q]
+                source = "query"
+                key = "hour"
+                [features.ratio]
+                source = "ratio"
+                args = ["price", "hour"]
+                [features.log_price]
+                source = "log1p"
+                input = "item.price"
+                "#,
+            ),
+        )
+        .expect("valid spec");
+        let request = |inline: bool| RescoreRequest {
+            query: Some(QueryContext {
+                text: Some("red shoes".into()),
+                features: fm(&[("hour", Some(21.0)), ("listed_at", Some(5.0))]),
+                ..Default::default()
+            }),
+            hits: ["a", "b", "zzz", "a"]
+                .iter()
+                .enumerate()
+                .map(|(i, id)| Hit {
+                    id: id.to_string(),
+                    score: 0.1 + i as f64,
+                    features: if inline {
+                        fm(&[("unrelated", Some(1.0))])
+                    } else {
+                        FeatureMap::new()
+                    },
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let items = items().1;
+        let planned = spec.assemble(&request(false), Some(&items));
+        let per_hit = spec.assemble(&request(true), Some(&items));
+        let bits = |rows: &[f64]| rows.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&planned.rows), bits(&per_hit.rows));
+        assert_eq!(planned.missing, per_hit.missing);
+        assert_eq!(&planned.rows[..4], &[10.0, 3.0, 1000.0, 21.0]);
+        assert_eq!(planned.missing, vec![1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 4]);
+    }
+
+    #[test]
     fn derived_sources() {
         let spec = FeatureSpec::new(
             &names(&["bm25", "ntok", "cat_match", "ratio", "diff", "only_item"]),
