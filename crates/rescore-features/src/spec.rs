@@ -286,6 +286,14 @@ impl Slot {
     }
 }
 
+/// `len` model slots from `slot` on that read item columns `column..column + len`.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    slot: usize,
+    column: usize,
+    len: usize,
+}
+
 /// How one feature is filled for a hit without inline features (see `assemble`).
 #[derive(Debug, Clone, Copy)]
 enum Fast {
@@ -517,6 +525,26 @@ impl FeatureSpec {
                 }
             })
             .collect();
+        // Item features in consecutive model slots that read consecutive item columns (the
+        // usual case when the snapshot lists features in model order) are copied as one slice;
+        // the other slots are filled one by one.
+        let mut runs: Vec<Run> = Vec::new();
+        let mut singles: Vec<usize> = Vec::new();
+        for (i, f) in fast.iter().enumerate() {
+            match (*f, runs.last_mut()) {
+                (Fast::Item { column, .. }, Some(run))
+                    if run.slot + run.len == i && run.column + run.len == column =>
+                {
+                    run.len += 1
+                }
+                (Fast::Item { column, .. }, _) => runs.push(Run {
+                    slot: i,
+                    column,
+                    len: 1,
+                }),
+                _ => singles.push(i),
+            }
+        }
         let mut rows = vec![0.0; width * request.hits.len()];
         let no_values: &[f64] = &[];
         for (h, (hit, row)) in request
@@ -533,27 +561,37 @@ impl FeatureSpec {
                 query: query_features,
                 request: &request_ctx,
             };
-            let cells = row.iter_mut().zip(missing.iter_mut());
             if hit.features.is_empty() {
                 let values = item.map_or(no_values, ItemRecord::values);
-                for (i, ((out, miss), fast)) in cells.zip(&fast).enumerate() {
-                    let value = match *fast {
-                        Fast::Item { column, or } => {
-                            let v = values.get(column).copied().unwrap_or(f64::NAN);
-                            if v.is_nan() {
-                                or
-                            } else {
-                                v
-                            }
-                        }
+                for run in &runs {
+                    let out = &mut row[run.slot..run.slot + run.len];
+                    let have = values.len().saturating_sub(run.column).min(run.len);
+                    if have > 0 {
+                        out[..have].copy_from_slice(&values[run.column..run.column + have]);
+                    }
+                    out[have..].fill(f64::NAN);
+                }
+                for &i in &singles {
+                    row[i] = match fast[i] {
                         Fast::Const(v) => v,
                         Fast::Score => hit.score,
-                        Fast::General => self.slots[i].value(&ctx, slot_columns[i]),
+                        _ => self.slots[i].value(&ctx, slot_columns[i]),
                     };
-                    *out = value;
-                    *miss += u64::from(value.is_nan());
+                }
+                // Missing item values take the request's fallback; what is still NaN is
+                // missing. Most rows have none: one branch-free scan finds out.
+                if row.iter().fold(false, |any, v| any | v.is_nan()) {
+                    for ((out, miss), f) in row.iter_mut().zip(missing.iter_mut()).zip(&fast) {
+                        if out.is_nan() {
+                            if let Fast::Item { or, .. } = f {
+                                *out = *or;
+                            }
+                            *miss += u64::from(out.is_nan());
+                        }
+                    }
                 }
             } else {
+                let cells = row.iter_mut().zip(missing.iter_mut());
                 for ((out, miss), (slot, cols)) in cells.zip(self.slots.iter().zip(&slot_columns)) {
                     let value = slot.value(&ctx, *cols);
                     *out = value;
