@@ -60,6 +60,12 @@ impl CacheConfig {
     }
 }
 
+/// The hasher of the item cache and of the per-request id tables: foldhash with a random seed
+/// per table (per process). Keys are hit ids that the search engine's bridge sends (document
+/// ids of the index), not free text from end users; SipHash was about a tenth of a hot
+/// request's time. docs/dependencies.md has the reasoning.
+pub(crate) type IdHasher = foldhash::fast::RandomState;
+
 /// Bytes charged per entry on top of the id and the values (moka's entry, the `Arc`, the
 /// boxed key): an estimate, so that tiny records are not free.
 const ENTRY_OVERHEAD: usize = 112;
@@ -125,13 +131,13 @@ impl Unanswered {
     }
 }
 
-type Fetched = HashMap<Box<str>, Option<Arc<ItemRecord>>>;
+type Fetched = HashMap<Box<str>, Option<Arc<ItemRecord>>, IdHasher>;
 type SharedFetch = Shared<BoxFuture<'static, Option<Arc<Result<Fetched, Unanswered>>>>>;
 
 pub struct CachedItems {
     backend: Backend,
-    cache: moka::sync::Cache<Box<str>, Cached>,
-    inflight: Mutex<HashMap<Box<str>, SharedFetch>>,
+    cache: moka::sync::Cache<Box<str>, Cached, IdHasher>,
+    inflight: Mutex<HashMap<Box<str>, SharedFetch, IdHasher>>,
     hits: metrics::Counter,
     misses: metrics::Counter,
     last_warning: AtomicU64,
@@ -177,11 +183,11 @@ impl CachedItems {
                 moka::notification::RemovalCause::Expired => expired.increment(1),
                 _ => {}
             })
-            .build();
+            .build_with_hasher(IdHasher::default());
         CachedItems {
             backend,
             cache,
-            inflight: Mutex::new(HashMap::new()),
+            inflight: Mutex::new(HashMap::default()),
             hits: metrics::counter!(m::ITEM_CACHE_HITS),
             misses: metrics::counter!(m::ITEM_CACHE_MISSES),
             last_warning: AtomicU64::new(0),
@@ -274,9 +280,9 @@ impl CachedItems {
         ids: impl IntoIterator<Item = &'a str>,
         deadline: Instant,
     ) -> Fetched {
-        let mut found: Fetched = HashMap::new();
+        let mut found: Fetched = HashMap::default();
         let mut missing: Vec<&str> = Vec::new();
-        let mut seen = HashSet::new();
+        let mut seen: HashSet<&str, IdHasher> = HashSet::default();
         for id in ids {
             if !seen.insert(id) {
                 continue;
@@ -361,7 +367,7 @@ impl CachedItems {
                 Ok(Ok(records)) => {
                     metrics::counter!(m::ITEM_STORE_REQUESTS, "store" => "redis", "result" => "ok")
                         .increment(1);
-                    let mut map = HashMap::with_capacity(ids.len());
+                    let mut map = HashMap::with_capacity_and_hasher(ids.len(), IdHasher::default());
                     for (id, record) in ids.iter().zip(records) {
                         let record = record.map(Arc::new);
                         this.cache.insert(
@@ -455,15 +461,63 @@ impl RequestItems {
         }
     }
 
-    fn embedded_get(&self, generation: &Generation, id: &str) -> Option<Arc<ItemRecord>> {
-        let cache = &self.items.cache;
+    /// The records of `ids`, in order: the same answers as [`RequestItems::get`] per id. For
+    /// the embedded store the ids the cache lacks are read from the store in key order (the
+    /// B-tree's pages are then visited once, in order), each through the cache's entry API as
+    /// in `get` (one read per key under concurrent misses).
+    pub fn get_many<'a>(
+        &self,
+        ids: impl ExactSizeIterator<Item = &'a str>,
+    ) -> Vec<Option<Arc<ItemRecord>>> {
+        let generation = match &self.view {
+            View::Remote { found, .. } => {
+                return ids.map(|id| found.get(id).cloned().flatten()).collect();
+            }
+            View::Embedded(generation) => generation,
+        };
         let number = generation.number();
-        if let Some(c) = cache.get(id) {
-            if c.generation == number {
+        let mut out = Vec::with_capacity(ids.len());
+        let mut misses: Vec<(&str, usize)> = Vec::new();
+        for (i, id) in ids.enumerate() {
+            match self.items.cache.get(id) {
+                Some(c) if c.generation == number => out.push(c.record),
+                _ => {
+                    out.push(None);
+                    misses.push((id, i));
+                }
+            }
+        }
+        self.items.hits.increment((out.len() - misses.len()) as u64);
+        misses.sort_unstable();
+        let mut previous: Option<&str> = None;
+        for (k, &(id, i)) in misses.iter().enumerate() {
+            out[i] = if previous == Some(id) {
+                // The same id twice in one request: the second look is a cache hit.
+                self.items.hits.increment(1);
+                out[misses[k - 1].1].clone()
+            } else {
+                self.embedded_load(generation, id)
+            };
+            previous = Some(id);
+        }
+        out
+    }
+
+    fn embedded_get(&self, generation: &Generation, id: &str) -> Option<Arc<ItemRecord>> {
+        if let Some(c) = self.items.cache.get(id) {
+            if c.generation == generation.number() {
                 self.items.hits.increment(1);
                 return c.record;
             }
         }
+        self.embedded_load(generation, id)
+    }
+
+    /// The entry of `id` for `generation`: read from the store unless another thread has
+    /// just put it in the cache.
+    fn embedded_load(&self, generation: &Generation, id: &str) -> Option<Arc<ItemRecord>> {
+        let cache = &self.items.cache;
+        let number = generation.number();
         let entry = cache.entry(Box::from(id)).or_insert_with_if(
             || {
                 let started = Instant::now();

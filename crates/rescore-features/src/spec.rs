@@ -241,6 +241,72 @@ struct Slot {
     default: Option<f64>,
 }
 
+impl Slot {
+    /// The feature's value for one hit (NaN = missing), `[col_a, col_b]` the item columns of
+    /// its item keys.
+    fn value(&self, ctx: &Context<'_>, [col_a, col_b]: [Option<u32>; 2]) -> f64 {
+        let request_ctx = ctx.request;
+        let value = match &self.resolve {
+            Resolve::Value(v) => ctx.value(v, col_a),
+            Resolve::Binary(kind, a, b) => binary(*kind, ctx.auto(a, col_a), ctx.auto(b, col_b)),
+            Resolve::Log1p(v) => ctx
+                .value(v, col_a)
+                .map(f64::ln_1p)
+                .filter(|x| x.is_finite()),
+            Resolve::Age {
+                input,
+                now,
+                unit_secs,
+            } => {
+                let now = match now {
+                    Some(r) => ctx.value(r, col_b),
+                    None => Some(request_ctx.now),
+                };
+                ctx.value(input, col_a)
+                    .zip(now)
+                    .map(|(t, now)| (now - t) / unit_secs)
+                    .filter(|x| x.is_finite())
+            }
+            Resolve::Categorical {
+                input,
+                mapping,
+                unknown,
+            } => {
+                let s = match input {
+                    StringRef::QueryText => request_ctx.text,
+                    StringRef::UserId => request_ctx.user_id,
+                    StringRef::Attribute(k) => {
+                        request_ctx.attributes.get(k).and_then(|v| v.as_deref())
+                    }
+                };
+                s.and_then(|s| mapping.get(s).copied().or(*unknown))
+            }
+        };
+        value.or(self.default).unwrap_or(f64::NAN)
+    }
+}
+
+/// `len` model slots from `slot` on that read item columns `column..column + len`.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    slot: usize,
+    column: usize,
+    len: usize,
+}
+
+/// How one feature is filled for a hit without inline features (see `assemble`).
+#[derive(Debug, Clone, Copy)]
+enum Fast {
+    /// The item's value in `column`, else `or`.
+    Item { column: usize, or: f64 },
+    /// The same for every such hit.
+    Const(f64),
+    /// The hit's score.
+    Score,
+    /// Derived sources: computed per hit.
+    General,
+}
+
 /// How each of a model's features is filled, in model order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureSpec {
@@ -395,7 +461,6 @@ impl FeatureSpec {
     /// feature, how many hits ended up missing it.
     pub fn assemble(&self, request: &RescoreRequest, items: Option<&RequestItems>) -> Assembled {
         let width = self.slots.len();
-        let mut rows = Vec::with_capacity(width * request.hits.len());
         let mut missing = vec![0u64; width];
         let empty = FeatureMap::new();
         let empty_attributes = AttributeMap::new();
@@ -424,62 +489,114 @@ impl FeatureSpec {
                     .map(|k| k.and_then(|k| columns.column(k)))
             })
             .collect();
-        for hit in &request.hits {
-            let item = match (self.needs_items, items) {
-                (true, Some(items)) => items.get(&hit.id),
-                _ => None,
-            };
+        // Item records of all hits first: one batched cache look-up (misses read in key order).
+        let records = match (self.needs_items, items) {
+            (true, Some(items)) => items.get_many(request.hits.iter().map(|h| h.id.as_str())),
+            _ => Vec::new(),
+        };
+        // For a hit without inline features every source but the derived ones is either the
+        // item's column or a constant of the request (query value, default, missing): decided
+        // once here, so that the per-hit work is a gather from the item's values.
+        let fast: Vec<Fast> = self
+            .slots
+            .iter()
+            .zip(&slot_columns)
+            .map(|(slot, [col_a, _])| {
+                let or = |v: Option<f64>| v.or(slot.default).unwrap_or(f64::NAN);
+                let item = |or: f64| match col_a {
+                    Some(c) => Fast::Item {
+                        column: *c as usize,
+                        or,
+                    },
+                    None => Fast::Const(or),
+                };
+                match &slot.resolve {
+                    Resolve::Value(ValueRef::Auto(key)) => item(or(lookup(query_features, key))),
+                    Resolve::Value(ValueRef::Item(_)) => item(or(None)),
+                    Resolve::Value(ValueRef::Hit(_)) => Fast::Const(or(None)),
+                    Resolve::Value(ValueRef::Query(key)) => {
+                        Fast::Const(or(lookup(query_features, key)))
+                    }
+                    Resolve::Value(ValueRef::QueryTokens) => {
+                        Fast::Const(or(request_ctx.query_tokens))
+                    }
+                    Resolve::Value(ValueRef::HitScore) => Fast::Score,
+                    _ => Fast::General,
+                }
+            })
+            .collect();
+        // Item features in consecutive model slots that read consecutive item columns (the
+        // usual case when the snapshot lists features in model order) are copied as one slice;
+        // the other slots are filled one by one.
+        let mut runs: Vec<Run> = Vec::new();
+        let mut singles: Vec<usize> = Vec::new();
+        for (i, f) in fast.iter().enumerate() {
+            match (*f, runs.last_mut()) {
+                (Fast::Item { column, .. }, Some(run))
+                    if run.slot + run.len == i && run.column + run.len == column =>
+                {
+                    run.len += 1
+                }
+                (Fast::Item { column, .. }, _) => runs.push(Run {
+                    slot: i,
+                    column,
+                    len: 1,
+                }),
+                _ => singles.push(i),
+            }
+        }
+        let mut rows = vec![0.0; width * request.hits.len()];
+        let no_values: &[f64] = &[];
+        for (h, (hit, row)) in request
+            .hits
+            .iter()
+            .zip(rows.chunks_exact_mut(width.max(1)))
+            .enumerate()
+        {
+            let item = records.get(h).and_then(Option::as_deref);
             let ctx = Context {
                 hit: &hit.features,
                 score: hit.score,
-                item: item.as_deref(),
+                item,
                 query: query_features,
                 request: &request_ctx,
             };
-            for (i, (slot, [col_a, col_b])) in self.slots.iter().zip(&slot_columns).enumerate() {
-                let value = match &slot.resolve {
-                    Resolve::Value(v) => ctx.value(v, *col_a),
-                    Resolve::Binary(kind, a, b) => {
-                        binary(*kind, ctx.auto(a, *col_a), ctx.auto(b, *col_b))
+            if hit.features.is_empty() {
+                let values = item.map_or(no_values, ItemRecord::values);
+                for run in &runs {
+                    let out = &mut row[run.slot..run.slot + run.len];
+                    let have = values.len().saturating_sub(run.column).min(run.len);
+                    if have > 0 {
+                        out[..have].copy_from_slice(&values[run.column..run.column + have]);
                     }
-                    Resolve::Log1p(v) => ctx
-                        .value(v, *col_a)
-                        .map(f64::ln_1p)
-                        .filter(|x| x.is_finite()),
-                    Resolve::Age {
-                        input,
-                        now,
-                        unit_secs,
-                    } => {
-                        let now = match now {
-                            Some(r) => ctx.value(r, *col_b),
-                            None => Some(request_ctx.now),
-                        };
-                        ctx.value(input, *col_a)
-                            .zip(now)
-                            .map(|(t, now)| (now - t) / unit_secs)
-                            .filter(|x| x.is_finite())
-                    }
-                    Resolve::Categorical {
-                        input,
-                        mapping,
-                        unknown,
-                    } => {
-                        let s = match input {
-                            StringRef::QueryText => request_ctx.text,
-                            StringRef::UserId => request_ctx.user_id,
-                            StringRef::Attribute(k) => {
-                                request_ctx.attributes.get(k).and_then(|v| v.as_deref())
-                            }
-                        };
-                        s.and_then(|s| mapping.get(s).copied().or(*unknown))
-                    }
-                };
-                let value = value.or(slot.default).unwrap_or(f64::NAN);
-                if value.is_nan() {
-                    missing[i] += 1;
+                    out[have..].fill(f64::NAN);
                 }
-                rows.push(value);
+                for &i in &singles {
+                    row[i] = match fast[i] {
+                        Fast::Const(v) => v,
+                        Fast::Score => hit.score,
+                        _ => self.slots[i].value(&ctx, slot_columns[i]),
+                    };
+                }
+                // Missing item values take the request's fallback; what is still NaN is
+                // missing. Most rows have none: one branch-free scan finds out.
+                if row.iter().fold(false, |any, v| any | v.is_nan()) {
+                    for ((out, miss), f) in row.iter_mut().zip(missing.iter_mut()).zip(&fast) {
+                        if out.is_nan() {
+                            if let Fast::Item { or, .. } = f {
+                                *out = *or;
+                            }
+                            *miss += u64::from(out.is_nan());
+                        }
+                    }
+                }
+            } else {
+                let cells = row.iter_mut().zip(missing.iter_mut());
+                for ((out, miss), (slot, cols)) in cells.zip(self.slots.iter().zip(&slot_columns)) {
+                    let value = slot.value(&ctx, *cols);
+                    *out = value;
+                    *miss += u64::from(value.is_nan());
+                }
             }
         }
         Assembled { rows, missing }
@@ -655,6 +772,86 @@ mod tests {
             );
         }
         assert_eq!(out.missing, vec![0, 1, 0, 0]);
+    }
+
+    #[test]
+    fn hits_without_inline_features_get_the_same_values_as_with_them() {
+        // The per-request plan (hits without inline features) against the per-hit resolution
+        // (an unrelated inline feature forces it), bit for bit, over every source kind.
+        let spec = FeatureSpec::new(
+            &names(&[
+                "price",
+                "category",
+                "listed_at",
+                "hour",
+                "color",
+                "bm25",
+                "ntok",
+                "only_item",
+                "hit_only",
+                "q",
+                "ratio",
+                "log_price",
+                "nothing",
+            ]),
+            &decls(
+                r#"
+                [features.color]
+                default = 7.5
+                [features.bm25]
+                source = "hit_score"
+                [features.ntok]
+                source = "query_tokens"
+                [features.only_item]
+                source = "item"
+                key = "price"
+                default = -3.0
+                [features.hit_only]
+                source = "hit"
+                key = "price"
+                default = 1.25
+                [features.q]
+                source = "query"
+                key = "hour"
+                [features.ratio]
+                source = "ratio"
+                args = ["price", "hour"]
+                [features.log_price]
+                source = "log1p"
+                input = "item.price"
+                "#,
+            ),
+        )
+        .expect("valid spec");
+        let request = |inline: bool| RescoreRequest {
+            query: Some(QueryContext {
+                text: Some("red shoes".into()),
+                features: fm(&[("hour", Some(21.0)), ("listed_at", Some(5.0))]),
+                ..Default::default()
+            }),
+            hits: ["a", "b", "zzz", "a"]
+                .iter()
+                .enumerate()
+                .map(|(i, id)| Hit {
+                    id: id.to_string(),
+                    score: 0.1 + i as f64,
+                    features: if inline {
+                        fm(&[("unrelated", Some(1.0))])
+                    } else {
+                        FeatureMap::new()
+                    },
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let items = items().1;
+        let planned = spec.assemble(&request(false), Some(&items));
+        let per_hit = spec.assemble(&request(true), Some(&items));
+        let bits = |rows: &[f64]| rows.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&planned.rows), bits(&per_hit.rows));
+        assert_eq!(planned.missing, per_hit.missing);
+        assert_eq!(&planned.rows[..4], &[10.0, 3.0, 1000.0, 21.0]);
+        assert_eq!(planned.missing, vec![1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 4]);
     }
 
     #[test]

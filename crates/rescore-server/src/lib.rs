@@ -152,6 +152,12 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result
             format!("JSON nested deeper than {MAX_JSON_DEPTH} levels at byte {offset}"),
         ));
     }
+    // The common case, a valid body, parses without tracking the path (serde_path_to_error
+    // keeps an owned copy of every map key it passes). Only a failure is parsed again, with the
+    // path, to name the field: the same deserializer, so the same verdict and message.
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let classify = |inner: serde_json::Error, path: String| match inner.classify() {
         serde_json::error::Category::Data => {
