@@ -133,10 +133,10 @@ fn biased(bin: u8) -> i8 {
     (bin ^ 0x80) as i8
 }
 
-/// How a compact-row slot holds a model feature. LightGBM's missing-value rules depend on
-/// the split (`missing_type`, `default_left`), so a feature gets one slot per rule that its
+/// How a bin column holds a model feature. LightGBM's missing-value rules depend on the
+/// split (`missing_type`, `default_left`), so a feature gets one column per rule that its
 /// splits use, with missing values replaced by a value that the plain test `x <= threshold`
-/// sends the split's default way: every numerical split is then the same single compare.
+/// sends the split's default way: every numerical split is then the same comparison of bins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum SlotKind {
     /// Missing type None: NaN is read as 0.0.
@@ -176,6 +176,8 @@ pub struct NativeModel {
     cat_ranges: Vec<(u32, u32)>,
     transform: Transform,
     average_output: bool,
+    /// Row sets of the largest tree (inner nodes + leaves): the per-call work space.
+    max_sets: usize,
 }
 
 /// Per-call work space: the rows of the call as bin and raw columns, 64 rows per block.
@@ -428,13 +430,7 @@ impl NativeModel {
         let block_rows = 64 * W;
         let n_bins = self.bin_columns.len();
         let n_raw = self.raw_columns.len();
-        let largest = self
-            .trees
-            .iter()
-            .map(|t| usize::from(t.inner) + usize::from(t.leaves))
-            .max()
-            .unwrap_or(0);
-        let mut sets = vec![[0u64; W]; largest.max(1)];
+        let mut sets = vec![[0u64; W]; self.max_sets];
         for tree in &self.trees {
             let splits = &self.splits[tree.first_split as usize..][..usize::from(tree.inner)];
             let leaves = &self.leaf_values[tree.first_leaf as usize..][..usize::from(tree.leaves)];
@@ -523,8 +519,6 @@ impl NativeModel {
     /// Scores a few rows by walking each one down each tree: below [`WALK_BATCH`] rows the
     /// row sets' fixed work per node costs more than a path of ~10 dependent steps.
     fn walk(&self, blocks: &Blocks) -> Vec<f64> {
-        let n_bins = self.bin_columns.len();
-        let n_raw = self.raw_columns.len();
         let mut sums = vec![0.0f64; blocks.rows];
         // One block of one word: column c of row r is at `c * 64 + r`.
         for tree in &self.trees {
@@ -546,7 +540,6 @@ impl NativeModel {
                 *sum += leaves[at - splits.len()];
             }
         }
-        debug_assert!(n_bins * 64 <= blocks.bins.len() && n_raw * 64 <= blocks.raw.len());
         sums
     }
 
@@ -814,7 +807,14 @@ fn compile(
             });
         }
     }
+    let max_sets = compiled
+        .iter()
+        .map(|t| usize::from(t.inner) + usize::from(t.leaves))
+        .max()
+        .unwrap_or(0)
+        .max(1);
     Ok(NativeModel {
+        max_sets,
         num_features,
         bin_columns,
         raw_columns,
