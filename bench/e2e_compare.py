@@ -5,10 +5,13 @@ core, same rows, same run:
   - LightGBM's C API predict (Python `lightgbm` Booster.predict, num_threads=1)
   - lleaves (LLVM-compiled model, n_jobs=1)
   - the rescore-sidecar end to end: HTTP POST /v1/rescore with 1,000 ids, features from the
-    item store, JSON both ways, pinned to one core (native engine, then lightgbm3 forced)
+    item store, JSON both ways, pinned to one core (native engine, then lightgbm3 forced),
+    timed from a compiled client (the `rescore_latency` example: ureq + serde_json, one
+    keep-alive connection) and from this Python process (http.client + json, which adds its
+    own ~1 ms of float parsing per call)
 
 Checks that all of them return the same scores (|diff| <= 1e-9) before timing anything.
-Usage (after `cargo build --release`):
+Usage (after `cargo build --release -p rescore-sidecar --bins --examples`):
   .tools/bench-venv/bin/python bench/e2e_compare.py [--trees 500 --leaves 63 --repeat 200]
 The venv needs: pip install "lightgbm==4.7.0" "lleaves==1.3.0" "llvmlite==0.44.0" numpy
 (lleaves 1.3.0 uses llvmlite's legacy pass manager, removed in llvmlite 0.45)
@@ -119,6 +122,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=200)
     ap.add_argument("--letor", default=str(ROOT.parent / "shared/data/letor"))
     ap.add_argument("--binary", default=str(ROOT / "target/release/rescore-sidecar"))
+    ap.add_argument("--client", default=str(ROOT / "target/release/examples/rescore_latency"))
     args = ap.parse_args()
     letor = pathlib.Path(args.letor)
 
@@ -144,6 +148,8 @@ def main():
             f.write(json.dumps({"id": f"d{i}", "features": {f"f{j:03d}": float(v) for j, v in enumerate(row)}}) + "\n")
     body = json.dumps({"model": "bench", "hits": [{"id": f"d{i}", "score": 0.0} for i in range(args.hits)],
                        "timeout_ms": 10000})
+    body_file = work / "body.json"
+    body_file.write_text(body)
 
     expected = booster.predict(X, num_threads=1)
     llm = lleaves.Model(model_file=str(model_file))
@@ -166,13 +172,21 @@ def main():
             assert got["fallback"] is None, got["fallback"]
             diff = float(np.max(np.abs(np.array(got["scores"]) - expected)))
             assert diff <= 1e-9, f"sidecar ({engine}) differs by {diff}"
+            # Compiled client first (its own process, pinned to core 1), then this one.
+            cmd = [args.client, sc.addr, str(body_file), str(args.repeat)]
+            if shutil.which("taskset"):
+                cmd = ["taskset", "-c", "1"] + cmd
+            r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+            diff = float(np.max(np.abs(np.array(r.pop("scores")) - expected)))
+            assert diff <= 1e-9, f"sidecar ({engine}, compiled client) differs by {diff}"
+            results[f"sidecar end to end, compiled client, engine {served}"] = r
             took = []
 
             def call():
                 took.append(sc.rescore(body)["took_us"])
             r = timed(call, args.repeat)
             r["server_took_us_median"] = statistics.median(took)
-            results[f"sidecar end to end, HTTP + JSON + item store, engine {served}"] = r
+            results[f"sidecar end to end, Python client, engine {served}"] = r
         finally:
             sc.stop()
 

@@ -275,9 +275,10 @@ impl Slot {
                 let s = match input {
                     StringRef::QueryText => request_ctx.text,
                     StringRef::UserId => request_ctx.user_id,
-                    StringRef::Attribute(k) => {
-                        request_ctx.attributes.get(k).and_then(|v| v.as_deref())
-                    }
+                    StringRef::Attribute(k) => request_ctx
+                        .attributes
+                        .and_then(|a| a.get(k))
+                        .and_then(|v| v.as_deref()),
                 };
                 s.and_then(|s| mapping.get(s).copied().or(*unknown))
             }
@@ -294,9 +295,10 @@ struct Run {
     len: usize,
 }
 
-/// How one feature is filled for a hit without inline features (see `assemble`).
-#[derive(Debug, Clone, Copy)]
-enum Fast {
+/// How one feature is filled for a hit without inline features, decided once per request
+/// (see [`FeatureSpec::sources`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SlotSource {
     /// The item's value in `column`, else `or`.
     Item { column: usize, or: f64 },
     /// The same for every such hit.
@@ -457,74 +459,88 @@ impl FeatureSpec {
         self.needs_items
     }
 
-    /// Assembles the row-major feature matrix of a request (NaN = missing) and counts, per
-    /// feature, how many hits ended up missing it.
-    pub fn assemble(&self, request: &RescoreRequest, items: Option<&RequestItems>) -> Assembled {
-        let width = self.slots.len();
-        let mut missing = vec![0u64; width];
+    /// For each feature, how it is filled for this request's hits that have no inline
+    /// features: every source but the derived ones is either the item's column or a constant
+    /// of the request (query value, default, missing). [`Self::assemble`] fills rows by it.
+    pub fn sources(
+        &self,
+        request: &RescoreRequest,
+        items: Option<&RequestItems>,
+    ) -> Vec<SlotSource> {
         let empty = FeatureMap::new();
-        let empty_attributes = AttributeMap::new();
-        let query = request.query.as_ref();
-        let query_features = query.map_or(&empty, |q| &q.features);
-        let request_ctx = RequestCtx {
-            query_tokens: query
-                .and_then(|q| q.text.as_deref())
-                .map(|t| t.split_whitespace().count() as f64),
-            text: query.and_then(|q| q.text.as_deref()),
-            user_id: query.and_then(|q| q.user_id.as_deref()),
-            attributes: query.map_or(&empty_attributes, |q| &q.attributes),
-            now: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(f64::NAN, |d| d.as_secs_f64()),
-        };
-        // Item columns of every key, resolved once per request rather than once per hit.
+        let query_features = request.query.as_ref().map_or(&empty, |q| &q.features);
+        self.plan(
+            query_features,
+            &request_ctx(request),
+            &self.slot_columns(items),
+        )
+    }
+
+    /// Item columns of every key, resolved once per request rather than once per hit.
+    fn slot_columns(&self, items: Option<&RequestItems>) -> Vec<[Option<u32>; 2]> {
         let no_columns = Columns::default();
         let columns = items.map_or(&no_columns, |i| i.columns());
-        let slot_columns: Vec<[Option<u32>; 2]> = self
-            .slots
+        self.slots
             .iter()
             .map(|slot| {
                 slot.resolve
                     .item_keys()
                     .map(|k| k.and_then(|k| columns.column(k)))
             })
-            .collect();
+            .collect()
+    }
+
+    fn plan(
+        &self,
+        query_features: &FeatureMap,
+        request_ctx: &RequestCtx<'_>,
+        slot_columns: &[[Option<u32>; 2]],
+    ) -> Vec<SlotSource> {
+        self.slots
+            .iter()
+            .zip(slot_columns)
+            .map(|(slot, [col_a, _])| {
+                let or = |v: Option<f64>| v.or(slot.default).unwrap_or(f64::NAN);
+                let item = |or: f64| match col_a {
+                    Some(c) => SlotSource::Item {
+                        column: *c as usize,
+                        or,
+                    },
+                    None => SlotSource::Const(or),
+                };
+                match &slot.resolve {
+                    Resolve::Value(ValueRef::Auto(key)) => item(or(lookup(query_features, key))),
+                    Resolve::Value(ValueRef::Item(_)) => item(or(None)),
+                    Resolve::Value(ValueRef::Hit(_)) => SlotSource::Const(or(None)),
+                    Resolve::Value(ValueRef::Query(key)) => {
+                        SlotSource::Const(or(lookup(query_features, key)))
+                    }
+                    Resolve::Value(ValueRef::QueryTokens) => {
+                        SlotSource::Const(or(request_ctx.query_tokens))
+                    }
+                    Resolve::Value(ValueRef::HitScore) => SlotSource::Score,
+                    _ => SlotSource::General,
+                }
+            })
+            .collect()
+    }
+
+    /// Assembles the row-major feature matrix of a request (NaN = missing) and counts, per
+    /// feature, how many hits ended up missing it.
+    pub fn assemble(&self, request: &RescoreRequest, items: Option<&RequestItems>) -> Assembled {
+        let width = self.slots.len();
+        let mut missing = vec![0u64; width];
+        let empty = FeatureMap::new();
+        let query = request.query.as_ref();
+        let query_features = query.map_or(&empty, |q| &q.features);
+        let request_ctx = request_ctx(request);
+        let slot_columns = self.slot_columns(items);
         // Item records of all hits first: one batched cache look-up (misses read in key order).
         let records = match (self.needs_items, items) {
             (true, Some(items)) => items.get_many(request.hits.iter().map(|h| h.id.as_str())),
             _ => Vec::new(),
         };
-        // For a hit without inline features every source but the derived ones is either the
-        // item's column or a constant of the request (query value, default, missing): decided
-        // once here, so that the per-hit work is a gather from the item's values.
-        let fast: Vec<Fast> = self
-            .slots
-            .iter()
-            .zip(&slot_columns)
-            .map(|(slot, [col_a, _])| {
-                let or = |v: Option<f64>| v.or(slot.default).unwrap_or(f64::NAN);
-                let item = |or: f64| match col_a {
-                    Some(c) => Fast::Item {
-                        column: *c as usize,
-                        or,
-                    },
-                    None => Fast::Const(or),
-                };
-                match &slot.resolve {
-                    Resolve::Value(ValueRef::Auto(key)) => item(or(lookup(query_features, key))),
-                    Resolve::Value(ValueRef::Item(_)) => item(or(None)),
-                    Resolve::Value(ValueRef::Hit(_)) => Fast::Const(or(None)),
-                    Resolve::Value(ValueRef::Query(key)) => {
-                        Fast::Const(or(lookup(query_features, key)))
-                    }
-                    Resolve::Value(ValueRef::QueryTokens) => {
-                        Fast::Const(or(request_ctx.query_tokens))
-                    }
-                    Resolve::Value(ValueRef::HitScore) => Fast::Score,
-                    _ => Fast::General,
-                }
-            })
-            .collect();
+        let fast = self.plan(query_features, &request_ctx, &slot_columns);
         // Item features in consecutive model slots that read consecutive item columns (the
         // usual case when the snapshot lists features in model order) are copied as one slice;
         // the other slots are filled one by one.
@@ -532,12 +548,12 @@ impl FeatureSpec {
         let mut singles: Vec<usize> = Vec::new();
         for (i, f) in fast.iter().enumerate() {
             match (*f, runs.last_mut()) {
-                (Fast::Item { column, .. }, Some(run))
+                (SlotSource::Item { column, .. }, Some(run))
                     if run.slot + run.len == i && run.column + run.len == column =>
                 {
                     run.len += 1
                 }
-                (Fast::Item { column, .. }, _) => runs.push(Run {
+                (SlotSource::Item { column, .. }, _) => runs.push(Run {
                     slot: i,
                     column,
                     len: 1,
@@ -573,8 +589,8 @@ impl FeatureSpec {
                 }
                 for &i in &singles {
                     row[i] = match fast[i] {
-                        Fast::Const(v) => v,
-                        Fast::Score => hit.score,
+                        SlotSource::Const(v) => v,
+                        SlotSource::Score => hit.score,
                         _ => self.slots[i].value(&ctx, slot_columns[i]),
                     };
                 }
@@ -583,7 +599,7 @@ impl FeatureSpec {
                 if row.iter().fold(false, |any, v| any | v.is_nan()) {
                     for ((out, miss), f) in row.iter_mut().zip(missing.iter_mut()).zip(&fast) {
                         if out.is_nan() {
-                            if let Fast::Item { or, .. } = f {
+                            if let SlotSource::Item { or, .. } = f {
                                 *out = *or;
                             }
                             *miss += u64::from(out.is_nan());
@@ -612,11 +628,26 @@ pub struct Assembled {
     pub missing: Vec<u64>,
 }
 
+fn request_ctx(request: &RescoreRequest) -> RequestCtx<'_> {
+    let query = request.query.as_ref();
+    RequestCtx {
+        query_tokens: query
+            .and_then(|q| q.text.as_deref())
+            .map(|t| t.split_whitespace().count() as f64),
+        text: query.and_then(|q| q.text.as_deref()),
+        user_id: query.and_then(|q| q.user_id.as_deref()),
+        attributes: query.map(|q| &q.attributes),
+        now: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(f64::NAN, |d| d.as_secs_f64()),
+    }
+}
+
 struct RequestCtx<'a> {
     query_tokens: Option<f64>,
     text: Option<&'a str>,
     user_id: Option<&'a str>,
-    attributes: &'a AttributeMap,
+    attributes: Option<&'a AttributeMap>,
     now: f64,
 }
 

@@ -99,7 +99,7 @@ pub const PARITY_TOLERANCE: f64 = 1e-9;
 const SELF_CHECK_ROWS: usize = 512;
 
 enum Engine {
-    Native(NativeModel),
+    Native(Box<NativeModel>),
     LightGbm(LightGbmEngine),
 }
 
@@ -156,7 +156,7 @@ impl Model {
                     Ok(()) => {
                         return Ok(Model {
                             header,
-                            engine: Engine::Native(native),
+                            engine: Engine::Native(Box::new(native)),
                             refusal: None,
                         })
                     }
@@ -197,6 +197,14 @@ impl Model {
 
     /// Bytes held by the native evaluator's compiled form (None for lightgbm3, whose memory
     /// lives in LightGBM's C++ heap).
+    /// The native evaluator, when it serves this model.
+    pub fn native(&self) -> Option<&NativeModel> {
+        match &self.engine {
+            Engine::Native(native) => Some(native),
+            Engine::LightGbm(_) => None,
+        }
+    }
+
     pub fn memory_bytes(&self) -> Option<usize> {
         match &self.engine {
             Engine::Native(n) => Some(n.memory_bytes()),

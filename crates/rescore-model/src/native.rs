@@ -78,6 +78,11 @@ struct BinColumn {
     nan_missing: bool,
     zero_missing: bool,
     replacement: f64,
+    /// The AVX2 binning's tables (see `bin_64_avx2`): `thresholds` in groups of 16 padded
+    /// with +inf (one more group than full ones), and the last threshold of each group
+    /// (padded with +inf to whole vectors of 4; empty for a single group).
+    padded: Vec<f64>,
+    fences: Vec<f64>,
 }
 
 impl BinColumn {
@@ -96,7 +101,23 @@ impl BinColumn {
             nan_missing,
             zero_missing,
             replacement,
+            padded: Vec::new(),
+            fences: Vec::new(),
         }
+    }
+
+    /// Builds `padded` and `fences` from the final `thresholds`.
+    fn build_search_tables(&mut self) {
+        let groups = self.thresholds.len() / 16 + 1;
+        self.padded = self.thresholds.clone();
+        self.padded.resize(16 * groups, f64::INFINITY);
+        self.fences = if groups == 1 {
+            Vec::new()
+        } else {
+            let mut fences: Vec<f64> = (0..groups).map(|g| self.padded[16 * g + 15]).collect();
+            fences.resize(4 * groups.div_ceil(4), f64::INFINITY);
+            fences
+        };
     }
 
     /// `kind.map(dense(x))` without branches.
@@ -105,12 +126,8 @@ impl BinColumn {
         let nan = x.is_nan();
         let zero = x.abs() <= ZERO_THRESHOLD;
         let missing = (nan & self.nan_missing) | (zero & self.zero_missing);
-        let x = if zero { 0.0 } else { x };
-        if missing {
-            self.replacement
-        } else {
-            x
-        }
+        let x = std::hint::select_unpredictable(zero, 0.0, x);
+        std::hint::select_unpredictable(missing, self.replacement, x)
     }
 }
 
@@ -178,6 +195,37 @@ pub struct NativeModel {
     average_output: bool,
     /// Row sets of the largest tree (inner nodes + leaves): the per-call work space.
     max_sets: usize,
+    /// The same trees with byte node ids, for 256-row blocks on AVX2; `None` when a tree has
+    /// more than 256 nodes or a categorical split.
+    byte_trees: Option<ByteTrees>,
+}
+
+/// Trees whose nodes are numbered breadth first (a parent before its children, siblings
+/// next to each other) so that a node id fits a byte and a row's next node is
+/// `left + (bin > key)`: 256 rows' current nodes then fit eight AVX2 registers.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct ByteTrees {
+    trees: Vec<ByteTree>,
+    splits: Vec<ByteSplit>,
+    /// Per tree, by node id: the leaf value (0.0 for inner nodes).
+    values: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct ByteTree {
+    first_split: u32,
+    splits: u16,
+    first_value: u32,
+    nodes: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct ByteSplit {
+    column: u32,
+    key: i8,
+    id: u8,
+    /// The left child's id; the right child is `left + 1`.
+    left: u8,
 }
 
 /// Per-call work space: the rows of the call as bin and raw columns, 64 rows per block.
@@ -236,7 +284,10 @@ impl NativeModel {
             + self
                 .bin_columns
                 .iter()
-                .map(|c| std::mem::size_of::<BinColumn>() + c.thresholds.len() * 8)
+                .map(|c| {
+                    std::mem::size_of::<BinColumn>()
+                        + (c.thresholds.len() + c.padded.len() + c.fences.len()) * 8
+                })
                 .sum::<usize>()
             + self.raw_columns.len() * std::mem::size_of::<usize>()
             + self.trees.len() * std::mem::size_of::<CompiledTree>()
@@ -244,6 +295,11 @@ impl NativeModel {
             + self.leaf_values.len() * 8
             + self.cat_words.len() * 4
             + self.cat_ranges.len() * 8
+            + self.byte_trees.as_ref().map_or(0, |b| {
+                b.trees.len() * std::mem::size_of::<ByteTree>()
+                    + b.splits.len() * std::mem::size_of::<ByteSplit>()
+                    + b.values.len() * 8
+            })
     }
 
     /// `n` deterministic rows (row-major, all model features) that exercise the model's
@@ -297,13 +353,70 @@ impl NativeModel {
     /// Standard prediction for each row of a row-major matrix (NaN = missing).
     pub fn predict(&self, rows: &[f64]) -> Vec<f64> {
         let n_rows = rows.len() / self.num_features.max(1);
-        let words = if n_rows <= SMALL_BATCH {
+        let blocks = self.blocks_of(rows, Self::words_for(n_rows));
+        self.score(blocks)
+    }
+
+    /// The model feature of each bin column, for callers that bin rows themselves (with
+    /// [`Self::bin`]) and score them with [`Self::predict_binned`]; `None` when the model has
+    /// categorical splits, which read raw values.
+    pub fn bin_features(&self) -> Option<Vec<usize>> {
+        self.raw_columns
+            .is_empty()
+            .then(|| self.bin_columns.iter().map(|c| c.feature).collect())
+    }
+
+    /// The bin of value `x` (NaN = missing) of the model feature of bin column `column`:
+    /// what [`Self::predict`] computes for it.
+    pub fn bin(&self, column: usize, x: f64) -> u8 {
+        let column = &self.bin_columns[column];
+        let x = column.map(x);
+        if x.is_nan() {
+            NAN_BIN
+        } else {
+            column.thresholds.partition_point(|&t| t < x) as u8
+        }
+    }
+
+    /// Scores `n_rows` rows given as bins: row-major, one byte per bin column (see
+    /// [`Self::bin_features`]). Equal to [`Self::predict`] on the rows the bins came from.
+    ///
+    /// # Panics
+    /// If `rows` does not hold `n_rows` rows of bins (a caller's bug).
+    pub fn predict_binned(&self, rows: &[u8], n_rows: usize) -> Vec<f64> {
+        let n_bins = self.bin_columns.len();
+        assert_eq!(rows.len(), n_rows * n_bins, "binned rows of the wrong size");
+        let words = Self::words_for(n_rows);
+        let block_rows = 64 * words;
+        let count = n_rows.div_ceil(block_rows);
+        let mut bins = vec![0i8; count * n_bins * block_rows];
+        for (r, row) in rows.chunks_exact(n_bins.max(1)).enumerate() {
+            let (block, at) = (r / block_rows, r % block_rows);
+            let block = &mut bins[block * n_bins * block_rows..][..n_bins * block_rows];
+            for (column, &bin) in block.chunks_exact_mut(block_rows).zip(row) {
+                column[at] = biased(bin);
+            }
+        }
+        self.score(Blocks {
+            words,
+            count,
+            rows: n_rows,
+            bins,
+            raw: Vec::new(),
+            sums: vec![0.0; count * (block_rows + 64)],
+        })
+    }
+
+    fn words_for(n_rows: usize) -> usize {
+        if n_rows <= SMALL_BATCH {
             1
         } else {
             LARGE_WORDS
-        };
-        let mut blocks = self.blocks_of(rows, words);
-        if n_rows < WALK_BATCH {
+        }
+    }
+
+    fn score(&self, mut blocks: Blocks) -> Vec<f64> {
+        if blocks.rows < WALK_BATCH {
             return self
                 .walk(&blocks)
                 .into_iter()
@@ -338,6 +451,11 @@ impl NativeModel {
         // row (sequential reads), into mapped columns; each column is then binned with
         // searches that all take the same number of steps, which the CPU overlaps.
         let mut columns = vec![0.0f64; n_bins * 64];
+        #[cfg(target_arch = "x86_64")]
+        let avx2 = std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("popcnt");
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx2 = false;
         for (chunk, chunk_rows) in rows[..n_rows * num_features]
             .chunks(64 * num_features)
             .enumerate()
@@ -360,7 +478,16 @@ impl NativeModel {
                     .try_into()
                     .expect("64 bins");
                 let values: &[f64; 64] = values.try_into().expect("64 values");
-                bin_64(&column.thresholds, values, out, in_chunk);
+                if avx2 {
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: the CPU has AVX2 and POPCNT (checked above).
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        bin_64_avx2(column, values, out, in_chunk)
+                    };
+                } else {
+                    bin_64(&column.thresholds, values, out, in_chunk);
+                }
             }
             let raw = &mut raw[block * n_raw * block_rows..(block + 1) * n_raw * block_rows];
             for (&feature, out) in self
@@ -391,6 +518,14 @@ impl NativeModel {
     fn score_blocks<const CATEGORICAL: bool>(&self, blocks: &mut Blocks) {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
+            if let (Some(byte_trees), LARGE_WORDS) = (&self.byte_trees, blocks.words) {
+                // SAFETY: the CPU has AVX2 (checked just above).
+                #[allow(unsafe_code)]
+                unsafe {
+                    self.score_byte_trees_avx2(byte_trees, blocks)
+                };
+                return;
+            }
             // SAFETY: the CPU has AVX2 (checked just above).
             #[allow(unsafe_code)]
             unsafe {
@@ -412,6 +547,63 @@ impl NativeModel {
             self.score_blocks_with::<CATEGORICAL, true, 1, true>(blocks)
         } else {
             self.score_blocks_with::<CATEGORICAL, true, LARGE_WORDS, false>(blocks)
+        }
+    }
+
+    /// Scores 256-row blocks with the byte trees: each row's current node id is a byte, the
+    /// block's 256 ids sit in eight registers, all starting at the root (0). A split moves the
+    /// rows at its id to its left child, or to `left + 1` where their bin is above its key;
+    /// splits come breadth first, so after the last one every row holds its leaf's id and
+    /// the tree's value of that id is added to its sum (tree after tree, LightGBM's order).
+    /// Every split costs the same 40 vector operations whatever rows reach it, and there is
+    /// no per-leaf work: no branch depends on the data.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn score_byte_trees_avx2(&self, byte_trees: &ByteTrees, blocks: &mut Blocks) {
+        use std::arch::x86_64::{
+            __m256i, _mm256_blendv_epi8, _mm256_cmpeq_epi8, _mm256_cmpgt_epi8, _mm256_loadu_si256,
+            _mm256_set1_epi8, _mm256_setzero_si256, _mm256_storeu_si256, _mm256_sub_epi8,
+        };
+        const BLOCK: usize = 64 * LARGE_WORDS;
+        let n_bins = self.bin_columns.len();
+        let mut ids = [0u8; BLOCK];
+        for tree in &byte_trees.trees {
+            let splits =
+                &byte_trees.splits[tree.first_split as usize..][..usize::from(tree.splits)];
+            let values = &byte_trees.values[tree.first_value as usize..][..usize::from(tree.nodes)];
+            for block in 0..blocks.count {
+                let bins = &blocks.bins[block * n_bins * BLOCK..][..n_bins * BLOCK];
+                let mut nodes: [__m256i; BLOCK / 32] = [_mm256_setzero_si256(); BLOCK / 32];
+                for split in splits {
+                    let column: &[i8; BLOCK] = bins[split.column as usize * BLOCK..][..BLOCK]
+                        .try_into()
+                        .expect("a block's column");
+                    let key = _mm256_set1_epi8(split.key);
+                    let id = _mm256_set1_epi8(split.id as i8);
+                    let left = _mm256_set1_epi8(split.left as i8);
+                    for (k, nodes) in nodes.iter_mut().enumerate() {
+                        // SAFETY: bytes 32k..32k+32 of the 256-byte column.
+                        #[allow(unsafe_code)]
+                        let bins =
+                            unsafe { _mm256_loadu_si256(column.as_ptr().add(32 * k).cast()) };
+                        // The compare is -1 where the row goes right: left - (-1) = left + 1.
+                        let child = _mm256_sub_epi8(left, _mm256_cmpgt_epi8(bins, key));
+                        *nodes = _mm256_blendv_epi8(*nodes, child, _mm256_cmpeq_epi8(*nodes, id));
+                    }
+                }
+                for (k, nodes) in nodes.iter().enumerate() {
+                    // SAFETY: bytes 32k..32k+32 of the 256-byte array.
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        _mm256_storeu_si256(ids.as_mut_ptr().add(32 * k).cast(), *nodes)
+                    };
+                }
+                let in_block = (blocks.rows - block * BLOCK).min(BLOCK);
+                let sums = &mut blocks.sums[block * (BLOCK + 64)..][..in_block];
+                for (sum, &id) in sums.iter_mut().zip(&ids) {
+                    *sum += values[usize::from(id)];
+                }
+            }
         }
     }
 
@@ -603,6 +795,47 @@ fn bin_64(thresholds: &[f64], values: &[f64; 64], out: &mut [i8; 64], rows: usiz
     }
 }
 
+/// [`bin_64`] without searches: the bin of `x` is 16 * (the number of groups of 16 thresholds
+/// whose last one is below `x`) + (the number of that next group's thresholds below `x`),
+/// each count one or a few 4-wide compares and a popcount. No step waits on a compare's
+/// outcome but the group's load, and a column's loops take the same turns for every value.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,popcnt")]
+fn bin_64_avx2(column: &BinColumn, values: &[f64; 64], out: &mut [i8; 64], rows: usize) {
+    use std::arch::x86_64::{
+        _mm256_cmp_pd, _mm256_loadu_pd, _mm256_movemask_pd, _mm256_set1_pd, _CMP_LT_OQ,
+    };
+    let n = column.thresholds.len();
+    // A single group compares only its real thresholds; a chosen group all 16.
+    let group_vectors = if column.fences.is_empty() {
+        n.div_ceil(4)
+    } else {
+        4
+    };
+    let fences: &[f64] = &column.fences;
+    for (o, &x) in out.iter_mut().zip(values).take(rows) {
+        let xv = _mm256_set1_pd(x);
+        let mut below = 0u32;
+        for (q, four) in fences.chunks_exact(4).enumerate() {
+            // SAFETY: `four` holds 4 f64.
+            #[allow(unsafe_code)]
+            let fence = unsafe { _mm256_loadu_pd(four.as_ptr()) };
+            below |= (_mm256_movemask_pd(_mm256_cmp_pd::<_CMP_LT_OQ>(fence, xv)) as u32) << (4 * q);
+        }
+        // At most the last group: its last entry is padding (+inf), never below `x`.
+        let group = &column.padded[16 * below.count_ones() as usize..][..16];
+        let mut less = 0u32;
+        for q in 0..group_vectors {
+            // SAFETY: q < 4, so 4 f64 from 4q lie inside the group of 16.
+            #[allow(unsafe_code)]
+            let four = unsafe { _mm256_loadu_pd(group.as_ptr().add(4 * q)) };
+            less |= (_mm256_movemask_pd(_mm256_cmp_pd::<_CMP_LT_OQ>(four, xv)) as u32) << (4 * q);
+        }
+        let bin = 16 * below.count_ones() + less.count_ones();
+        *o = biased(if x.is_nan() { NAN_BIN } else { bin as u8 });
+    }
+}
+
 /// Bit r set iff `column[r] > key` (biased bins compare as signed bytes).
 #[inline(always)]
 fn greater_mask<const AVX2: bool, const W: usize>(column: &[i8], key: i8) -> [u64; W] {
@@ -750,6 +983,7 @@ fn compile(
                 column.thresholds.len()
             )));
         }
+        column.build_search_tables();
     }
     let mut compiled = Vec::with_capacity(trees.len());
     let mut splits = Vec::new();
@@ -813,7 +1047,9 @@ fn compile(
         .max()
         .unwrap_or(0)
         .max(1);
+    let byte_trees = byte_trees(&compiled, &splits, &leaf_values);
     Ok(NativeModel {
+        byte_trees,
         max_sets,
         num_features,
         bin_columns,
@@ -826,6 +1062,53 @@ fn compile(
         transform,
         average_output,
     })
+}
+
+/// The trees renumbered breadth first with byte ids (see [`ByteTrees`]), or `None` when a
+/// tree has more than 256 nodes or a categorical split.
+fn byte_trees(trees: &[CompiledTree], splits: &[Split], leaf_values: &[f64]) -> Option<ByteTrees> {
+    let mut out = ByteTrees::default();
+    let mut queue = std::collections::VecDeque::new();
+    for tree in trees {
+        let inner = usize::from(tree.inner);
+        let nodes = inner + usize::from(tree.leaves);
+        let tree_splits = &splits[tree.first_split as usize..][..inner];
+        if nodes > 256 || tree_splits.iter().any(|s| s.categorical) {
+            return None;
+        }
+        let leaves = &leaf_values[tree.first_leaf as usize..][..usize::from(tree.leaves)];
+        let (first_split, first_value) = (out.splits.len(), out.values.len());
+        out.values.resize(first_value + nodes, 0.0);
+        // (row-set index, byte id), from the root.
+        queue.push_back((0usize, 0u8));
+        let mut next_id = 1usize;
+        while let Some((set, id)) = queue.pop_front() {
+            if set >= inner {
+                out.values[first_value + usize::from(id)] = leaves[set - inner];
+                continue;
+            }
+            let split = &tree_splits[set];
+            // At most 255 after the last pair: a binary tree of `nodes` nodes has
+            // (nodes - 1) / 2 splits.
+            let left = next_id as u8;
+            next_id += 2;
+            out.splits.push(ByteSplit {
+                column: split.column,
+                key: split.key,
+                id,
+                left,
+            });
+            queue.push_back((usize::from(split.children[0]), left));
+            queue.push_back((usize::from(split.children[1]), left + 1));
+        }
+        out.trees.push(ByteTree {
+            first_split: first_split as u32,
+            splits: (out.splits.len() - first_split) as u16,
+            first_value: first_value as u32,
+            nodes: nodes as u16,
+        });
+    }
+    Some(out)
 }
 
 fn slot_kind(node: &Node) -> SlotKind {

@@ -184,6 +184,25 @@ fn randomised_models_match_lightgbm() {
                     "seed {seed} ({objective}) batch {batch} row {i}: native {g}, LightGBM {w}"
                 );
             }
+            // Rows binned one value at a time (the sidecar's cached item bins) score the same.
+            if let Some(bin_features) = native.bin_features() {
+                let binned: Vec<u8> = rows[..batch * features]
+                    .chunks_exact(features)
+                    .flat_map(|row| {
+                        bin_features
+                            .iter()
+                            .enumerate()
+                            .map(|(c, &f)| native.bin(c, row[f]))
+                    })
+                    .collect();
+                let from_bins = native.predict_binned(&binned, batch);
+                assert_eq!(
+                    from_bins, got,
+                    "seed {seed} batch {batch}: binned rows differ"
+                );
+            } else {
+                assert!(categorical, "only categorical splits read raw values");
+            }
         }
         assert_eq!(
             Model::from_text(&text, EnginePreference::Auto)
