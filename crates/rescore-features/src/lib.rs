@@ -15,7 +15,7 @@ pub use cache::{CacheConfig, CachedItems, RequestItems};
 pub use embedded::{BuildReport, DataDir, Generation, SnapshotFormat, StoreError};
 pub use record::{Columns, ItemRecord, MAX_COLUMNS};
 pub use redis_store::{RedisConfig, RedisStore, RedisStoreError};
-pub use spec::{FeatureDecl, FeatureSpec, SlotSource, SourceKind, SpecError};
+pub use spec::{Assembled, FeatureDecl, FeatureSpec, SlotSource, SourceKind, SpecError};
 pub use update::{parse_updates, OpKind, Update, UpdateError, UpdateOp};
 
 use serde::Deserialize;

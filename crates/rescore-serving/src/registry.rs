@@ -150,6 +150,8 @@ pub struct LoadedVersion {
     pub(crate) scoring_duration: metrics::Histogram,
     /// Drift sketches and feature logging of this version (rescore-monitor), if any.
     pub monitor: Option<Arc<rescore_monitor::VersionMonitor>>,
+    /// The native evaluator's bin columns, for scoring from cached item bins.
+    pub(crate) bin_layout: Option<crate::binned::BinLayout>,
 }
 
 impl std::fmt::Debug for LoadedVersion {
@@ -185,7 +187,9 @@ impl LoadedVersion {
             .collect();
         let scoring_duration = metrics::histogram!(mon::SCORING_DURATION,
             "model" => name.to_string(), "engine" => model.engine_kind().as_str());
+        let bin_layout = crate::binned::BinLayout::of(model.native());
         Ok(LoadedVersion {
+            bin_layout,
             name: name.to_string(),
             version,
             model,
@@ -207,10 +211,22 @@ impl LoadedVersion {
         served_as: Option<&str>,
     ) -> Result<Vec<f64>, ScoreError> {
         let started = std::time::Instant::now();
-        let assembled = self.spec.assemble(request, items);
+        // Cached item bins when they cover the request (monitoring reads f64 rows).
+        let binned = match (self.model.native(), &self.bin_layout, &self.monitor) {
+            (Some(native), Some(layout), None) => {
+                crate::binned::assemble(native, layout, &self.spec, request, items)
+                    .map(|binned| Rows::Bins(native, layout.width(), binned))
+            }
+            _ => None,
+        };
+        let rows = binned.unwrap_or_else(|| Rows::F64(self.spec.assemble(request, items)));
         // Shadow scoring (`served_as: None`) stays out of the live metrics and monitoring.
         if served_as.is_some() {
-            for (counter, missing) in self.missing_counters.iter().zip(&assembled.missing) {
+            let missing = match &rows {
+                Rows::F64(assembled) => &assembled.missing,
+                Rows::Bins(_, _, binned) => &binned.missing,
+            };
+            for (counter, missing) in self.missing_counters.iter().zip(missing) {
                 if *missing > 0 {
                     counter.increment(*missing);
                 }
@@ -218,17 +234,28 @@ impl LoadedVersion {
         }
         // Nobody waits for a late answer: score in blocks and stop once the budget is spent,
         // so abandoned requests free their scoring slot early.
-        let width = self.model.num_features().max(1);
-        let mut scores = Vec::with_capacity(request.hits.len());
-        for block in assembled.rows.chunks(SCORING_BLOCK_ROWS * width) {
+        let hits = request.hits.len();
+        let mut scores = Vec::with_capacity(hits);
+        for first in (0..hits).step_by(SCORING_BLOCK_ROWS) {
             if std::time::Instant::now() >= deadline {
                 return Err(ScoreError::PastDeadline);
             }
-            let block_scores = self
-                .model
-                .predict(block)
-                .map_err(|e| ScoreError::Model(e.to_string()))?;
-            scores.extend(block_scores);
+            let n = (hits - first).min(SCORING_BLOCK_ROWS);
+            match &rows {
+                Rows::F64(assembled) => {
+                    let width = self.model.num_features();
+                    let block = &assembled.rows[first * width..(first + n) * width];
+                    let block_scores = self
+                        .model
+                        .predict(block)
+                        .map_err(|e| ScoreError::Model(e.to_string()))?;
+                    scores.extend(block_scores);
+                }
+                Rows::Bins(native, width, binned) => {
+                    let block = &binned.rows[first * width..(first + n) * width];
+                    scores.extend(native.predict_binned(block, n));
+                }
+            }
         }
         if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
             // JSON cannot carry it, and the coordinator could not merge it.
@@ -245,11 +272,19 @@ impl LoadedVersion {
         // Monitoring sees what was served: not the scores of a request already answered late.
         if let Some(monitor) = &self.monitor {
             if std::time::Instant::now() < deadline {
-                monitor.observe(request, variant, &assembled.rows, &scores);
+                if let Rows::F64(assembled) = &rows {
+                    monitor.observe(request, variant, &assembled.rows, &scores);
+                }
             }
         }
         Ok(scores)
     }
+}
+
+/// A request's rows: f64 features, or the native evaluator's bins (with the row width).
+enum Rows<'a> {
+    F64(rescore_features::Assembled),
+    Bins(&'a rescore_model::NativeModel, usize, crate::binned::Binned),
 }
 
 /// Rows scored between two deadline checks.

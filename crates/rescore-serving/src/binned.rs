@@ -1,0 +1,368 @@
+//! Scoring from item bins kept with the item records. When a request's hits carry no inline
+//! features, every model feature is the item's value (or the request's fallback when the item
+//! has none), a constant of the request, or the hit's score (`FeatureSpec::sources`). The
+//! native evaluator's bin of an item value depends only on that value and the model version,
+//! so it is computed once per (record, model version) and kept with the record
+//! (`ItemRecord::derived`): a request then copies ~one byte per feature and hit instead of
+//! assembling an f64 matrix and binning it. The bins are the ones the f64 path computes, so
+//! the scores are bit-identical (tests below); requests this path does not cover (inline
+//! features, derived sources, categorical models, monitoring on) take the f64 path.
+
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use rescore_api::RescoreRequest;
+use rescore_features::{FeatureSpec, RequestItems, SlotSource};
+use rescore_model::NativeModel;
+
+/// A loaded model version's bin columns, for the binned path.
+#[derive(Debug)]
+pub(crate) struct BinLayout {
+    /// Model feature of each bin column.
+    features: Vec<usize>,
+    /// Unique per loaded version (never reused): part of the key of the records' bins.
+    id: u64,
+}
+
+impl BinLayout {
+    /// `None` when the model is not served natively or reads raw values (categorical).
+    pub(crate) fn of(native: Option<&NativeModel>) -> Option<Self> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        Some(BinLayout {
+            features: native?.bin_features()?,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        })
+    }
+
+    /// Bin columns: the bytes of one binned row.
+    pub(crate) fn width(&self) -> usize {
+        self.features.len()
+    }
+}
+
+/// A request's rows as bins (row-major, one byte per bin column) and, per model feature, how
+/// many hits ended up missing it (as `Assembled::missing`).
+pub(crate) struct Binned {
+    pub(crate) rows: Vec<u8>,
+    pub(crate) missing: Vec<u64>,
+}
+
+/// How a bin column is filled for each hit.
+#[derive(Clone, Copy)]
+enum Fill {
+    /// From the record's bins; `absent` (the request's fallback) where the item has no value
+    /// for model feature `slot`.
+    Item {
+        slot: usize,
+        absent: u8,
+    },
+    Const(u8),
+    Score,
+}
+
+/// The request's binned rows, or `None` when the binned path does not cover it.
+pub(crate) fn assemble(
+    native: &NativeModel,
+    layout: &BinLayout,
+    spec: &FeatureSpec,
+    request: &RescoreRequest,
+    items: Option<&RequestItems>,
+) -> Option<Binned> {
+    if request.hits.iter().any(|h| !h.features.is_empty()) {
+        return None;
+    }
+    let sources = spec.sources(request, items);
+    if sources.iter().any(|s| *s == SlotSource::General) {
+        return None;
+    }
+    // Besides a record's values, its bins depend on the version and on the item column of
+    // each feature (a store's columns can grow): both go into the key.
+    let consumer = {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        layout.id.hash(&mut hasher);
+        for source in &sources {
+            match source {
+                SlotSource::Item { column, .. } => column.hash(&mut hasher),
+                _ => usize::MAX.hash(&mut hasher),
+            }
+        }
+        hasher.finish()
+    };
+    let fills: Vec<Fill> = layout
+        .features
+        .iter()
+        .enumerate()
+        .map(|(c, &slot)| match sources[slot] {
+            SlotSource::Item { or, .. } => Fill::Item {
+                slot,
+                absent: native.bin(c, or),
+            },
+            SlotSource::Const(v) => Fill::Const(native.bin(c, v)),
+            SlotSource::Score | SlotSource::General => Fill::Score,
+        })
+        .collect();
+    // Columns the records' bins do not hold: the same for every hit, or the hit's score.
+    let patches: Vec<(usize, Fill)> = fills
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, f)| !matches!(f, Fill::Item { .. }))
+        .collect();
+    // Item features whose fallback is missing too: missing for hits whose item lacks them.
+    let missing_when_absent: Vec<usize> = sources
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| matches!(s, SlotSource::Item { or, .. } if or.is_nan()))
+        .map(|(slot, _)| slot)
+        .collect();
+
+    let n_bins = layout.features.len();
+    let width = sources.len();
+    let hits = request.hits.len();
+    let mut missing = vec![0u64; width];
+    for (slot, source) in sources.iter().enumerate() {
+        if matches!(source, SlotSource::Const(v) if v.is_nan()) {
+            missing[slot] = hits as u64;
+        }
+    }
+    let records = match (spec.needs_items(), items) {
+        (true, Some(items)) => items.get_many(request.hits.iter().map(|h| h.id.as_str())),
+        _ => Vec::new(),
+    };
+    let mut rows = vec![0u8; n_bins * hits];
+    for (h, (hit, row)) in request
+        .hits
+        .iter()
+        .zip(rows.chunks_exact_mut(n_bins.max(1)))
+        .enumerate()
+    {
+        match records.get(h).and_then(Option::as_deref) {
+            Some(record) => {
+                let derived =
+                    record.derived(consumer, |values| derive(native, layout, &sources, values));
+                // [bins of the bin columns][per feature: 1 if the item lacks it][any lacking]
+                row.copy_from_slice(&derived[..n_bins]);
+                if derived[n_bins + width] != 0 {
+                    let absent = &derived[n_bins..n_bins + width];
+                    fill_absent(row, &fills, |slot| absent[slot] != 0);
+                    for &slot in &missing_when_absent {
+                        missing[slot] += u64::from(absent[slot]);
+                    }
+                }
+            }
+            None => {
+                fill_absent(row, &fills, |_| true);
+                for &slot in &missing_when_absent {
+                    missing[slot] += 1;
+                }
+            }
+        }
+        for &(c, fill) in &patches {
+            row[c] = match fill {
+                Fill::Const(bin) => bin,
+                _ => native.bin(c, hit.score),
+            };
+        }
+        for (slot, source) in sources.iter().enumerate() {
+            if *source == SlotSource::Score && hit.score.is_nan() {
+                missing[slot] += 1;
+            }
+        }
+    }
+    Some(Binned { rows, missing })
+}
+
+/// Item columns whose item value is absent take the request's fallback bin.
+fn fill_absent(row: &mut [u8], fills: &[Fill], absent: impl Fn(usize) -> bool) {
+    for (bin, fill) in row.iter_mut().zip(fills) {
+        if let Fill::Item { slot, absent: or } = *fill {
+            if absent(slot) {
+                *bin = or;
+            }
+        }
+    }
+}
+
+/// A record's bytes for the binned path: the bin of its value for each item-filled bin column
+/// (0 elsewhere), then per model feature 1 if the item lacks it, then 1 if it lacks any.
+fn derive(
+    native: &NativeModel,
+    layout: &BinLayout,
+    sources: &[SlotSource],
+    values: &[f64],
+) -> Arc<[u8]> {
+    let value = |column: usize| values.get(column).copied().filter(|v| !v.is_nan());
+    let mut out = Vec::with_capacity(layout.features.len() + sources.len() + 1);
+    for (c, &slot) in layout.features.iter().enumerate() {
+        out.push(match sources[slot] {
+            SlotSource::Item { column, .. } => value(column).map_or(0, |x| native.bin(c, x)),
+            _ => 0,
+        });
+    }
+    let mut any = 0u8;
+    for source in sources {
+        let absent = match source {
+            SlotSource::Item { column, .. } => u8::from(value(*column).is_none()),
+            _ => 0,
+        };
+        any |= absent;
+        out.push(absent);
+    }
+    out.push(any);
+    out.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rescore_api::{Hit, QueryContext};
+    use rescore_features::{CacheConfig, CachedItems, DataDir, FeatureDecl};
+    use rescore_model::{EnginePreference, Model};
+    use std::collections::BTreeMap;
+
+    const ITEMS: usize = 300;
+
+    /// A real embedded store of `ITEMS` items over the model's features: LETOR-like values,
+    /// zeros, negative zeros, tiny values LightGBM reads as zero, the model's own thresholds,
+    /// and absent keys.
+    fn store(features: &[String], thresholds: &[f64]) -> (tempfile::TempDir, RequestItems) {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let tmp = tempfile::tempdir().expect("tmp");
+        let snapshot = tmp.path().join("items.jsonl");
+        let mut lines = String::new();
+        for i in 0..ITEMS {
+            let mut values = serde_json::Map::new();
+            for name in features {
+                let v = match rng.gen_range(0..10) {
+                    0 => continue,
+                    1 => 0.0,
+                    2 => -0.0,
+                    3 => 1e-36,
+                    4 => thresholds[rng.gen_range(0..thresholds.len())],
+                    _ => f64::from(rng.gen_range(0..100u32)) / 100.0,
+                };
+                values.insert(name.clone(), serde_json::json!(v));
+            }
+            let line = serde_json::json!({"id": format!("i{i}"), "features": values});
+            lines.push_str(&format!("{line}\n"));
+        }
+        std::fs::write(&snapshot, lines).expect("write");
+        let dir = DataDir::open(&tmp.path().join("data")).expect("data dir");
+        let (generation, _) = dir.ensure_snapshot(&snapshot, 1 << 24).expect("build");
+        let cached =
+            std::sync::Arc::new(CachedItems::embedded(generation, &CacheConfig::default()));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let ids: Vec<String> = (0..ITEMS).map(|i| format!("i{i}")).collect();
+        let view = runtime.block_on(cached.for_request(ids.iter().map(String::as_str), deadline));
+        (tmp, view)
+    }
+
+    /// Every native-served golden model, sources of every kind the binned path covers (item,
+    /// item with a query fallback, query, default, hit score), items lacking values, unknown
+    /// ids: the binned rows score bit-identically to the f64 rows, and count the same missing
+    /// values, on a record's first read (bins made) and on its second (bins reused).
+    #[test]
+    fn binned_rows_score_exactly_like_f64_rows() {
+        let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/golden/models");
+        let mut covered = 0;
+        for kind in [
+            "regression",
+            "missing_nan",
+            "zero_as_missing",
+            "lambdarank",
+            "binary",
+            "poisson",
+            "huber",
+            "regression_sqrt",
+            "cross_entropy",
+            "tweedie",
+            "rank_xendcg",
+            "random_forest",
+            "cross_entropy_lambda",
+        ] {
+            let text =
+                std::fs::read_to_string(golden.join(kind).join("1/model.txt")).expect("fixture");
+            let model = Model::from_text(&text, EnginePreference::Auto).expect("model");
+            let Some(native) = model.native() else {
+                continue;
+            };
+            let layout = BinLayout::of(Some(native)).expect("numerical splits only");
+            let names = model.feature_names().to_vec();
+            let thresholds: Vec<f64> = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("threshold="))
+                .flat_map(|l| l.split(' ').filter_map(|t| t.parse().ok()))
+                .collect();
+            let (_tmp, items) = store(&names, &thresholds);
+            let mut decls: BTreeMap<String, FeatureDecl> = BTreeMap::new();
+            let decl = |text: &str| toml::from_str::<FeatureDecl>(text).expect("decl");
+            decls.insert(names[0].clone(), decl("source = \"hit_score\""));
+            decls.insert(names[1].clone(), decl("source = \"query\"\nkey = \"q1\""));
+            decls.insert(names[2].clone(), decl("source = \"item\"\ndefault = 0.25"));
+            decls.insert(
+                names[3].clone(),
+                decl("source = \"query\"\nkey = \"absent\""),
+            );
+            let spec = FeatureSpec::new(&names, &decls).expect("spec");
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+            for query in [None, Some(0.5), Some(f64::NAN)] {
+                let features = query
+                    .map(|v| {
+                        let v = (!v.is_nan()).then_some(v);
+                        // q1, and a fallback for every item feature (auto order: item first).
+                        names[4..]
+                            .iter()
+                            .map(|n| (n.clone(), v))
+                            .chain([("q1".to_string(), v)])
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let request = RescoreRequest {
+                    query: Some(QueryContext {
+                        features,
+                        ..Default::default()
+                    }),
+                    hits: (0..ITEMS + 20)
+                        .map(|i| Hit {
+                            // Ids past the store are unknown items.
+                            id: format!("i{i}"),
+                            score: rng.gen_range(-3.0..3.0),
+                            features: Default::default(),
+                        })
+                        .collect(),
+                    ..Default::default()
+                };
+                let assembled = spec.assemble(&request, Some(&items));
+                let want = native.predict(&assembled.rows);
+                for read in ["first", "second"] {
+                    let binned =
+                        assemble(native, &layout, &spec, &request, Some(&items)).expect("covered");
+                    let got = native.predict_binned(&binned.rows, request.hits.len());
+                    assert_eq!(got, want, "{kind} ({read} read, query {query:?})");
+                    assert_eq!(binned.missing, assembled.missing, "{kind} ({read} read)");
+                }
+            }
+            // Inline features take the f64 path.
+            let mut inline = RescoreRequest {
+                hits: vec![Hit {
+                    id: "i0".into(),
+                    score: 1.0,
+                    features: [(names[5].clone(), Some(1.0))].into_iter().collect(),
+                }],
+                ..Default::default()
+            };
+            assert!(assemble(native, &layout, &spec, &inline, Some(&items)).is_none());
+            inline.hits[0].features.clear();
+            assert!(assemble(native, &layout, &spec, &inline, Some(&items)).is_some());
+            covered += 1;
+        }
+        assert!(covered >= 10, "only {covered} golden models were native");
+    }
+}
