@@ -96,6 +96,25 @@ fn bench(c: &mut Criterion) {
             group.bench_with_input(BenchmarkId::new("native", batch), input, |b, input| {
                 b.iter(|| native.predict(input))
             });
+            // The same rows as bins made beforehand: what the sidecar scores when the items'
+            // bins are cached with the item records (no f64 rows, no binning).
+            let bin_features = native.bin_features().expect("numerical splits only");
+            let binned: Vec<u8> = input
+                .chunks_exact(header.num_features)
+                .flat_map(|row| {
+                    let native = &native;
+                    bin_features
+                        .iter()
+                        .enumerate()
+                        .map(move |(c, &f)| native.bin(c, row[f]))
+                })
+                .collect();
+            assert_eq!(native.predict_binned(&binned, batch), native.predict(input));
+            group.bench_with_input(
+                BenchmarkId::new("native_cached_bins", batch),
+                &binned,
+                |b, binned| b.iter(|| native.predict_binned(binned, batch)),
+            );
         }
         group.finish();
     }

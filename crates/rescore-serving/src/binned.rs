@@ -141,13 +141,14 @@ pub(crate) fn assemble(
             Some(record) => {
                 let derived =
                     record.derived(consumer, |values| derive(native, layout, &sources, values));
-                // [bins of the bin columns][per feature: 1 if the item lacks it][any lacking]
+                // [bins of the bin columns][bit per feature: the item lacks it][any lacking]
                 row.copy_from_slice(&derived[..n_bins]);
-                if derived[n_bins + width] != 0 {
-                    let absent = &derived[n_bins..n_bins + width];
-                    fill_absent(row, &fills, |slot| absent[slot] != 0);
+                if derived[n_bins + width.div_ceil(8)] != 0 {
+                    let bits = &derived[n_bins..];
+                    let absent = |slot: usize| (bits[slot / 8] >> (slot % 8)) & 1 == 1;
+                    fill_absent(row, &fills, absent);
                     for &slot in &missing_when_absent {
-                        missing[slot] += u64::from(absent[slot]);
+                        missing[slot] += u64::from(absent(slot));
                     }
                 }
             }
@@ -185,7 +186,8 @@ fn fill_absent(row: &mut [u8], fills: &[Fill], absent: impl Fn(usize) -> bool) {
 }
 
 /// A record's bytes for the binned path: the bin of its value for each item-filled bin column
-/// (0 elsewhere), then per model feature 1 if the item lacks it, then 1 if it lacks any.
+/// (0 elsewhere), then a bit per model feature set if the item lacks it, then 1 if it lacks
+/// any. With 300 features and 200 bin columns: 239 bytes per record and model version.
 fn derive(
     native: &NativeModel,
     layout: &BinLayout,
@@ -193,21 +195,22 @@ fn derive(
     values: &[f64],
 ) -> Arc<[u8]> {
     let value = |column: usize| values.get(column).copied().filter(|v| !v.is_nan());
-    let mut out = Vec::with_capacity(layout.features.len() + sources.len() + 1);
+    let n_bins = layout.features.len();
+    let mut out = Vec::with_capacity(n_bins + sources.len().div_ceil(8) + 1);
     for (c, &slot) in layout.features.iter().enumerate() {
         out.push(match sources[slot] {
             SlotSource::Item { column, .. } => value(column).map_or(0, |x| native.bin(c, x)),
             _ => 0,
         });
     }
+    out.resize(n_bins + sources.len().div_ceil(8), 0);
     let mut any = 0u8;
-    for source in sources {
-        let absent = match source {
-            SlotSource::Item { column, .. } => u8::from(value(*column).is_none()),
-            _ => 0,
-        };
-        any |= absent;
-        out.push(absent);
+    for (slot, source) in sources.iter().enumerate() {
+        if let SlotSource::Item { column, .. } = source {
+            let absent = u8::from(value(*column).is_none());
+            out[n_bins + slot / 8] |= absent << (slot % 8);
+            any |= absent;
+        }
     }
     out.push(any);
     out.into()
