@@ -42,8 +42,12 @@ def main():
     for trees, leaves in SHAPES:
         path = ROOT / f"target/tmp/bench-lambdarank-{trees}x{leaves}.txt"
         booster = lgb.Booster(model_file=str(path))
-        model = lleaves.Model(model_file=str(path))
         with tempfile.TemporaryDirectory() as tmp:
+            # lleaves reads the `pandas_categorical` line that Python's save_model appends
+            # (the C API's save, used by the criterion bench, does not): same trees.
+            resaved = pathlib.Path(tmp) / "model.txt"
+            booster.save_model(str(resaved))
+            model = lleaves.Model(model_file=str(resaved))
             model.compile(cache=str(pathlib.Path(tmp) / "model.o"))
             X = rows(1000, booster.num_feature())
             assert np.max(np.abs(model.predict(X, n_jobs=1) - booster.predict(X, num_threads=1))) <= 1e-9

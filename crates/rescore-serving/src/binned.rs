@@ -73,7 +73,7 @@ pub(crate) fn assemble(
         return None;
     }
     let sources = spec.sources(request, items);
-    if sources.iter().any(|s| *s == SlotSource::General) {
+    if sources.contains(&SlotSource::General) {
         return None;
     }
     // Besides a record's values, its bins depend on the version and on the item column of
