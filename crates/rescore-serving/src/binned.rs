@@ -117,6 +117,13 @@ pub(crate) fn assemble(
         .map(|(slot, _)| slot)
         .collect();
 
+    let score_slots: Vec<usize> = sources
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| **s == SlotSource::Score)
+        .map(|(slot, _)| slot)
+        .collect();
+
     let n_bins = layout.features.len();
     let width = sources.len();
     let hits = request.hits.len();
@@ -165,8 +172,8 @@ pub(crate) fn assemble(
                 _ => native.bin(c, hit.score),
             };
         }
-        for (slot, source) in sources.iter().enumerate() {
-            if *source == SlotSource::Score && hit.score.is_nan() {
+        if hit.score.is_nan() {
+            for &slot in &score_slots {
                 missing[slot] += 1;
             }
         }
