@@ -3,7 +3,8 @@
 //! Models it cannot score exactly (linear trees, several classes, unknown objectives, more
 //! than 254 thresholds on one feature) are refused with `ModelError::Unsupported`, so that
 //! they stay on the `lightgbm3` engine. The technique (exact bins from the model's own
-//! thresholds, row sets flowing down each tree) is described in docs/adr/0003.
+//! thresholds; byte node ids advanced by vector compares for 256-row blocks, row sets flowing
+//! down each tree for small batches) is described in docs/adr/0003.
 
 use crate::{ModelError, ModelHeader};
 
