@@ -150,6 +150,13 @@ def main():
                        "timeout_ms": 10000})
     body_file = work / "body.json"
     body_file.write_text(body)
+    # The bridge's usual shape: a few doc-value fields inline, the rest from the item store.
+    inline_file = work / "body-inline.json"
+    inline_file.write_text(json.dumps({
+        "model": "bench", "timeout_ms": 10000,
+        "hits": [{"id": f"d{i}", "score": 0.0,
+                  "features": {"f000": float(X[i, 0]), "f001": float(X[i, 1])}}
+                 for i in range(args.hits)]}))
 
     expected = booster.predict(X, num_threads=1)
     llm = lleaves.Model(model_file=str(model_file))
@@ -179,6 +186,12 @@ def main():
             first = {"median_ms": r.pop("first_ms"), "server_took_us_median": r.pop("first_took_us")}
             results[f"sidecar end to end, compiled client, engine {served}"] = r
             results[f"  the same, first request after start (item cache and bins cold), engine {served}"] = first
+            cmd[-2] = str(inline_file)
+            r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+            diff = float(np.max(np.abs(np.array(r.pop("scores")) - expected)))
+            assert diff <= 1e-9, f"sidecar ({engine}, inline features) differs by {diff}"
+            r.pop("first_ms"), r.pop("first_took_us")
+            results[f"  the same, 2 of the 300 features inline in each hit, engine {served}"] = r
             got = sc.rescore(body)
             assert got["fallback"] is None, got["fallback"]
             diff = float(np.max(np.abs(np.array(got["scores"]) - expected)))

@@ -476,6 +476,18 @@ impl FeatureSpec {
         )
     }
 
+    /// Per feature, the name of the hit's inline feature that fills it when the hit carries
+    /// a value for it (`auto` and `hit` sources); `None` for the other sources.
+    pub fn hit_keys(&self) -> Vec<Option<&str>> {
+        self.slots
+            .iter()
+            .map(|slot| match &slot.resolve {
+                Resolve::Value(ValueRef::Auto(key) | ValueRef::Hit(key)) => Some(key.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Item columns of every key, resolved once per request rather than once per hit.
     fn slot_columns(&self, items: Option<&RequestItems>) -> Vec<[Option<u32>; 2]> {
         let no_columns = Columns::default();

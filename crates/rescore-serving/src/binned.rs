@@ -4,9 +4,11 @@
 //! native evaluator's bin of an item value depends only on that value and the model version,
 //! so it is computed once per (record, model version) and kept with the record
 //! (`ItemRecord::derived`): a request then copies ~one byte per feature and hit instead of
-//! assembling an f64 matrix and binning it. The bins are the ones the f64 path computes, so
-//! the scores are bit-identical (tests below); requests this path does not cover (inline
-//! features, derived sources, categorical models, monitoring on) take the f64 path.
+//! assembling an f64 matrix and binning it. A hit's inline features (the bridge's doc-value
+//! fields) then replace the bins of the features they fill (`auto` and `hit` sources). The
+//! bins are the ones the f64 path computes, so the scores are bit-identical (tests below);
+//! requests this path does not cover (derived sources, categorical models, monitoring on)
+//! take the f64 path.
 
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,9 +71,6 @@ pub(crate) fn assemble(
     request: &RescoreRequest,
     items: Option<&RequestItems>,
 ) -> Option<Binned> {
-    if request.hits.iter().any(|h| !h.features.is_empty()) {
-        return None;
-    }
     let sources = spec.sources(request, items);
     if sources.contains(&SlotSource::General) {
         return None;
@@ -117,6 +116,17 @@ pub(crate) fn assemble(
         .map(|(slot, _)| slot)
         .collect();
 
+    // Inline hit features by name: the features they fill, each with its bin columns.
+    let mut columns_of: Vec<Vec<usize>> = vec![Vec::new(); sources.len()];
+    for (c, &slot) in layout.features.iter().enumerate() {
+        columns_of[slot].push(c);
+    }
+    let mut by_key: std::collections::HashMap<&str, Vec<usize>> = Default::default();
+    for (slot, key) in spec.hit_keys().into_iter().enumerate() {
+        if let Some(key) = key {
+            by_key.entry(key).or_default().push(slot);
+        }
+    }
     let score_slots: Vec<usize> = sources
         .iter()
         .enumerate()
@@ -144,15 +154,19 @@ pub(crate) fn assemble(
         .zip(rows.chunks_exact_mut(n_bins.max(1)))
         .enumerate()
     {
-        match records.get(h).and_then(Option::as_deref) {
-            Some(record) => {
-                let derived =
-                    record.derived(consumer, |values| derive(native, layout, &sources, values));
-                // [bins of the bin columns][bit per feature: the item lacks it][any lacking]
+        let record = records.get(h).and_then(Option::as_deref);
+        let derived =
+            record.map(|r| r.derived(consumer, |values| derive(native, layout, &sources, values)));
+        // [bins of the bin columns][bit per feature: the item lacks it][any lacking]
+        let absent = |slot: usize| {
+            derived
+                .as_ref()
+                .is_none_or(|d| (d[n_bins + slot / 8] >> (slot % 8)) & 1 == 1)
+        };
+        match &derived {
+            Some(derived) => {
                 row.copy_from_slice(&derived[..n_bins]);
                 if derived[n_bins + width.div_ceil(8)] != 0 {
-                    let bits = &derived[n_bins..];
-                    let absent = |slot: usize| (bits[slot / 8] >> (slot % 8)) & 1 == 1;
                     fill_absent(row, &fills, absent);
                     for &slot in &missing_when_absent {
                         missing[slot] += u64::from(absent(slot));
@@ -171,6 +185,29 @@ pub(crate) fn assemble(
                 Fill::Const(bin) => bin,
                 _ => native.bin(c, hit.score),
             };
+        }
+        // A hit's own value comes first (`auto`: hit, item, query, default; `hit`: hit,
+        // default), so it replaces what was filled above, missing included.
+        for (key, value) in &hit.features {
+            let (Some(value), Some(slots)) = (value, by_key.get(key.as_str())) else {
+                continue;
+            };
+            for &slot in slots {
+                for &c in &columns_of[slot] {
+                    row[c] = native.bin(c, *value);
+                }
+                let was_missing = match sources[slot] {
+                    SlotSource::Item { or, .. } => or.is_nan() && absent(slot),
+                    SlotSource::Const(v) => v.is_nan(),
+                    _ => false,
+                };
+                // (JSON cannot carry a NaN; were one here, it would be missing, as in f64.)
+                match (was_missing, value.is_nan()) {
+                    (true, false) => missing[slot] -= 1,
+                    (false, true) => missing[slot] += 1,
+                    _ => {}
+                }
+            }
         }
         if hit.score.is_nan() {
             for &slot in &score_slots {
@@ -274,9 +311,10 @@ mod tests {
     }
 
     /// Every native-served golden model, sources of every kind the binned path covers (item,
-    /// item with a query fallback, query, default, hit score), items lacking values, unknown
-    /// ids: the binned rows score bit-identically to the f64 rows, and count the same missing
-    /// values, on a record's first read (bins made) and on its second (bins reused).
+    /// item with a query fallback, query, default, hit score, inline hit features), items
+    /// lacking values, unknown ids: the binned rows score bit-identically to the f64 rows, and
+    /// count the same missing values, on a record's first read (bins made) and on its second
+    /// (bins reused).
     #[test]
     fn binned_rows_score_exactly_like_f64_rows() {
         let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -320,6 +358,7 @@ mod tests {
                 names[3].clone(),
                 decl("source = \"query\"\nkey = \"absent\""),
             );
+            decls.insert(names[4].clone(), decl("source = \"hit\"\nkey = \"hk\""));
             let spec = FeatureSpec::new(&names, &decls).expect("spec");
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
             for query in [None, Some(0.5), Some(f64::NAN)] {
@@ -344,7 +383,24 @@ mod tests {
                             // Ids past the store are unknown items.
                             id: format!("i{i}"),
                             score: rng.gen_range(-3.0..3.0),
-                            features: Default::default(),
+                            // Every third hit carries inline features: an `auto` one (wins
+                            // over the item), a null (not here), a `hit` one, and names
+                            // that the item, hit-score and unknown sources ignore.
+                            features: if i % 3 == 0 {
+                                let v = f64::from(rng.gen_range(0..100u32)) / 100.0;
+                                [
+                                    (names[5].clone(), Some(v)),
+                                    (names[6].clone(), None),
+                                    ("hk".to_string(), Some(thresholds[i % thresholds.len()])),
+                                    (names[2].clone(), Some(9.0)),
+                                    (names[0].clone(), Some(5.0)),
+                                    ("other".to_string(), Some(1.0)),
+                                ]
+                                .into_iter()
+                                .collect()
+                            } else {
+                                Default::default()
+                            },
                         })
                         .collect(),
                     ..Default::default()
@@ -359,18 +415,6 @@ mod tests {
                     assert_eq!(binned.missing, assembled.missing, "{kind} ({read} read)");
                 }
             }
-            // Inline features take the f64 path.
-            let mut inline = RescoreRequest {
-                hits: vec![Hit {
-                    id: "i0".into(),
-                    score: 1.0,
-                    features: [(names[5].clone(), Some(1.0))].into_iter().collect(),
-                }],
-                ..Default::default()
-            };
-            assert!(assemble(native, &layout, &spec, &inline, Some(&items)).is_none());
-            inline.hits[0].features.clear();
-            assert!(assemble(native, &layout, &spec, &inline, Some(&items)).is_some());
             covered += 1;
         }
         assert!(covered >= 10, "only {covered} golden models were native");
