@@ -10,6 +10,7 @@
 //! requests this path does not cover (derived sources, categorical models, monitoring on)
 //! take the f64 path.
 
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -23,16 +24,34 @@ use rescore_model::NativeModel;
 pub(crate) struct BinLayout {
     /// Model feature of each bin column.
     features: Vec<usize>,
+    /// Bin columns of each model feature.
+    columns_of: Vec<Vec<usize>>,
+    /// Inline hit feature name → the model features it fills (`auto` and `hit` sources).
+    by_hit_key: HashMap<String, Vec<usize>>,
     /// Unique per loaded version (never reused): part of the key of the records' bins.
     id: u64,
 }
 
 impl BinLayout {
     /// `None` when the model is not served natively or reads raw values (categorical).
-    pub(crate) fn of(native: Option<&NativeModel>) -> Option<Self> {
+    pub(crate) fn of(native: Option<&NativeModel>, spec: &FeatureSpec) -> Option<Self> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let features = native?.bin_features()?;
+        let hit_keys = spec.hit_keys();
+        let mut columns_of = vec![Vec::new(); hit_keys.len()];
+        for (c, &slot) in features.iter().enumerate() {
+            columns_of[slot].push(c);
+        }
+        let mut by_hit_key: HashMap<String, Vec<usize>> = HashMap::new();
+        for (slot, key) in hit_keys.into_iter().enumerate() {
+            if let Some(key) = key {
+                by_hit_key.entry(key.to_string()).or_default().push(slot);
+            }
+        }
         Some(BinLayout {
-            features: native?.bin_features()?,
+            features,
+            columns_of,
+            by_hit_key,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         })
     }
@@ -116,17 +135,6 @@ pub(crate) fn assemble(
         .map(|(slot, _)| slot)
         .collect();
 
-    // Inline hit features by name: the features they fill, each with its bin columns.
-    let mut columns_of: Vec<Vec<usize>> = vec![Vec::new(); sources.len()];
-    for (c, &slot) in layout.features.iter().enumerate() {
-        columns_of[slot].push(c);
-    }
-    let mut by_key: std::collections::HashMap<&str, Vec<usize>> = Default::default();
-    for (slot, key) in spec.hit_keys().into_iter().enumerate() {
-        if let Some(key) = key {
-            by_key.entry(key).or_default().push(slot);
-        }
-    }
     let score_slots: Vec<usize> = sources
         .iter()
         .enumerate()
@@ -189,11 +197,11 @@ pub(crate) fn assemble(
         // A hit's own value comes first (`auto`: hit, item, query, default; `hit`: hit,
         // default), so it replaces what was filled above, missing included.
         for (key, value) in &hit.features {
-            let (Some(value), Some(slots)) = (value, by_key.get(key.as_str())) else {
+            let (Some(value), Some(slots)) = (value, layout.by_hit_key.get(key.as_str())) else {
                 continue;
             };
             for &slot in slots {
-                for &c in &columns_of[slot] {
+                for &c in &layout.columns_of[slot] {
                     row[c] = native.bin(c, *value);
                 }
                 let was_missing = match sources[slot] {
@@ -341,7 +349,6 @@ mod tests {
             let Some(native) = model.native() else {
                 continue;
             };
-            let layout = BinLayout::of(Some(native)).expect("numerical splits only");
             let names = model.feature_names().to_vec();
             let thresholds: Vec<f64> = text
                 .lines()
@@ -360,6 +367,7 @@ mod tests {
             );
             decls.insert(names[4].clone(), decl("source = \"hit\"\nkey = \"hk\""));
             let spec = FeatureSpec::new(&names, &decls).expect("spec");
+            let layout = BinLayout::of(Some(native), &spec).expect("numerical splits only");
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
             for query in [None, Some(0.5), Some(f64::NAN)] {
                 let features = query

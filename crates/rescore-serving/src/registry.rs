@@ -187,7 +187,7 @@ impl LoadedVersion {
             .collect();
         let scoring_duration = metrics::histogram!(mon::SCORING_DURATION,
             "model" => name.to_string(), "engine" => model.engine_kind().as_str());
-        let bin_layout = crate::binned::BinLayout::of(model.native());
+        let bin_layout = crate::binned::BinLayout::of(model.native(), &spec);
         Ok(LoadedVersion {
             bin_layout,
             name: name.to_string(),
