@@ -488,6 +488,20 @@ impl FeatureSpec {
             .collect()
     }
 
+    /// The item records of the request's hits, in hit order (`None`: unknown), or none at
+    /// all when no feature reads the item store: one batched cache look-up, misses read in
+    /// key order.
+    pub fn records(
+        &self,
+        request: &RescoreRequest,
+        items: Option<&RequestItems>,
+    ) -> Vec<Option<std::sync::Arc<crate::ItemRecord>>> {
+        match (self.needs_items, items) {
+            (true, Some(items)) => items.get_many(request.hits.iter().map(|h| h.id.as_str())),
+            _ => Vec::new(),
+        }
+    }
+
     /// Item columns of every key, resolved once per request rather than once per hit.
     fn slot_columns(&self, items: Option<&RequestItems>) -> Vec<[Option<u32>; 2]> {
         let no_columns = Columns::default();
@@ -547,11 +561,7 @@ impl FeatureSpec {
         let query_features = query.map_or(&empty, |q| &q.features);
         let request_ctx = request_ctx(request);
         let slot_columns = self.slot_columns(items);
-        // Item records of all hits first: one batched cache look-up (misses read in key order).
-        let records = match (self.needs_items, items) {
-            (true, Some(items)) => items.get_many(request.hits.iter().map(|h| h.id.as_str())),
-            _ => Vec::new(),
-        };
+        let records = self.records(request, items);
         let fast = self.plan(query_features, &request_ctx, &slot_columns);
         // Item features in consecutive model slots that read consecutive item columns (the
         // usual case when the snapshot lists features in model order) are copied as one slice;

@@ -33,10 +33,18 @@ pub(crate) struct BinLayout {
 }
 
 impl BinLayout {
-    /// `None` when the model is not served natively or reads raw values (categorical).
+    /// `None` when the model is not served natively, reads raw values (categorical), or has
+    /// derived sources (computed per hit from f64 values; whether a feature is derived does
+    /// not depend on the request).
     pub(crate) fn of(native: Option<&NativeModel>, spec: &FeatureSpec) -> Option<Self> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let features = native?.bin_features()?;
+        if spec
+            .sources(&RescoreRequest::default(), None)
+            .contains(&SlotSource::General)
+        {
+            return None;
+        }
         let hit_keys = spec.hit_keys();
         let mut columns_of = vec![Vec::new(); hit_keys.len()];
         for (c, &slot) in features.iter().enumerate() {
@@ -151,10 +159,7 @@ pub(crate) fn assemble(
             missing[slot] = hits as u64;
         }
     }
-    let records = match (spec.needs_items(), items) {
-        (true, Some(items)) => items.get_many(request.hits.iter().map(|h| h.id.as_str())),
-        _ => Vec::new(),
-    };
+    let records = spec.records(request, items);
     let mut rows = vec![0u8; n_bins * hits];
     for (h, (hit, row)) in request
         .hits
