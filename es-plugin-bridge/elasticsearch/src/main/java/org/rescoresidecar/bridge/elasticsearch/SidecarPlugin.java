@@ -3,12 +3,15 @@ package org.rescoresidecar.bridge.elasticsearch;
 import org.elasticsearch.cluster.node.DiscoveryNodes;
 import org.elasticsearch.common.settings.Setting;
 import org.elasticsearch.common.settings.Settings;
+import org.elasticsearch.common.util.concurrent.ThreadContext;
 import org.elasticsearch.features.NodeFeature;
 import org.elasticsearch.plugins.ActionPlugin;
 import org.elasticsearch.plugins.Plugin;
 import org.elasticsearch.plugins.SearchPlugin;
 import org.elasticsearch.rest.RestHandler;
+import org.elasticsearch.tasks.Task;
 import org.rescoresidecar.bridge.core.RescoreParams;
+import org.rescoresidecar.bridge.core.ShardRescore;
 import org.rescoresidecar.bridge.core.SidecarService;
 import org.rescoresidecar.bridge.core.SidecarSettings;
 
@@ -17,56 +20,84 @@ import java.util.List;
 import java.util.function.Predicate;
 import java.util.function.Supplier;
 
-/** Registers the {@code sidecar} rescorer, its node settings and {@code GET /_sidecar/stats}. */
+/**
+ * Registers the {@code sidecar} rescorer, its node settings and {@code GET /_sidecar/stats}. The
+ * plugin instance owns the node's {@link SidecarService}; builders get it from the parser and
+ * reader this instance registers (no static state).
+ */
 public class SidecarPlugin extends Plugin implements SearchPlugin, ActionPlugin {
     static final Setting<String> URL = Setting.simpleString("sidecar.url", SidecarSettings.DEFAULT_URL, Setting.Property.NodeScope);
     static final Setting<Integer> TIMEOUT_MS = Setting.intSetting("sidecar.timeout_ms", SidecarSettings.DEFAULT_TIMEOUT_MS, 1,
         RescoreParams.MAX_TIMEOUT_MS, Setting.Property.NodeScope);
     static final Setting<Integer> CONNECT_TIMEOUT_MS = Setting.intSetting("sidecar.connect_timeout_ms",
         SidecarSettings.DEFAULT_CONNECT_TIMEOUT_MS, 1, Setting.Property.NodeScope);
-    static final Setting<Integer> BREAKER_FAILURES = Setting.intSetting("sidecar.breaker.failures",
-        SidecarSettings.DEFAULT_BREAKER_FAILURES, 1, Setting.Property.NodeScope);
+    static final Setting<Integer> BREAKER_WINDOW_MS = Setting.intSetting("sidecar.breaker.window_ms",
+        SidecarSettings.DEFAULT_BREAKER_WINDOW_MS, 100, Setting.Property.NodeScope);
+    static final Setting<Integer> BREAKER_MIN_CALLS = Setting.intSetting("sidecar.breaker.min_calls",
+        SidecarSettings.DEFAULT_BREAKER_MIN_CALLS, 1, Setting.Property.NodeScope);
+    static final Setting<Double> BREAKER_FAILURE_RATE = Setting.doubleSetting("sidecar.breaker.failure_rate",
+        SidecarSettings.DEFAULT_BREAKER_FAILURE_RATE, 0.01, 1.0, Setting.Property.NodeScope);
     static final Setting<Integer> BREAKER_COOLDOWN_MS = Setting.intSetting("sidecar.breaker.cooldown_ms",
         SidecarSettings.DEFAULT_BREAKER_COOLDOWN_MS, 0, Setting.Property.NodeScope);
+    static final Setting<Integer> BREAKER_PROBES = Setting.intSetting("sidecar.breaker.probes",
+        SidecarSettings.DEFAULT_BREAKER_PROBES, 1, Setting.Property.NodeScope);
+    static final Setting<Integer> BREAKER_RAMP_MS = Setting.intSetting("sidecar.breaker.ramp_ms",
+        SidecarSettings.DEFAULT_BREAKER_RAMP_MS, 0, Setting.Property.NodeScope);
+    static final Setting<String> FALLBACK_SCORES = new Setting<>("sidecar.fallback_scores", SidecarSettings.DEFAULT_FALLBACK_SCORES,
+        v -> {
+            ShardRescore.FallbackMode.fromSetting(v);
+            return v;
+        }, Setting.Property.NodeScope);
 
-    /** The node's service; rescorer builders are created by the parser, so they find it here. */
-    private static volatile SidecarService service;
-
-    private final SidecarService own;
+    private final NodeBridge bridge;
 
     public SidecarPlugin(Settings settings) {
-        own = new SidecarService(new SidecarSettings(URL.get(settings), TIMEOUT_MS.get(settings), CONNECT_TIMEOUT_MS.get(settings),
-            BREAKER_FAILURES.get(settings), BREAKER_COOLDOWN_MS.get(settings)));
-        own.warmUp();
-        service = own;
+        SidecarService service = new SidecarService(new SidecarSettings(SidecarSettings.rescoreUri(URL.get(settings)),
+            TIMEOUT_MS.get(settings), CONNECT_TIMEOUT_MS.get(settings), BREAKER_WINDOW_MS.get(settings),
+            BREAKER_MIN_CALLS.get(settings), BREAKER_FAILURE_RATE.get(settings), BREAKER_COOLDOWN_MS.get(settings),
+            BREAKER_PROBES.get(settings), BREAKER_RAMP_MS.get(settings),
+            ShardRescore.FallbackMode.fromSetting(FALLBACK_SCORES.get(settings))));
+        service.warmUp();
+        bridge = new NodeBridge(service);
     }
 
-    static SidecarService service() {
-        SidecarService s = service;
-        if (s == null) {
-            throw new IllegalStateException("the rescore-sidecar plugin is not initialised on this node");
-        }
-        return s;
+    @Override
+    public Collection<?> createComponents(PluginServices services) {
+        ThreadContext threadContext = services.threadPool().getThreadContext();
+        bridge.opaqueId = () -> threadContext.getHeader(Task.X_OPAQUE_ID_HTTP_HEADER);
+        return List.of();
     }
 
     @Override
     public List<Setting<?>> getSettings() {
-        return List.of(URL, TIMEOUT_MS, CONNECT_TIMEOUT_MS, BREAKER_FAILURES, BREAKER_COOLDOWN_MS);
+        return List.of(URL, TIMEOUT_MS, CONNECT_TIMEOUT_MS, BREAKER_WINDOW_MS, BREAKER_MIN_CALLS, BREAKER_FAILURE_RATE,
+            BREAKER_COOLDOWN_MS, BREAKER_PROBES, BREAKER_RAMP_MS, FALLBACK_SCORES);
     }
 
     @Override
     public List<RescorerSpec<?>> getRescorers() {
-        return List.of(new RescorerSpec<>(RescoreParams.NAME, SidecarRescorerBuilder::new, SidecarRescorerBuilder::fromXContent));
+        return List.of(new RescorerSpec<>(RescoreParams.NAME, in -> new SidecarRescorerBuilder(in, bridge),
+            parser -> SidecarRescorerBuilder.fromXContent(parser, bridge)));
     }
 
     @Override
     public Collection<RestHandler> getRestHandlers(RestHandlersServices services, Supplier<DiscoveryNodes> nodesInCluster,
                                                    Predicate<NodeFeature> clusterSupportsFeature) {
-        return List.of(new RestSidecarStatsAction());
+        return List.of(new RestSidecarStatsAction(bridge.service));
     }
 
     @Override
     public void close() {
-        own.close();
+        bridge.service.close();
+    }
+
+    /** What a builder needs of its node: the service, and the search's X-Opaque-Id once the node is up. */
+    static final class NodeBridge {
+        final SidecarService service;
+        volatile Supplier<String> opaqueId = () -> null;
+
+        NodeBridge(SidecarService service) {
+            this.service = service;
+        }
     }
 }
