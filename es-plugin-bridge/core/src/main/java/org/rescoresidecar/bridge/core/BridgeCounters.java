@@ -22,6 +22,9 @@ public final class BridgeCounters {
     private final Map<FallbackReason, LongAdder> fallbacks = new EnumMap<>(FallbackReason.class);
     private final Map<ShardRescore.Placement, LongAdder> placements = new EnumMap<>(ShardRescore.Placement.class);
     private final ConcurrentHashMap<String, LongAdder> sidecarReasons = new ConcurrentHashMap<>();
+    /** Whole sidecar calls as the bridge timed them, and that time minus the sidecar's own {@code took_us}. */
+    private final LatencyHistogram callLatency = new LatencyHistogram();
+    private final LatencyHistogram callOverhead = new LatencyHistogram();
 
     public BridgeCounters() {
         for (FallbackReason reason : FallbackReason.values()) {
@@ -40,8 +43,10 @@ public final class BridgeCounters {
         rescored.increment();
         hitsRescored.add(hits);
         callMicros.add(micros);
+        callLatency.record(micros);
         if (sidecarMicros > 0) {
             sidecarTookMicros.add(sidecarMicros);
+            callOverhead.record(micros - sidecarMicros);
         }
     }
 
@@ -97,7 +102,7 @@ public final class BridgeCounters {
 
     /**
      * Stable, JSON-friendly snapshot: {@code calls, rescored, hits_rescored, call_micros_total,
-     * sidecar_took_micros_total, missing_id, multi_valued_id, fallbacks{reason},
+     * sidecar_took_micros_total, call_micros{count,p50,p90,p99}, call_overhead_micros{...}, missing_id, multi_valued_id, fallbacks{reason},
      * sidecar_fallbacks{reason}, window_placements{rescored, rank_mapped, below_rescored}}.
      */
     public Map<String, Object> snapshot() {
@@ -107,6 +112,8 @@ public final class BridgeCounters {
         out.put("hits_rescored", hitsRescored.sum());
         out.put("call_micros_total", callMicros.sum());
         out.put("sidecar_took_micros_total", sidecarTookMicros.sum());
+        out.put("call_micros", callLatency.snapshot());
+        out.put("call_overhead_micros", callOverhead.snapshot());
         out.put("missing_id", missingId.sum());
         out.put("multi_valued_id", multiValuedId.sum());
         Map<String, Long> fb = new LinkedHashMap<>();

@@ -27,14 +27,14 @@ import java.util.UUID;
  */
 public class SidecarRescorerBuilder extends RescorerBuilder<SidecarRescorerBuilder> {
     private final RescoreParams params;
-    private final SidecarPlugin.NodeBridge bridge;
+    private final NodeBridge bridge;
 
-    public SidecarRescorerBuilder(RescoreParams params, SidecarPlugin.NodeBridge bridge) {
+    public SidecarRescorerBuilder(RescoreParams params, NodeBridge bridge) {
         this.params = Objects.requireNonNull(params);
         this.bridge = bridge;
     }
 
-    public SidecarRescorerBuilder(StreamInput in, SidecarPlugin.NodeBridge bridge) throws IOException {
+    public SidecarRescorerBuilder(StreamInput in, NodeBridge bridge) throws IOException {
         super(in);
         this.params = RescoreParams.fromJson(in.readString());
         this.bridge = bridge;
@@ -45,7 +45,7 @@ public class SidecarRescorerBuilder extends RescorerBuilder<SidecarRescorerBuild
         out.writeString(params.toJson());
     }
 
-    public static SidecarRescorerBuilder fromXContent(XContentParser parser, SidecarPlugin.NodeBridge bridge) throws IOException {
+    public static SidecarRescorerBuilder fromXContent(XContentParser parser, NodeBridge bridge) throws IOException {
         Map<String, Object> dsl = parser.mapOrdered();
         return new SidecarRescorerBuilder(RescoreParams.fromDsl(dsl), bridge);
     }
@@ -85,7 +85,7 @@ public class SidecarRescorerBuilder extends RescorerBuilder<SidecarRescorerBuild
         return tagged;
     }
 
-    static String requestIdFor(SidecarPlugin.NodeBridge bridge) {
+    static String requestIdFor(NodeBridge bridge) {
         String opaque = bridge == null ? null : bridge.opaqueId.get();
         if (opaque != null && !opaque.isEmpty() && opaque.getBytes(java.nio.charset.StandardCharsets.UTF_8).length
             <= RescoreParams.MAX_REQUEST_ID_BYTES) {

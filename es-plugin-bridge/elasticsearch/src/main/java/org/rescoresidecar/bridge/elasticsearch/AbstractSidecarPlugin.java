@@ -1,14 +1,11 @@
 package org.rescoresidecar.bridge.elasticsearch;
 
-import org.elasticsearch.cluster.node.DiscoveryNodes;
 import org.elasticsearch.common.settings.Setting;
 import org.elasticsearch.common.settings.Settings;
 import org.elasticsearch.common.util.concurrent.ThreadContext;
-import org.elasticsearch.features.NodeFeature;
 import org.elasticsearch.plugins.ActionPlugin;
 import org.elasticsearch.plugins.Plugin;
 import org.elasticsearch.plugins.SearchPlugin;
-import org.elasticsearch.rest.RestHandler;
 import org.elasticsearch.tasks.Task;
 import org.rescoresidecar.bridge.core.RescoreParams;
 import org.rescoresidecar.bridge.core.ShardRescore;
@@ -17,15 +14,14 @@ import org.rescoresidecar.bridge.core.SidecarSettings;
 
 import java.util.Collection;
 import java.util.List;
-import java.util.function.Predicate;
-import java.util.function.Supplier;
 
 /**
- * Registers the {@code sidecar} rescorer, its node settings and {@code GET /_sidecar/stats}. The
- * plugin instance owns the node's {@link SidecarService}; builders get it from the parser and
- * reader this instance registers (no static state).
+ * What the Elasticsearch lines share: the {@code sidecar} rescorer and its node settings. The plugin
+ * instance owns the node's {@link SidecarService}; builders get it from the parser and reader this
+ * instance registers (no static state). Each engine line's {@code SidecarPlugin} adds
+ * {@code GET /_sidecar/stats} with that line's REST handler signature.
  */
-public class SidecarPlugin extends Plugin implements SearchPlugin, ActionPlugin {
+public abstract class AbstractSidecarPlugin extends Plugin implements SearchPlugin, ActionPlugin {
     static final Setting<String> URL = Setting.simpleString("sidecar.url", SidecarSettings.DEFAULT_URL, Setting.Property.NodeScope);
     static final Setting<Integer> TIMEOUT_MS = Setting.intSetting("sidecar.timeout_ms", SidecarSettings.DEFAULT_TIMEOUT_MS, 1,
         RescoreParams.MAX_TIMEOUT_MS, Setting.Property.NodeScope);
@@ -49,9 +45,9 @@ public class SidecarPlugin extends Plugin implements SearchPlugin, ActionPlugin 
             return v;
         }, Setting.Property.NodeScope);
 
-    private final NodeBridge bridge;
+    protected final NodeBridge bridge;
 
-    public SidecarPlugin(Settings settings) {
+    protected AbstractSidecarPlugin(Settings settings) {
         SidecarService service = new SidecarService(new SidecarSettings(SidecarSettings.rescoreUri(URL.get(settings)),
             TIMEOUT_MS.get(settings), CONNECT_TIMEOUT_MS.get(settings), BREAKER_WINDOW_MS.get(settings),
             BREAKER_MIN_CALLS.get(settings), BREAKER_FAILURE_RATE.get(settings), BREAKER_COOLDOWN_MS.get(settings),
@@ -80,24 +76,9 @@ public class SidecarPlugin extends Plugin implements SearchPlugin, ActionPlugin 
             parser -> SidecarRescorerBuilder.fromXContent(parser, bridge)));
     }
 
-    @Override
-    public Collection<RestHandler> getRestHandlers(RestHandlersServices services, Supplier<DiscoveryNodes> nodesInCluster,
-                                                   Predicate<NodeFeature> clusterSupportsFeature) {
-        return List.of(new RestSidecarStatsAction(bridge.service));
-    }
 
     @Override
     public void close() {
         bridge.service.close();
-    }
-
-    /** What a builder needs of its node: the service, and the search's X-Opaque-Id once the node is up. */
-    static final class NodeBridge {
-        final SidecarService service;
-        volatile Supplier<String> opaqueId = () -> null;
-
-        NodeBridge(SidecarService service) {
-            this.service = service;
-        }
     }
 }

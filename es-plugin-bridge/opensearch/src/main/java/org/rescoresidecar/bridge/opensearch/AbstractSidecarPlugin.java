@@ -8,37 +8,28 @@ import org.opensearch.plugins.ActionPlugin;
 import org.opensearch.plugins.Plugin;
 import org.opensearch.plugins.SearchPlugin;
 import org.opensearch.rest.RestHandler;
-import org.opensearch.client.Client;
 import org.opensearch.cluster.metadata.IndexNameExpressionResolver;
-import org.opensearch.cluster.service.ClusterService;
 import org.opensearch.common.settings.ClusterSettings;
 import org.opensearch.common.settings.IndexScopedSettings;
 import org.opensearch.common.settings.SettingsFilter;
-import org.opensearch.core.common.io.stream.NamedWriteableRegistry;
-import org.opensearch.core.xcontent.NamedXContentRegistry;
-import org.opensearch.env.Environment;
-import org.opensearch.env.NodeEnvironment;
-import org.opensearch.repositories.RepositoriesService;
 import org.opensearch.rest.RestController;
-import org.opensearch.script.ScriptService;
-import org.opensearch.threadpool.ThreadPool;
-import org.opensearch.watcher.ResourceWatcherService;
 import org.opensearch.tasks.Task;
 import org.rescoresidecar.bridge.core.RescoreParams;
 import org.rescoresidecar.bridge.core.ShardRescore;
 import org.rescoresidecar.bridge.core.SidecarService;
 import org.rescoresidecar.bridge.core.SidecarSettings;
 
-import java.util.Collection;
 import java.util.List;
 import java.util.function.Supplier;
 
 /**
- * Registers the {@code sidecar} rescorer, its node settings and {@code GET /_sidecar/stats}. The
- * plugin instance owns the node's {@link SidecarService}; builders get it from the parser and
- * reader this instance registers (no static state).
+ * What the OpenSearch lines share: the {@code sidecar} rescorer, its node settings and
+ * {@code GET /_sidecar/stats}. The plugin instance owns the node's {@link SidecarService}; builders
+ * get it from the parser and reader this instance registers (no static state). Each engine line's
+ * {@code SidecarPlugin} picks up the node's thread context with that line's
+ * {@code createComponents} signature.
  */
-public class SidecarPlugin extends Plugin implements SearchPlugin, ActionPlugin {
+public abstract class AbstractSidecarPlugin extends Plugin implements SearchPlugin, ActionPlugin {
     static final Setting<String> URL = Setting.simpleString("sidecar.url", SidecarSettings.DEFAULT_URL, Setting.Property.NodeScope);
     static final Setting<Integer> TIMEOUT_MS = Setting.intSetting("sidecar.timeout_ms", SidecarSettings.DEFAULT_TIMEOUT_MS, 1,
         RescoreParams.MAX_TIMEOUT_MS, Setting.Property.NodeScope);
@@ -62,9 +53,9 @@ public class SidecarPlugin extends Plugin implements SearchPlugin, ActionPlugin 
             return v;
         }, Setting.Property.NodeScope);
 
-    private final NodeBridge bridge;
+    protected final NodeBridge bridge;
 
-    public SidecarPlugin(Settings settings) {
+    protected AbstractSidecarPlugin(Settings settings) {
         SidecarService service = new SidecarService(new SidecarSettings(SidecarSettings.rescoreUri(URL.get(settings)),
             TIMEOUT_MS.get(settings), CONNECT_TIMEOUT_MS.get(settings), BREAKER_WINDOW_MS.get(settings),
             BREAKER_MIN_CALLS.get(settings), BREAKER_FAILURE_RATE.get(settings), BREAKER_COOLDOWN_MS.get(settings),
@@ -74,16 +65,9 @@ public class SidecarPlugin extends Plugin implements SearchPlugin, ActionPlugin 
         bridge = new NodeBridge(service);
     }
 
-    @Override
-    public Collection<Object> createComponents(Client client, ClusterService clusterService, ThreadPool threadPool,
-                                               ResourceWatcherService resourceWatcherService, ScriptService scriptService,
-                                               NamedXContentRegistry xContentRegistry, Environment environment,
-                                               NodeEnvironment nodeEnvironment, NamedWriteableRegistry namedWriteableRegistry,
-                                               IndexNameExpressionResolver indexNameExpressionResolver,
-                                               Supplier<RepositoriesService> repositoriesServiceSupplier) {
-        ThreadContext threadContext = threadPool.getThreadContext();
+    /** Called by each line's {@code createComponents}: the search's X-Opaque-Id for request ids. */
+    protected final void useThreadContext(ThreadContext threadContext) {
         bridge.opaqueId = () -> threadContext.getHeader(Task.X_OPAQUE_ID);
-        return List.of();
     }
 
     @Override
@@ -109,15 +93,5 @@ public class SidecarPlugin extends Plugin implements SearchPlugin, ActionPlugin 
     @Override
     public void close() {
         bridge.service.close();
-    }
-
-    /** What a builder needs of its node: the service, and the search's X-Opaque-Id once the node is up. */
-    static final class NodeBridge {
-        final SidecarService service;
-        volatile Supplier<String> opaqueId = () -> null;
-
-        NodeBridge(SidecarService service) {
-            this.service = service;
-        }
     }
 }
