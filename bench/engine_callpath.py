@@ -3,7 +3,7 @@
 
 For each engine (Elasticsearch 9.5.3 on Temurin 25, OpenSearch 2.19.6 on Java 17) and each plugin
 build (the zip built from an older git ref, and the zip built from this checkout for the same engine
-version), this starts a real node from Maven Central's integ-test-zip, installs the zip with the
+version; both nodes run side by side and every cell alternates between them), this starts a real node from Maven Central's integ-test-zip, installs the zip with the
 engine's own installer, starts the rescore-sidecar release binary (the bridge-test model: two doc-value
 features and the BM25 score), indexes a 2-shard catalogue where every document matches the query, and
 times the same searches:
@@ -261,6 +261,19 @@ def run(port, window, concurrency, searches):
     return lat, took, failed[0], len(lat) / wall
 
 
+def bucket_quantile(buckets, p):
+    """The p-quantile's bucket upper edge from {upper edge: count}, NaN when empty."""
+    total = sum(buckets.values())
+    if total <= 0:
+        return float("nan")
+    seen = 0
+    for edge in sorted(buckets):
+        seen += buckets[edge]
+        if seen >= max(1, p * total):
+            return float(edge)
+    return float(max(buckets))
+
+
 def q(values, p):
     if not values:
         return float("nan")
@@ -268,28 +281,50 @@ def q(values, p):
     return v[min(len(v) - 1, int(round(p * (len(v) - 1))))]
 
 
-def measure(engine, label, node, sidecar_port, args):
+def measure(engine, nodes, args):
+    """Old and new nodes run side by side; every cell is measured on both, alternating which goes first."""
     rows = []
     for conc in args.concurrency:
         for window in [0] + args.windows:
-            run(node.port, window, conc, max(conc * 5, 20))  # warm-up
-            s0 = http_json("GET", node.port, "/_sidecar/stats")[1]
-            d0 = sidecar_duration(sidecar_port)
-            lat, took, failed, rate = run(node.port, window, conc, args.searches * (2 if conc > 1 else 1))
-            s1 = http_json("GET", node.port, "/_sidecar/stats")[1]
-            d1 = sidecar_duration(sidecar_port)
-            calls = s1["rescored"] - s0["rescored"]
-            fallbacks = sum(s1["fallbacks"].values()) - sum(s0["fallbacks"].values())
-            plugin_call_ms = (s1["call_micros_total"] - s0["call_micros_total"]) / calls / 1000 if calls else float("nan")
-            sidecar_ms = (d1[0] - d0[0]) / (d1[1] - d0[1]) * 1000 if d1[1] > d0[1] else float("nan")
-            row = dict(engine=engine, build=label, window=window, concurrency=conc, searches=len(lat), failed=failed,
-                       fallbacks=fallbacks, client_p50=q(lat, .5), client_p95=q(lat, .95), client_p99=q(lat, .99),
-                       took_p50=q(took, .5), took_p95=q(took, .95), took_p99=q(took, .99), per_s=rate,
-                       plugin_call_ms=plugin_call_ms, sidecar_ms=sidecar_ms,
-                       overhead_p50_ms=(s1.get("call_overhead_micros", {}).get("p50", -1) / 1000
-                                        if "call_overhead_micros" in s1 else float("nan")))
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            acc = {label: dict(lat=[], took=[], failed=0, wall=0.0, calls=0, call_us=0, fallbacks=0, sc_sum=0.0, sc_n=0.0)
+                   for label in nodes}
+            for rnd in range(args.rounds):
+                order = list(nodes) if rnd % 2 == 0 else list(reversed(list(nodes)))
+                for label in order:
+                    node, sidecar_port = nodes[label]
+                    run(node.port, window, conc, max(conc * 5, 20))  # warm-up
+                    s0 = http_json("GET", node.port, "/_sidecar/stats")[1]
+                    d0 = sidecar_duration(sidecar_port)
+                    t0 = time.perf_counter()
+                    lat, took, failed, _ = run(node.port, window, conc, args.searches * (2 if conc > 1 else 1) // args.rounds)
+                    wall = time.perf_counter() - t0
+                    s1 = http_json("GET", node.port, "/_sidecar/stats")[1]
+                    d1 = sidecar_duration(sidecar_port)
+                    a = acc[label]
+                    a["lat"] += lat
+                    a["took"] += took
+                    a["failed"] += failed
+                    a["wall"] += wall
+                    a["calls"] += s1["rescored"] - s0["rescored"]
+                    a["call_us"] += s1["call_micros_total"] - s0["call_micros_total"]
+                    a["fallbacks"] += sum(s1["fallbacks"].values()) - sum(s0["fallbacks"].values())
+                    a["sc_sum"] += d1[0] - d0[0]
+                    a["sc_n"] += d1[1] - d0[1]
+                    if "call_overhead_micros" in s1:  # the new build's histogram: this cell's part of it
+                        b0 = s0["call_overhead_micros"]["buckets"]
+                        for edge, n in s1["call_overhead_micros"]["buckets"].items():
+                            a.setdefault("overhead", {})
+                            a["overhead"][int(edge)] = a["overhead"].get(int(edge), 0) + n - b0.get(edge, 0)
+            for label, a in acc.items():
+                row = dict(engine=engine, build=label, window=window, concurrency=conc, searches=len(a["lat"]),
+                           failed=a["failed"], fallbacks=a["fallbacks"], client_p50=q(a["lat"], .5),
+                           client_p95=q(a["lat"], .95), client_p99=q(a["lat"], .99), took_p50=q(a["took"], .5),
+                           took_p95=q(a["took"], .95), took_p99=q(a["took"], .99), per_s=len(a["lat"]) / a["wall"],
+                           plugin_call_ms=a["call_us"] / a["calls"] / 1000 if a["calls"] else float("nan"),
+                           sidecar_ms=a["sc_sum"] / a["sc_n"] * 1000 if a["sc_n"] else float("nan"),
+                           overhead_p50_ms=bucket_quantile(a.get("overhead", {}), 0.5) / 1000)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
     return rows
 
 
@@ -301,6 +336,7 @@ def main():
     ap.add_argument("--concurrency", default="1,8")
     ap.add_argument("--searches", type=int, default=200)
     ap.add_argument("--docs", type=int, default=2400)
+    ap.add_argument("--rounds", type=int, default=2, help="each cell alternates old/new this many times")
     ap.add_argument("--out", default="/tmp/engine_callpath.json")
     args = ap.parse_args()
     args.windows = [int(w) for w in args.windows.split(",")]
@@ -312,21 +348,27 @@ def main():
     rows = []
     for engine in args.engines.split(","):
         dist = distribution(engine, work)
-        for label in ("old", "new"):
-            sidecar_port = free_port()
-            sidecar = start_sidecar(sidecar_port)
-            node = Node(engine, dist, zips[engine][label], os.path.join(work, f"{engine}-{label}"), sidecar_port)
-            try:
+        nodes, procs = {}, []
+        try:
+            for label in ("old", "new"):
+                sidecar_port = free_port()
+                procs.append(start_sidecar(sidecar_port))
+                node = Node(engine, dist, zips[engine][label], os.path.join(work, f"{engine}-{label}"), sidecar_port)
+                procs.append(node)
                 index(node.port, args.docs)
-                rows += measure(engine, label, node, sidecar_port, args)
-            finally:
-                node.close()
-                sidecar.terminate()
-                sidecar.wait()
+                nodes[label] = (node, sidecar_port)
+            rows += measure(engine, nodes, args)
+        finally:
+            for p in procs:
+                if isinstance(p, Node):
+                    p.close()
+                else:
+                    p.terminate()
+                    p.wait()
     print(f"# load average after: {os.getloadavg()}")
     with open(args.out, "w") as f:
         json.dump(rows, f, indent=1)
-    print("| engine | build | window | conc | searches/s | took p50 / p99 ms | client p50 / p95 / p99 ms | plugin call ms (mean) | sidecar ms (mean) | overhead p50 ms | fallbacks |")
+    print("| engine | build | window | conc | searches/s | took p50 / p99 ms | client p50 / p95 / p99 ms | plugin call ms (mean) | sidecar ms (mean) | plugin overhead p50 ms (call minus sidecar took_us, new build's histogram) | fallbacks |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print("| {engine} | {build} | {w} | {concurrency} | {per_s:.0f} | {took_p50:.0f} / {took_p99:.0f} | {client_p50:.1f} / {client_p95:.1f} / "

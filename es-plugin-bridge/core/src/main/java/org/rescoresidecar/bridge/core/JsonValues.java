@@ -5,6 +5,8 @@ import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.StreamReadConstraints;
+import com.fasterxml.jackson.core.StreamReadFeature;
+import com.fasterxml.jackson.core.StreamWriteFeature;
 
 import java.io.IOException;
 import java.io.StringWriter;
@@ -16,8 +18,11 @@ import java.util.Map;
 
 /** Plain JSON values (maps, lists, strings, numbers, booleans, null) to and from text, with bounded nesting. */
 final class JsonValues {
+    /** Jackson's Schubfach writer and FastDoubleParser: both exact (shortest round-trip, correctly rounded), and faster on 1,000-hit calls. */
     static final JsonFactory FACTORY = JsonFactory.builder()
         .streamReadConstraints(StreamReadConstraints.builder().maxNestingDepth(64).maxStringLength(1 << 20).build())
+        .enable(StreamReadFeature.USE_FAST_DOUBLE_PARSER)
+        .enable(StreamWriteFeature.USE_FAST_DOUBLE_WRITER)
         .build();
 
     private JsonValues() {}

@@ -55,13 +55,25 @@ public final class LatencyHistogram {
         return upperEdge(BUCKETS - 1);
     }
 
-    /** {@code {count, p50, p90, p99}} for the stats endpoint. */
-    public Map<String, Long> snapshot() {
-        Map<String, Long> out = new LinkedHashMap<>();
+    /**
+     * {@code {count, p50, p90, p99, buckets}} for the stats endpoint; {@code buckets} maps each
+     * non-empty bucket's upper edge (µs, as a string) to its count, so that a client can subtract
+     * two snapshots and read the quantiles of an interval.
+     */
+    public Map<String, Object> snapshot() {
+        Map<String, Object> out = new LinkedHashMap<>();
         out.put("count", count());
         out.put("p50", quantile(0.50));
         out.put("p90", quantile(0.90));
         out.put("p99", quantile(0.99));
+        Map<String, Long> buckets = new LinkedHashMap<>();
+        for (int i = 0; i < BUCKETS; i++) {
+            long c = counts.get(i);
+            if (c > 0) {
+                buckets.put(Long.toString(upperEdge(i)), c);
+            }
+        }
+        out.put("buckets", buckets);
         return out;
     }
 }

@@ -1,6 +1,5 @@
 package org.rescoresidecar.bridge.core;
 
-import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.Closeable;
@@ -238,10 +237,16 @@ public final class SidecarClient implements Closeable {
     }
 
     private static final class Connection {
+        private static final byte[] CRLF_CRLF = {'\r', '\n', '\r', '\n'};
+
         private final Socket socket;
         private final InputStream in;
         private final OutputStream out;
         private final Buffer request = new Buffer(8192);
+        /** Bytes read from the socket and not consumed yet: {@code [readPos, readLimit)}. */
+        private final byte[] readBuf = new byte[16 * 1024];
+        private int readPos;
+        private int readLimit;
         private byte[] response = new byte[8192];
         boolean keepAlive = true;
         boolean answerStarted;
@@ -251,7 +256,7 @@ public final class SidecarClient implements Closeable {
             try {
                 socket.setTcpNoDelay(true);
                 socket.connect(address, connectMs);
-                in = new BufferedInputStream(socket.getInputStream(), 16 * 1024);
+                in = socket.getInputStream();
                 out = new BufferedOutputStream(socket.getOutputStream(), 64 * 1024);
             } catch (IOException | RuntimeException e) {
                 socket.close();
@@ -271,26 +276,36 @@ public final class SidecarClient implements Closeable {
             return readAnswer(deadline, maxBytes);
         }
 
-        private static final byte[] CRLF_CRLF = {'\r', '\n', '\r', '\n'};
-
-        private int read(long deadline) throws IOException {
+        /** One socket read, waiting at most the time left in the budget. */
+        private int readSome(byte[] into, int off, int len, long deadline) throws IOException {
             long left = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
             if (left < 1) {
                 throw new SocketTimeoutException("budget spent");
             }
             socket.setSoTimeout((int) Math.min(left, Integer.MAX_VALUE));
-            int b = in.read();
-            if (b < 0) {
-                throw new EOFException("the sidecar closed the connection");
+            int n = in.read(into, off, len);
+            if (n > 0) {
+                answerStarted = true;
             }
-            answerStarted = true;
-            return b;
+            return n;
+        }
+
+        private int readByte(long deadline) throws IOException {
+            if (readPos == readLimit) {
+                int n = readSome(readBuf, 0, readBuf.length, deadline);
+                if (n < 0) {
+                    throw answerStarted ? new MalformedAnswer("the answer ended early") : new EOFException("the sidecar closed the connection");
+                }
+                readPos = 0;
+                readLimit = n;
+            }
+            return readBuf[readPos++] & 0xff;
         }
 
         private String line(long deadline, int[] budget) throws IOException {
             StringBuilder sb = new StringBuilder(64);
             while (true) {
-                int b = read(deadline);
+                int b = readByte(deadline);
                 if (--budget[0] < 0) {
                     throw new MalformedAnswer("response headers larger than " + MAX_HEADER_BYTES + " bytes");
                 }
@@ -347,18 +362,19 @@ public final class SidecarClient implements Closeable {
             if (response.length < length) {
                 response = new byte[(int) Math.max(length, response.length * 2L)];
             }
-            int got = 0;
+            int got = Math.min(readLimit - readPos, (int) length);
+            System.arraycopy(readBuf, readPos, response, 0, got);
+            readPos += got;
             while (got < length) {
-                long left = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
-                if (left < 1) {
-                    throw new SocketTimeoutException("budget spent reading the body");
-                }
-                socket.setSoTimeout((int) Math.min(left, Integer.MAX_VALUE));
-                int n = in.read(response, got, (int) length - got);
+                int n = readSome(response, got, (int) length - got, deadline);
                 if (n < 0) {
                     throw new MalformedAnswer("body ended after " + got + " of " + length + " bytes");
                 }
                 got += n;
+            }
+            if (readPos != readLimit) {
+                keepAlive = false; // more bytes than announced: do not reuse this connection
+                readPos = readLimit = 0;
             }
             return new RawAnswer(code, response, got);
         }
