@@ -170,8 +170,7 @@ def http_json(method, port, path, body=None, conn=None):
     return r.status, (json.loads(raw) if raw else None)
 
 
-def start_sidecar(port):
-    binary = os.path.join(ROOT, "target", "release", "rescore-sidecar")
+def start_sidecar(port, binary):
     models = os.path.join(BRIDGE, "testdata", "models")
     p = subprocess.Popen([binary, "--listen", f"127.0.0.1:{port}", "--models", models],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -338,6 +337,8 @@ def main():
     ap.add_argument("--docs", type=int, default=2400)
     ap.add_argument("--rounds", type=int, default=2, help="each cell alternates old/new this many times")
     ap.add_argument("--out", default="/tmp/engine_callpath.json")
+    ap.add_argument("--sidecar", default=os.path.join(ROOT, "target", "release", "rescore-sidecar"),
+                    help="the sidecar binary both builds call")
     args = ap.parse_args()
     args.windows = [int(w) for w in args.windows.split(",")]
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
@@ -352,7 +353,7 @@ def main():
         try:
             for label in ("old", "new"):
                 sidecar_port = free_port()
-                procs.append(start_sidecar(sidecar_port))
+                procs.append(start_sidecar(sidecar_port, args.sidecar))
                 node = Node(engine, dist, zips[engine][label], os.path.join(work, f"{engine}-{label}"), sidecar_port)
                 procs.append(node)
                 index(node.port, args.docs)

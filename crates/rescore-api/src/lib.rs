@@ -192,6 +192,15 @@ pub enum ErrorCode {
     /// `model` names a model that is not configured.
     UnknownModel,
     PayloadTooLarge,
+    /// The request body did not arrive within `server.body_timeout_ms`.
+    RequestTimeout,
+    /// Not an HTTP/1.x request the server can frame: a TLS handshake on the plain port, a bad
+    /// request line or header, an invalid `Content-Length`.
+    MalformedHttp,
+    /// The request head is larger than the server reads (64 KiB).
+    HeadersTooLarge,
+    /// `server.max_connections` connections are open: this one is answered and closed.
+    TooManyConnections,
     NotFound,
     MethodNotAllowed,
     /// Admin API: missing or wrong bearer token.
@@ -205,7 +214,13 @@ pub enum ErrorCode {
 impl ErrorCode {
     pub fn http_status(self) -> u16 {
         match self {
-            ErrorCode::MalformedJson | ErrorCode::InvalidRequest | ErrorCode::ModelRequired => 400,
+            ErrorCode::MalformedJson
+            | ErrorCode::InvalidRequest
+            | ErrorCode::ModelRequired
+            | ErrorCode::MalformedHttp => 400,
+            ErrorCode::RequestTimeout => 408,
+            ErrorCode::HeadersTooLarge => 431,
+            ErrorCode::TooManyConnections => 503,
             ErrorCode::UnknownModel | ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Unauthorized => 401,
@@ -407,7 +422,7 @@ mod tests {
     }
 
     #[test]
-    fn every_error_code_is_4xx_except_internal() {
+    fn input_errors_are_4xx_and_only_a_bug_or_a_full_server_is_5xx() {
         for code in [
             ErrorCode::MalformedJson,
             ErrorCode::InvalidRequest,
@@ -418,10 +433,18 @@ mod tests {
             ErrorCode::MethodNotAllowed,
             ErrorCode::Unauthorized,
             ErrorCode::ReloadFailed,
+            ErrorCode::RequestTimeout,
+            ErrorCode::MalformedHttp,
+            ErrorCode::HeadersTooLarge,
         ] {
             assert!((400..500).contains(&code.http_status()), "{code:?}");
         }
         assert_eq!(ErrorCode::Internal.http_status(), 500);
+        // not the request's fault: the server is at its connection limit, retry
+        assert_eq!(ErrorCode::TooManyConnections.http_status(), 503);
+        let body = serde_json::to_string(&ErrorBody::new(ErrorCode::MalformedHttp, "x"))
+            .expect("serialise");
+        assert_eq!(body, r#"{"error":{"code":"malformed_http","message":"x"}}"#);
         let body = serde_json::to_string(&ErrorBody::new(ErrorCode::UnknownModel, "x"))
             .expect("serialise");
         assert_eq!(body, r#"{"error":{"code":"unknown_model","message":"x"}}"#);

@@ -2,6 +2,7 @@
 //! admin API (`admin::app`) served on its own loopback listener behind a token.
 
 pub mod admin;
+pub mod listener;
 
 use std::sync::Arc;
 
@@ -18,6 +19,8 @@ use rescore_serving::{RescoreError, Rescorer};
 
 /// Default request body limit: 16 MiB (1,000 hits x 300 inline features is about 4 MiB).
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
+/// Default deadline for receiving a whole request body.
+pub const DEFAULT_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct AppState {
@@ -25,6 +28,8 @@ pub struct AppState {
     /// `None` in tests that install no recorder: `/metrics` then answers empty.
     pub metrics: Option<PrometheusHandle>,
     pub body_limit: usize,
+    /// The whole body must arrive within this (a deadline, not an idle timeout).
+    pub body_timeout: std::time::Duration,
 }
 
 pub fn app(state: AppState) -> Router {
@@ -111,13 +116,25 @@ where
         if announced.is_some_and(|n| n > state.body_limit as u64) {
             return Err(too_large());
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                too_large()
-            } else {
-                ApiError::new(ErrorCode::MalformedJson, rejection.body_text())
-            }
-        })?;
+        let read = tokio::time::timeout(state.body_timeout, Bytes::from_request(req, state));
+        let bytes = read
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    ErrorCode::RequestTimeout,
+                    format!(
+                        "the request body did not arrive within {} ms (server.body_timeout_ms)",
+                        state.body_timeout.as_millis()
+                    ),
+                )
+            })?
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    too_large()
+                } else {
+                    ApiError::new(ErrorCode::MalformedJson, rejection.body_text())
+                }
+            })?;
         if bytes.len() <= INLINE_PARSE_BYTES {
             return parse_json(&bytes).map(ApiJson);
         }

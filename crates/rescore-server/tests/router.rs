@@ -29,6 +29,7 @@ fn state(loaded: bool, body_limit: usize, default_model: Option<&str>) -> AppSta
         rescorer: Arc::new(rescorer),
         metrics: None,
         body_limit,
+        body_timeout: rescore_server::DEFAULT_BODY_TIMEOUT,
     }
 }
 

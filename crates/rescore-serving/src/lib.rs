@@ -3,6 +3,7 @@
 //! fallback whenever that cannot happen, shadow scoring after the response, and hot reload of
 //! models and routing that swaps atomically and never replaces a working version by a broken one.
 
+mod admission;
 mod binned;
 mod config;
 mod error;

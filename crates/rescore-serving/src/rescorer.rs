@@ -33,6 +33,8 @@ pub struct Rescorer {
     pub(crate) initial_routing: RoutingFile,
     pub(crate) loaded: ArcSwapOption<Loaded>,
     pub(crate) slots: Arc<Semaphore>,
+    /// Refuses at once what cannot be scored within its budget (ADR 0002).
+    pub(crate) admission: Arc<crate::admission::Admission>,
     /// One reload at a time; requests never take it.
     pub(crate) reload_lock: Mutex<()>,
     pub(crate) last_reload: ArcSwapOption<ReloadReport>,
@@ -104,6 +106,7 @@ impl Rescorer {
             (None, None) => None,
         };
         let slots = Arc::new(Semaphore::new(config.effective_scoring_threads()));
+        let admission = crate::admission::Admission::new(config.effective_scoring_threads());
         let shadow = shadow::ShadowPool::start(&config.shadow)
             .map_err(|e| StartupError::Config(format!("serving.shadow: {e}")))?;
         Ok(Rescorer {
@@ -114,6 +117,7 @@ impl Rescorer {
             initial_routing,
             loaded: ArcSwapOption::empty(),
             slots,
+            admission,
             reload_lock: Mutex::new(()),
             last_reload: ArcSwapOption::empty(),
             shadow,
@@ -269,6 +273,18 @@ impl Rescorer {
             _ => None,
         };
         let deadline_tokio = tokio::time::Instant::from_std(deadline);
+        let hits = request.hits.len();
+        let ticket = if self.config.admission_control {
+            let Some(ticket) = self
+                .admission
+                .admit(hits, deadline.saturating_duration_since(Instant::now()))
+            else {
+                return Ok(fallback(FallbackReason::Overloaded, version));
+            };
+            Some(ticket)
+        } else {
+            None
+        };
         let Ok(Ok(permit)) =
             tokio::time::timeout_at(deadline_tokio, self.slots.clone().acquire_owned()).await
         else {
@@ -279,15 +295,22 @@ impl Rescorer {
         let task = {
             let (request, items, live) = (request.clone(), request_items.clone(), live.clone());
             let variant_for_task = variant.clone();
+            let admission = self.admission.clone();
             tokio::task::spawn_blocking(move || {
                 let _permit = permit;
+                let _ticket = ticket;
                 let _in_flight = InFlight::enter();
-                live.score(
+                let began = Instant::now();
+                let scored = live.score(
                     &request,
                     items.as_deref(),
                     deadline,
                     Some(&variant_for_task),
-                )
+                );
+                if scored.is_ok() {
+                    admission.observe(hits, began.elapsed());
+                }
+                scored
             })
         };
         let outcome = tokio::time::timeout_at(deadline_tokio, task).await;

@@ -155,6 +155,12 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// Seconds to let in-flight requests finish after SIGTERM/SIGINT.
     pub shutdown_grace_secs: u64,
+    /// A connection's request head must arrive within this, else it is closed.
+    pub header_timeout_ms: u64,
+    /// A request body must arrive whole within this (a deadline, not an idle timeout), else 408.
+    pub body_timeout_ms: u64,
+    /// Open connections at most; one more is answered 503 and closed.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -162,6 +168,9 @@ impl Default for ServerConfig {
         ServerConfig {
             body_limit_bytes: rescore_server::DEFAULT_BODY_LIMIT,
             shutdown_grace_secs: 10,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: rescore_server::DEFAULT_BODY_TIMEOUT.as_millis() as u64,
+            max_connections: 4096,
         }
     }
 }
@@ -312,6 +321,15 @@ impl Config {
                     items.display()
                 );
             }
+        }
+        if !(100..=600_000).contains(&self.server.header_timeout_ms) {
+            anyhow::bail!("server.header_timeout_ms must be in 100..=600000");
+        }
+        if !(100..=600_000).contains(&self.server.body_timeout_ms) {
+            anyhow::bail!("server.body_timeout_ms must be in 100..=600000");
+        }
+        if !(1..=1_000_000).contains(&self.server.max_connections) {
+            anyhow::bail!("server.max_connections must be in 1..=1000000");
         }
         if self.server.body_limit_bytes < 1024 {
             anyhow::bail!("server.body_limit_bytes must be at least 1024");

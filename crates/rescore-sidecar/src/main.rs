@@ -172,12 +172,23 @@ async fn serve(config: Config, discovery: Discovery, rescorer: Rescorer) -> anyh
         rescorer,
         metrics: Some(metrics),
         body_limit: config.server.body_limit_bytes,
+        body_timeout: Duration::from_millis(config.server.body_timeout_ms),
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, rescore_server::app(state)).with_graceful_shutdown(async {
-        let _ = stop_rx.await;
-    });
-    let mut server = std::pin::pin!(std::future::IntoFuture::into_future(server));
+    let limits = rescore_server::listener::ConnectionLimits {
+        max_connections: config.server.max_connections,
+        header_timeout: Duration::from_millis(config.server.header_timeout_ms),
+    };
+    let server = rescore_server::listener::serve(
+        listener,
+        rescore_server::app(state),
+        limits,
+        Default::default(),
+        async {
+            let _ = stop_rx.await;
+        },
+    );
+    let mut server = std::pin::pin!(server);
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
 
     // A snapshot that cannot be read is an operator error: stop rather than serve without it.

@@ -1,0 +1,191 @@
+//! The API port under hostile or broken clients, against the real binary: malformed HTTP gets the
+//! contract's JSON error, slow heads and bodies are cut off at their deadlines, and connections
+//! beyond `server.max_connections` are answered 503 and closed, while normal requests are served.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::{Sidecar, TempDir};
+
+fn sidecar(dir: &TempDir, server_toml: &str) -> Sidecar {
+    let config = dir.path().join("sidecar.toml");
+    std::fs::write(&config, format!("[server]\n{server_toml}\n")).unwrap();
+    let models = common::repo_root().join("models");
+    Sidecar::start(&[
+        "--models",
+        models.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ])
+}
+
+fn addr(s: &Sidecar) -> String {
+    s.base.trim_start_matches("http://").to_string()
+}
+
+/// Sends `bytes` on a new connection and reads until the server closes it (at most 10 s).
+fn exchange(s: &Sidecar, bytes: &[u8]) -> String {
+    let mut c = TcpStream::connect(addr(s)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(bytes).unwrap();
+    let mut out = Vec::new();
+    c.read_to_end(&mut out)
+        .expect("the server closes the connection");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Status code and JSON error code of a raw response.
+fn status_and_code(raw: &str) -> (u16, String) {
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {raw:?}"));
+    let body = raw.split("\r\n\r\n").nth(1).unwrap_or("");
+    let json: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {raw:?}"));
+    (
+        status,
+        json["error"]["code"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+fn healthy(s: &Sidecar) {
+    let (status, body) = s.post(
+        "/v1/rescore",
+        r#"{"model": "marketplace", "hits": [{"id": "i1", "score": 1.0}]}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn malformed_http_gets_a_json_error() {
+    let dir = TempDir::new("conn-malformed");
+    let s = sidecar(&dir, "");
+    // a TLS ClientHello's first bytes on the plain port
+    let raw = exchange(
+        &s,
+        &[
+            0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+        ],
+    );
+    assert_eq!(
+        status_and_code(&raw),
+        (400, "malformed_http".into()),
+        "{raw}"
+    );
+    assert!(raw.contains("TLS"), "{raw}");
+    let raw = exchange(
+        &s,
+        b"POST /v1/rescore HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+    );
+    assert_eq!(
+        status_and_code(&raw),
+        (400, "malformed_http".into()),
+        "{raw}"
+    );
+    assert!(raw.contains("invalid Content-Length [-1]"), "{raw}");
+    let raw = exchange(&s, b"this is not http\r\n\r\n");
+    assert_eq!(
+        status_and_code(&raw),
+        (400, "malformed_http".into()),
+        "{raw}"
+    );
+    let mut big = b"GET /healthz HTTP/1.1\r\nx-pad: ".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 70 * 1024));
+    let raw = exchange(&s, &big);
+    assert_eq!(
+        status_and_code(&raw),
+        (431, "headers_too_large".into()),
+        "{raw}"
+    );
+    healthy(&s);
+}
+
+#[test]
+fn slow_heads_are_closed_at_the_deadline_and_do_not_hold_up_others() {
+    let dir = TempDir::new("conn-slow-head");
+    let s = sidecar(&dir, "header_timeout_ms = 500\nmax_connections = 1000");
+    let mut slow: Vec<TcpStream> = (0..300)
+        .map(|_| {
+            let mut c = TcpStream::connect(addr(&s)).unwrap();
+            c.write_all(b"POST /v1/rescore HTTP/1.1\r\nHost: x\r\nContent-Le")
+                .unwrap();
+            c
+        })
+        .collect();
+    healthy(&s); // served while 300 heads are half-sent
+    for c in &mut slow {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 64];
+        let n = c.read(&mut buf).unwrap_or(0);
+        assert_eq!(n, 0, "closed without an answer (no request to answer)");
+    }
+    healthy(&s);
+}
+
+#[test]
+fn a_dripping_body_gets_408_at_the_body_deadline() {
+    let dir = TempDir::new("conn-drip");
+    let s = sidecar(&dir, "body_timeout_ms = 500");
+    let mut c = TcpStream::connect(addr(&s)).unwrap();
+    c.write_all(b"POST /v1/rescore HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{")
+        .unwrap();
+    // one byte every 100 ms: never idle for long, so only a deadline stops it
+    let mut writer = c.try_clone().unwrap();
+    let drip = std::thread::spawn(move || {
+        for _ in 0..100 {
+            if writer.write_all(b" ").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+    drop(c);
+    drip.join().unwrap();
+    let raw = String::from_utf8_lossy(&out).into_owned();
+    assert_eq!(
+        status_and_code(&raw),
+        (408, "request_timeout".into()),
+        "{raw}"
+    );
+    assert!(raw.contains("server.body_timeout_ms"), "{raw}");
+    healthy(&s);
+}
+
+#[test]
+fn connections_over_the_limit_are_answered_503_and_closed() {
+    let dir = TempDir::new("conn-limit");
+    let s = sidecar(&dir, "max_connections = 8\nheader_timeout_ms = 5000");
+    let held: Vec<TcpStream> = (0..8)
+        .map(|_| TcpStream::connect(addr(&s)).unwrap())
+        .collect();
+    // The server counts a connection once its accept loop has taken it, which can lag the
+    // client's connect on a loaded machine: ask until the limit shows (at most 5 s).
+    let mut raw = String::new();
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        raw = exchange(
+            &s,
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        if !raw.starts_with("HTTP/1.1 200") {
+            break;
+        }
+    }
+    assert_eq!(
+        status_and_code(&raw),
+        (503, "too_many_connections".into()),
+        "{raw}"
+    );
+    assert!(raw.contains("server.max_connections"), "{raw}");
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    healthy(&s);
+}
