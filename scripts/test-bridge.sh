@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The search-engine bridge: `mvn -B verify` in es-plugin-bridge/ (unit tests, plugin zips, and the
-# integration tests that install each zip into a real Elasticsearch 9.5.3 / OpenSearch 2.19.6 node
-# and rescore against the real rescore-sidecar release binary). Also validates docker-compose.yml.
+# The search-engine bridge: `mvn -B verify` in es-plugin-bridge/ (unit tests, the four plugin zips,
+# and the integration tests that install each zip into a real node of its engine line and rescore
+# against the real rescore-sidecar release binary: full ITs on Elasticsearch 9.5.4 and OpenSearch
+# 3.8.0, smoke ITs on Elasticsearch 8.19.13 and OpenSearch 2.19.6). Also validates docker-compose.yml.
 # Idempotent installs: Maven (Debian), a JDK 17 and the Temurin 25 JDK must exist (the build picks
 # them itself, see es-plugin-bridge/pom.xml), docker-compose from PyPI into .tools/compose-venv.
 set -euo pipefail

@@ -3,6 +3,7 @@
 //! (the embedded store of [`embedded`] or Redis, behind the [`CachedItems`] cache) and the
 //! assembly of row-major rows. docs/feature-store.md describes the whole.
 
+mod assemble;
 mod cache;
 pub mod embedded;
 mod parquet_snapshot;
@@ -11,11 +12,12 @@ pub mod redis_store;
 mod spec;
 pub mod update;
 
+pub use assemble::{Assembled, SlotSource};
 pub use cache::{CacheConfig, CachedItems, RequestItems};
 pub use embedded::{BuildReport, DataDir, Generation, SnapshotFormat, StoreError};
 pub use record::{Columns, ItemRecord, MAX_COLUMNS};
 pub use redis_store::{RedisConfig, RedisStore, RedisStoreError};
-pub use spec::{Assembled, FeatureDecl, FeatureSpec, SlotSource, SourceKind, SpecError};
+pub use spec::{FeatureDecl, FeatureSpec, SourceKind, SpecError};
 pub use update::{parse_updates, OpKind, Update, UpdateError, UpdateOp};
 
 use serde::Deserialize;

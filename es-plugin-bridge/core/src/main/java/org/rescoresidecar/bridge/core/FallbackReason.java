@@ -6,13 +6,15 @@ public enum FallbackReason {
     TIMEOUT("timeout"),
     /** Connection refused or reset: the sidecar is not running. */
     UNAVAILABLE("sidecar_unavailable"),
-    /** The sidecar answered with a non-2xx status. */
+    /** The sidecar answered with a 5xx (or another non-2xx, non-4xx) status: its fault. */
     HTTP_ERROR("http_error"),
+    /** The sidecar refused the request with a 4xx (unknown model, bad feature value, too large): the search's own error. */
+    REQUEST_ERROR("request_error"),
     /** The body was not the contract's JSON (or a score was not a finite number). */
     MALFORMED_RESPONSE("malformed_response"),
     /** {@code scores} did not have one entry per hit. */
     WRONG_LENGTH("wrong_length"),
-    /** The sidecar itself fell back (its {@code fallback} field was set). */
+    /** The sidecar itself fell back (its {@code fallback} field was set; the reasons are counted apart). */
     SIDECAR_FALLBACK("sidecar_fallback"),
     /** The breaker is open after repeated failures: no call was made. */
     BREAKER_OPEN("breaker_open"),

@@ -4,50 +4,69 @@ import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
-import com.fasterxml.jackson.core.StreamReadConstraints;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
 import java.io.UncheckedIOException;
 import java.util.List;
+import java.util.Map;
 
 /** The wire format of {@code POST /v1/rescore} (docs/api.md): request writer and strict response reader. */
 public final class SidecarJson {
-    private static final JsonFactory FACTORY = JsonFactory.builder()
-        .streamReadConstraints(StreamReadConstraints.builder().maxNestingDepth(64).maxStringLength(1 << 20).build())
-        .build();
+    private static final JsonFactory FACTORY = JsonValues.FACTORY;
 
     private SidecarJson() {}
 
     public static byte[] writeRequest(RescoreParams params, List<HitInput> hits, int sidecarTimeoutMs) {
         ByteArrayOutputStream out = new ByteArrayOutputStream(64 + hits.size() * (48 + 24 * params.fields().size()));
+        try {
+            writeRequest(out, params, hits, sidecarTimeoutMs);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e); // in-memory stream: not reachable
+        }
+        return out.toByteArray();
+    }
+
+    /** Streams the request body: the DSL's query, context and request id unchanged, one object per hit. */
+    public static void writeRequest(OutputStream out, RescoreParams params, List<HitInput> hits, int sidecarTimeoutMs)
+        throws IOException {
         try (JsonGenerator g = FACTORY.createGenerator(out)) {
             g.writeStartObject();
             if (params.model() != null) {
                 g.writeStringField("model", params.model());
             }
-            if (params.queryText() != null || params.userId() != null) {
+            SidecarQuery q = params.query();
+            if (!q.isEmpty()) {
                 g.writeObjectFieldStart("query");
-                if (params.queryText() != null) {
-                    g.writeStringField("text", params.queryText());
+                writeOptional(g, "text", q.text());
+                writeOptional(g, "user_id", q.userId());
+                writeOptional(g, "session_id", q.sessionId());
+                if (!q.features().isEmpty()) {
+                    g.writeObjectFieldStart("features");
+                    for (Map.Entry<String, Double> e : q.features().entrySet()) {
+                        g.writeNumberField(e.getKey(), e.getValue());
+                    }
+                    g.writeEndObject();
                 }
-                if (params.userId() != null) {
-                    g.writeStringField("user_id", params.userId());
-                }
+                writeStrings(g, "attributes", q.attributes());
                 g.writeEndObject();
             }
+            writeStrings(g, "context", params.context());
+            writeOptional(g, "request_id", params.requestId());
             g.writeArrayFieldStart("hits");
-            List<String> fields = params.fields();
+            List<String> features = params.featureNames();
             for (HitInput hit : hits) {
                 g.writeStartObject();
                 g.writeStringField("id", hit.id());
                 g.writeNumberField("score", hit.score());
-                if (!fields.isEmpty()) {
+                if (!features.isEmpty()) {
                     g.writeObjectFieldStart("features");
                     double[] values = hit.features();
-                    for (int i = 0; i < fields.size(); i++) {
+                    for (int i = 0; i < features.size(); i++) {
                         if (Double.isFinite(values[i])) { // missing (NaN) is left out: the sidecar's "missing"
-                            g.writeNumberField(fields.get(i), values[i]);
+                            g.writeNumberField(features.get(i), values[i]);
                         }
                     }
                     g.writeEndObject();
@@ -57,14 +76,33 @@ public final class SidecarJson {
             g.writeEndArray();
             g.writeNumberField("timeout_ms", sidecarTimeoutMs);
             g.writeEndObject();
-        } catch (IOException e) {
-            throw new UncheckedIOException(e); // in-memory stream: not reachable
         }
-        return out.toByteArray();
+    }
+
+    private static void writeOptional(JsonGenerator g, String name, String value) throws IOException {
+        if (value != null) {
+            g.writeStringField(name, value);
+        }
+    }
+
+    private static void writeStrings(JsonGenerator g, String name, Map<String, String> values) throws IOException {
+        if (values.isEmpty()) {
+            return;
+        }
+        g.writeObjectFieldStart(name);
+        for (Map.Entry<String, String> e : values.entrySet()) {
+            g.writeStringField(e.getKey(), e.getValue());
+        }
+        g.writeEndObject();
     }
 
     /** Parses and checks an answer; any deviation from the contract is a {@link SidecarException}. */
     public static SidecarResult parseResponse(byte[] body, int expectedHits) throws SidecarException {
+        return parseResponse(new java.io.ByteArrayInputStream(body), expectedHits);
+    }
+
+    /** As {@link #parseResponse(byte[], int)}, reading the body from a stream (bounded by the caller). */
+    public static SidecarResult parseResponse(InputStream body, int expectedHits) throws SidecarException {
         double[] scores = null;
         String model = null;
         String version = null;

@@ -7,53 +7,87 @@ import java.net.UnknownHostException;
 /**
  * Node-level settings (elasticsearch.yml / opensearch.yml), identical in both engines:
  * <pre>
- * sidecar.url                 http://127.0.0.1:9209   loopback only: the sidecar runs beside the node
- * sidecar.timeout_ms          30      budget when a request gives no timeout_ms
- * sidecar.connect_timeout_ms  50      TCP connect budget (also capped by the request's budget)
- * sidecar.breaker.failures    5       consecutive failures that open the breaker
- * sidecar.breaker.cooldown_ms 5000    how long an open breaker skips calls before one probe
+ * sidecar.url                      http://127.0.0.1:9209  loopback only: the sidecar runs beside the node
+ * sidecar.timeout_ms               30     budget when a request gives no timeout_ms
+ * sidecar.connect_timeout_ms       50     TCP connect budget (also capped by the request's budget)
+ * sidecar.breaker.window_ms        10000  sliding window of call outcomes
+ * sidecar.breaker.min_calls        10     counted calls in the window before the breaker may open
+ * sidecar.breaker.failure_rate     0.5    share of failures in the window that opens it
+ * sidecar.breaker.cooldown_ms      5000   how long an open breaker skips calls before probing
+ * sidecar.breaker.probes           3      successful probes in a row that start the ramp-up
+ * sidecar.breaker.ramp_ms          5000   ramp-up from 10% to 100% of calls
+ * sidecar.fallback_scores          rank_mapped | below_rescored  (how a fallen-back shard's hits are scored)
  * </pre>
  */
-public final class SidecarSettings {
+public record SidecarSettings(URI rescoreUri, int defaultTimeoutMs, int connectTimeoutMs, int breakerWindowMs,
+                              int breakerMinCalls, double breakerFailureRate, int breakerCooldownMs, int breakerProbes,
+                              int breakerRampMs, ShardRescore.FallbackMode fallbackMode) {
     public static final String DEFAULT_URL = "http://127.0.0.1:9209";
     public static final int DEFAULT_TIMEOUT_MS = 30;
     public static final int DEFAULT_CONNECT_TIMEOUT_MS = 50;
-    public static final int DEFAULT_BREAKER_FAILURES = 5;
+    public static final int DEFAULT_BREAKER_WINDOW_MS = 10_000;
+    public static final int DEFAULT_BREAKER_MIN_CALLS = 10;
+    public static final double DEFAULT_BREAKER_FAILURE_RATE = 0.5;
     public static final int DEFAULT_BREAKER_COOLDOWN_MS = 5000;
+    public static final int DEFAULT_BREAKER_PROBES = 3;
+    public static final int DEFAULT_BREAKER_RAMP_MS = 5000;
+    public static final String DEFAULT_FALLBACK_SCORES = "rank_mapped";
 
-    private final URI rescoreUri;
-    private final int defaultTimeoutMs;
-    private final int connectTimeoutMs;
-    private final int breakerFailures;
-    private final int breakerCooldownMs;
-
-    public SidecarSettings(String url, int defaultTimeoutMs, int connectTimeoutMs, int breakerFailures, int breakerCooldownMs) {
-        this.rescoreUri = rescoreUri(url);
+    public SidecarSettings {
         if (defaultTimeoutMs < 1 || defaultTimeoutMs > RescoreParams.MAX_TIMEOUT_MS) {
             throw new IllegalArgumentException("sidecar.timeout_ms must be in 1.." + RescoreParams.MAX_TIMEOUT_MS + ", got " + defaultTimeoutMs);
         }
         if (connectTimeoutMs < 1) {
             throw new IllegalArgumentException("sidecar.connect_timeout_ms must be >= 1, got " + connectTimeoutMs);
         }
-        if (breakerFailures < 1) {
-            throw new IllegalArgumentException("sidecar.breaker.failures must be >= 1, got " + breakerFailures);
+        if (breakerWindowMs < 100) {
+            throw new IllegalArgumentException("sidecar.breaker.window_ms must be >= 100, got " + breakerWindowMs);
         }
-        if (breakerCooldownMs < 0) {
-            throw new IllegalArgumentException("sidecar.breaker.cooldown_ms must be >= 0, got " + breakerCooldownMs);
+        if (breakerMinCalls < 1) {
+            throw new IllegalArgumentException("sidecar.breaker.min_calls must be >= 1, got " + breakerMinCalls);
         }
-        this.defaultTimeoutMs = defaultTimeoutMs;
-        this.connectTimeoutMs = connectTimeoutMs;
-        this.breakerFailures = breakerFailures;
-        this.breakerCooldownMs = breakerCooldownMs;
+        if (!(breakerFailureRate > 0 && breakerFailureRate <= 1)) {
+            throw new IllegalArgumentException("sidecar.breaker.failure_rate must be in (0, 1], got " + breakerFailureRate);
+        }
+        if (breakerCooldownMs < 0 || breakerRampMs < 0) {
+            throw new IllegalArgumentException("sidecar.breaker.cooldown_ms and sidecar.breaker.ramp_ms must be >= 0");
+        }
+        if (breakerProbes < 1) {
+            throw new IllegalArgumentException("sidecar.breaker.probes must be >= 1, got " + breakerProbes);
+        }
+        if (fallbackMode == null) {
+            fallbackMode = ShardRescore.FallbackMode.RANK_MAPPED;
+        }
+    }
+
+    /** Settings with the defaults, sending to {@code url}. */
+    public static SidecarSettings withUrl(String url) {
+        return new SidecarSettings(rescoreUri(url), DEFAULT_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_BREAKER_WINDOW_MS,
+            DEFAULT_BREAKER_MIN_CALLS, DEFAULT_BREAKER_FAILURE_RATE, DEFAULT_BREAKER_COOLDOWN_MS, DEFAULT_BREAKER_PROBES,
+            DEFAULT_BREAKER_RAMP_MS, ShardRescore.FallbackMode.RANK_MAPPED);
     }
 
     public static SidecarSettings defaults() {
-        return new SidecarSettings(DEFAULT_URL, DEFAULT_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_BREAKER_FAILURES,
-            DEFAULT_BREAKER_COOLDOWN_MS);
+        return withUrl(DEFAULT_URL);
+    }
+
+    public SidecarSettings withTimeouts(int timeoutMs, int connectMs) {
+        return new SidecarSettings(rescoreUri, timeoutMs, connectMs, breakerWindowMs, breakerMinCalls, breakerFailureRate,
+            breakerCooldownMs, breakerProbes, breakerRampMs, fallbackMode);
+    }
+
+    public SidecarSettings withBreaker(int windowMs, int minCalls, double failureRate, int cooldownMs, int probes, int rampMs) {
+        return new SidecarSettings(rescoreUri, defaultTimeoutMs, connectTimeoutMs, windowMs, minCalls, failureRate, cooldownMs,
+            probes, rampMs, fallbackMode);
+    }
+
+    public SidecarSettings withFallbackMode(ShardRescore.FallbackMode mode) {
+        return new SidecarSettings(rescoreUri, defaultTimeoutMs, connectTimeoutMs, breakerWindowMs, breakerMinCalls,
+            breakerFailureRate, breakerCooldownMs, breakerProbes, breakerRampMs, mode);
     }
 
     /** {@code http://<loopback host>:<port>} → the {@code /v1/rescore} URI; anything else is refused. */
-    static URI rescoreUri(String url) {
+    public static URI rescoreUri(String url) {
         URI base;
         try {
             base = URI.create(url);
@@ -82,10 +116,4 @@ public final class SidecarSettings {
         }
         return URI.create("http://" + host + ":" + base.getPort() + "/v1/rescore");
     }
-
-    public URI rescoreUri() { return rescoreUri; }
-    public int defaultTimeoutMs() { return defaultTimeoutMs; }
-    public int connectTimeoutMs() { return connectTimeoutMs; }
-    public int breakerFailures() { return breakerFailures; }
-    public int breakerCooldownMs() { return breakerCooldownMs; }
 }

@@ -4,9 +4,8 @@ import java.util.Arrays;
 
 /**
  * Ordering rules shared by both engines, on plain arrays so they are unit-testable without Lucene:
- * window hits are sorted by their new score (descending, ties by doc id like Lucene's rescorers);
- * hits past the window keep their relative order and are pushed just below the window's lowest
- * score when their first-pass score would otherwise overtake a rescored hit.
+ * doc-value reads in doc-id order, and a rescored window sorted by its new score (descending, ties
+ * by doc id like Lucene's rescorers).
  */
 public final class WindowOrder {
     private WindowOrder() {}
@@ -32,17 +31,5 @@ public final class WindowOrder {
             return c != 0 ? c : Integer.compare(docs[a], docs[b]);
         });
         return Arrays.stream(idx).mapToInt(Integer::intValue).toArray();
-    }
-
-    /** Scores for the hits after the window (in their original order), all strictly below {@code windowMin}. */
-    public static float[] belowWindow(float windowMin, float[] beyondScores) {
-        float[] out = new float[beyondScores.length];
-        float ceiling = windowMin;
-        for (int i = 0; i < beyondScores.length; i++) {
-            float below = Math.nextDown(ceiling);
-            out[i] = Math.min(beyondScores[i], below);
-            ceiling = out[i];
-        }
-        return out;
     }
 }

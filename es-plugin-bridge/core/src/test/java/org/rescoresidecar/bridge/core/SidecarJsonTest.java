@@ -19,8 +19,11 @@ class SidecarJsonTest {
 
     @Test
     void requestFollowsTheContract() throws Exception {
-        RescoreParams p = new RescoreParams("marketplace", "item_id", List.of("price", "rating"), "cool \"toys\"", "u42",
-            30, null, null, null);
+        RescoreParams p = RescoreParams.fromDsl(RescoreParamsTest.json("{\"model\": \"marketplace\", \"id_field\": \"item_id\","
+            + " \"fields\": {\"price\": \"price_eur\", \"rating\": \"rating\"}, \"query_text\": \"cool \\\"toys\\\"\","
+            + " \"query\": {\"user_id\": \"u42\", \"session_id\": \"s7\", \"features\": {\"user_budget\": 150, \"intent_category\": 3},"
+            + " \"attributes\": {\"device\": \"mobile\"}}, \"context\": {\"index\": \"listings\"}, \"request_id\": \"r-1\","
+            + " \"timeout_ms\": 30}"));
         byte[] body = SidecarJson.writeRequest(p, List.of(
             new HitInput("m1", 12.5f, new double[] {1200, 4.5}),
             new HitInput("m2", 3.25f, new double[] {Double.NaN, 1})), 24);
@@ -28,6 +31,12 @@ class SidecarJsonTest {
         assertEquals("marketplace", n.get("model").asText());
         assertEquals("cool \"toys\"", n.get("query").get("text").asText());
         assertEquals("u42", n.get("query").get("user_id").asText());
+        assertEquals("s7", n.get("query").get("session_id").asText());
+        assertEquals(150.0, n.get("query").get("features").get("user_budget").asDouble());
+        assertEquals(3.0, n.get("query").get("features").get("intent_category").asDouble());
+        assertEquals("mobile", n.get("query").get("attributes").get("device").asText());
+        assertEquals("listings", n.get("context").get("index").asText());
+        assertEquals("r-1", n.get("request_id").asText());
         assertEquals(24, n.get("timeout_ms").asInt());
         assertEquals(2, n.get("hits").size());
         assertEquals("m1", n.get("hits").get(0).get("id").asText());
@@ -39,10 +48,12 @@ class SidecarJsonTest {
 
     @Test
     void requestWithoutOptionalParts() throws Exception {
-        RescoreParams p = new RescoreParams(null, "item_id", null, null, null, null, null, null, null);
+        RescoreParams p = RescoreParams.of(null, "item_id");
         JsonNode n = JSON.readTree(SidecarJson.writeRequest(p, List.of(new HitInput(null, 1f, new double[0])), 5));
         assertFalse(n.has("model"));
         assertFalse(n.has("query"));
+        assertFalse(n.has("context"));
+        assertFalse(n.has("request_id"));
         assertFalse(n.get("hits").get(0).has("features"));
         assertEquals("", n.get("hits").get(0).get("id").asText());
     }

@@ -50,7 +50,8 @@ class SidecarServiceTest {
             }
         });
         server.start();
-        return new SidecarService(new SidecarSettings("http://127.0.0.1:" + server.getAddress().getPort(), 1000, 200, failures, 60_000));
+        return new SidecarService(SidecarSettings.withUrl("http://127.0.0.1:" + server.getAddress().getPort()).withTimeouts(1000, 200)
+            .withBreaker(10_000, failures, 0.5, 60_000, 1, 0));
     }
 
     @AfterEach
@@ -60,7 +61,8 @@ class SidecarServiceTest {
         }
     }
 
-    static final RescoreParams PARAMS = new RescoreParams("m", "item_id", List.of("price"), "q", "u", null, null, null, null);
+    static final RescoreParams PARAMS = RescoreParamsTest.parse("{\"model\": \"m\", \"id_field\": \"item_id\", \"fields\": [\"price\"],"
+        + " \"query_text\": \"q\", \"user_id\": \"u\"}");
     static final List<HitInput> HITS = List.of(new HitInput("a", 1f, new double[] {10}), new HitInput("b", 2f, new double[] {20}));
 
     @Test
@@ -75,6 +77,7 @@ class SidecarServiceTest {
             }
             assertTrue(lastRequest.get().contains("\"timeout_ms\":800"), "the sidecar gets 80% of the budget: " + lastRequest.get());
             assertEquals(3, s.counters().rescored());
+            assertEquals(1L, s.stats().get("connections_opened"), "one keep-alive connection for all calls");
             assertEquals(0, s.counters().fallbacksTotal());
         }
     }
@@ -120,7 +123,8 @@ class SidecarServiceTest {
         try (ServerSocket free = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
             port = free.getLocalPort();
         }
-        try (SidecarService s = new SidecarService(new SidecarSettings("http://127.0.0.1:" + port, 200, 50, 2, 60_000))) {
+        try (SidecarService s = new SidecarService(SidecarSettings.withUrl("http://127.0.0.1:" + port).withTimeouts(200, 50)
+            .withBreaker(10_000, 2, 0.5, 60_000, 1, 0))) {
             assertFallback(s, FallbackReason.UNAVAILABLE);
             assertFallback(s, FallbackReason.UNAVAILABLE);
             assertFallback(s, FallbackReason.BREAKER_OPEN); // two failures opened it: no call at all now
@@ -130,12 +134,77 @@ class SidecarServiceTest {
     }
 
     @Test
-    void sidecarFallbackDoesNotOpenTheBreaker() throws Exception {
-        try (SidecarService s = start(1)) {
-            body.set("{\"scores\":[1,2],\"fallback\":\"timeout\"}");
-            assertFallback(s, FallbackReason.SIDECAR_FALLBACK);
-            assertFallback(s, FallbackReason.SIDECAR_FALLBACK);
-            assertEquals(2, requests.get());
+    void onlyLoadSheddingFallbacksCountAgainstTheSidecar() throws Exception {
+        try (SidecarService s = start(2)) {
+            body.set("{\"scores\":[1,2],\"fallback\":\"model_unavailable\"}");
+            for (int i = 0; i < 5; i++) {
+                assertFallback(s, FallbackReason.SIDECAR_FALLBACK);
+            }
+            assertFalse(s.breaker().isOpen(), "it answered in time: healthy");
+            body.set("{\"scores\":[1,2],\"fallback\":\"overloaded\"}");
+            for (int i = 0; i < 5; i++) {
+                assertFallback(s, FallbackReason.SIDECAR_FALLBACK); // 5 failures of 10 calls: 50%
+            }
+            assertTrue(s.breaker().isOpen(), "load shedding opens it: " + s.stats());
+            assertEquals(java.util.Map.of("model_unavailable", 5L, "overloaded", 5L), s.stats().get("sidecar_fallbacks"));
+        }
+    }
+
+    @Test
+    void aRequestErrorNeverTouchesTheBreaker() throws Exception {
+        try (SidecarService s = start(2)) {
+            status.set(404);
+            body.set("{\"error\":{\"code\":\"unknown_model\",\"message\":\"no model named nope\"}}");
+            for (int i = 0; i < 20; i++) {
+                assertFallback(s, FallbackReason.REQUEST_ERROR);
+            }
+            assertFalse(s.breaker().isOpen());
+            assertTrue(s.stats().get("last_failure").toString().contains("no model named nope"), s.stats().toString());
+            status.set(200);
+            body.set("{\"scores\":[0.9,0.1]}");
+            assertTrue(s.rescore(PARAMS, HITS).isRescored(), "the next valid call is rescored");
+        }
+    }
+
+    @Test
+    void aConnectionTheSidecarClosedWhileIdleIsRetriedOnceAndIsNoFault() throws Exception {
+        // answers one request per connection, then closes it without saying so (like a restarted sidecar)
+        try (ServerSocket listener = new ServerSocket(0, 16, InetAddress.getLoopbackAddress())) {
+            Thread t = new Thread(() -> {
+                while (!listener.isClosed()) {
+                    try (java.net.Socket c = listener.accept()) {
+                        java.io.InputStream in = c.getInputStream();
+                        StringBuilder head = new StringBuilder();
+                        while (!head.toString().endsWith("\r\n\r\n")) {
+                            head.append((char) in.read());
+                        }
+                        java.util.regex.Matcher m = java.util.regex.Pattern.compile("(?i)content-length: *(\\d+)").matcher(head);
+                        m.find();
+                        in.readNBytes(Integer.parseInt(m.group(1)));
+                        byte[] out = "{\"scores\":[0.5,0.25]}".getBytes(StandardCharsets.UTF_8);
+                        c.getOutputStream().write(("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: " + out.length
+                            + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+                        c.getOutputStream().write(out);
+                        c.getOutputStream().flush();
+                        Thread.sleep(20);
+                    } catch (IOException | InterruptedException e) {
+                        return;
+                    }
+                }
+            });
+            t.setDaemon(true);
+            t.start();
+            try (SidecarService s = new SidecarService(SidecarSettings.withUrl("http://127.0.0.1:" + listener.getLocalPort())
+                .withTimeouts(2000, 200).withBreaker(10_000, 1, 0.01, 60_000, 1, 0))) {
+                for (int i = 0; i < 5; i++) {
+                    SidecarService.Outcome o = s.rescore(PARAMS, HITS);
+                    assertTrue(o.isRescored(), "call " + i + ": " + o.detail());
+                    Thread.sleep(50); // the server has closed the pooled connection by now
+                }
+                assertTrue((Long) s.stats().get("stale_retries") >= 3, s.stats().toString());
+                assertEquals(0, s.counters().fallbacksTotal());
+                assertFalse(s.breaker().isOpen(), "a stale connection is not a fault");
+            }
         }
     }
 }

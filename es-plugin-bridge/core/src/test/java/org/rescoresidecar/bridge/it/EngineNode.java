@@ -23,18 +23,22 @@ public final class EngineNode implements AutoCloseable {
         final String pluginCli;
         final String javaHomeEnv;
         final String javaOptsEnv;
+        /** Node settings the engine's test distribution needs. */
+        final Map<String, String> nodeSettings;
 
-        public Flavor(String launcher, String pluginCli, String javaHomeEnv, String javaOptsEnv) {
+        public Flavor(String launcher, String pluginCli, String javaHomeEnv, String javaOptsEnv, Map<String, String> nodeSettings) {
             this.launcher = launcher;
             this.pluginCli = pluginCli;
             this.javaHomeEnv = javaHomeEnv;
             this.javaOptsEnv = javaOptsEnv;
+            this.nodeSettings = nodeSettings;
         }
 
-        public static final Flavor ELASTICSEARCH =
-            new Flavor("elasticsearch", "elasticsearch-plugin", "ES_JAVA_HOME", "ES_JAVA_OPTS");
-        public static final Flavor OPENSEARCH =
-            new Flavor("opensearch", "opensearch-plugin", "OPENSEARCH_JAVA_HOME", "OPENSEARCH_JAVA_OPTS");
+        /** The distribution carries x-pack security; the test node speaks plain HTTP on loopback. */
+        public static final Flavor ELASTICSEARCH = new Flavor("elasticsearch", "elasticsearch-plugin", "ES_JAVA_HOME", "ES_JAVA_OPTS",
+            Map.of("xpack.security.enabled", "false"));
+        public static final Flavor OPENSEARCH = new Flavor("opensearch", "opensearch-plugin", "OPENSEARCH_JAVA_HOME",
+            "OPENSEARCH_JAVA_OPTS", Map.of());
     }
 
     private final Process process;

@@ -39,7 +39,13 @@ public final class EngineRest {
     }
 
     public Response call(String method, String path, Object body) throws IOException, InterruptedException {
+        return call(method, path, body, java.util.Map.of());
+    }
+
+    public Response call(String method, String path, Object body, java.util.Map<String, String> headers)
+        throws IOException, InterruptedException {
         HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(base + path)).timeout(Duration.ofSeconds(120));
+        headers.forEach(b::header);
         if (body == null) {
             b.method(method, HttpRequest.BodyPublishers.noBody());
         } else {

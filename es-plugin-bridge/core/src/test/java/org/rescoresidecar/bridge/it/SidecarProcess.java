@@ -41,8 +41,18 @@ public final class SidecarProcess implements AutoCloseable {
 
     /** Starts the sidecar on {@code 127.0.0.1:port} and waits until it is ready. */
     public static SidecarProcess start(int port) throws IOException, InterruptedException {
-        ProcessBuilder pb = new ProcessBuilder(binary().toString(), "--listen", "127.0.0.1:" + port,
-            "--models", testModels().toString());
+        return start(port, null);
+    }
+
+    /** As {@link #start(int)}, with a config file ({@code --config}) when {@code config} is not null. */
+    public static SidecarProcess start(int port, Path config) throws IOException, InterruptedException {
+        java.util.List<String> cmd = new java.util.ArrayList<>(java.util.List.of(binary().toString(), "--listen", "127.0.0.1:" + port,
+            "--models", testModels().toString()));
+        if (config != null) {
+            cmd.add("--config");
+            cmd.add(config.toString());
+        }
+        ProcessBuilder pb = new ProcessBuilder(cmd);
         pb.redirectErrorStream(true);
         pb.environment().put("RUST_LOG", "info");
         SidecarProcess sidecar = new SidecarProcess(pb.start());

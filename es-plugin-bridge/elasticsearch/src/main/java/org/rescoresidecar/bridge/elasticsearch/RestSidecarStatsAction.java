@@ -6,11 +6,18 @@ import org.elasticsearch.rest.RestRequest;
 import org.elasticsearch.rest.RestResponse;
 import org.elasticsearch.rest.RestStatus;
 import org.elasticsearch.xcontent.XContentBuilder;
+import org.rescoresidecar.bridge.core.SidecarService;
 
 import java.util.List;
 
 /** {@code GET /_sidecar/stats}: this node's bridge counters (calls, rescored, fallbacks by reason, breaker). */
 public class RestSidecarStatsAction extends BaseRestHandler {
+    private final SidecarService service;
+
+    RestSidecarStatsAction(SidecarService service) {
+        this.service = service;
+    }
+
     @Override
     public String getName() {
         return "sidecar_stats";
@@ -25,7 +32,7 @@ public class RestSidecarStatsAction extends BaseRestHandler {
     protected RestChannelConsumer prepareRequest(RestRequest request, NodeClient client) {
         return channel -> {
             XContentBuilder b = channel.newBuilder();
-            b.map(SidecarPlugin.service().stats());
+            b.map(service.stats());
             channel.sendResponse(new RestResponse(RestStatus.OK, b));
         };
     }

@@ -3,26 +3,13 @@ package org.rescoresidecar.bridge.elasticsearch;
 import org.rescoresidecar.bridge.it.AbstractBridgeIT;
 import org.rescoresidecar.bridge.it.EngineNode;
 
-import java.util.Map;
-
 /**
- * A real Elasticsearch node (integ-test-zip distribution from Maven Central, run on the Temurin 25
- * JDK with entitlements enforced) with the plugin zip installed by {@code bin/elasticsearch-plugin}.
+ * A real Elasticsearch node (integ-test-zip distribution from Maven Central) with the plugin zip installed by
+ * {@code bin/elasticsearch-plugin}: the full scenarios (the newest line). The engine line's pom picks which IT runs.
  */
 class ElasticsearchBridgeIT extends AbstractBridgeIT {
     @Override
     protected EngineNode.Flavor flavor() {
         return EngineNode.Flavor.ELASTICSEARCH;
-    }
-
-    @Override
-    protected Map<String, String> engineSettings() {
-        // the distribution carries x-pack security; this test node speaks plain HTTP on loopback
-        return Map.of("xpack.security.enabled", "false");
-    }
-
-    @Override
-    protected String pluginName() {
-        return "rescore-sidecar";
     }
 }

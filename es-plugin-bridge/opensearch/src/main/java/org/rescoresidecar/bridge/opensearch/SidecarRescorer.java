@@ -12,8 +12,11 @@ import org.opensearch.index.fielddata.SortedBinaryDocValues;
 import org.opensearch.index.fielddata.SortedNumericDoubleValues;
 import org.opensearch.search.rescore.RescoreContext;
 import org.opensearch.search.rescore.Rescorer;
+import org.rescoresidecar.bridge.core.ExplainText;
+import org.rescoresidecar.bridge.core.FallbackMemo;
 import org.rescoresidecar.bridge.core.HitInput;
 import org.rescoresidecar.bridge.core.RescoreParams;
+import org.rescoresidecar.bridge.core.ShardRescore;
 import org.rescoresidecar.bridge.core.SidecarService;
 import org.rescoresidecar.bridge.core.WindowOrder;
 
@@ -21,13 +24,11 @@ import java.io.IOException;
 import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
-import java.util.Locale;
 import java.util.Set;
 
 /**
- * Per shard: the top {@code window_size} hits, their ids and feature fields read from doc values in
- * doc-id order, one call to the sidecar, the new scores written back and the window re-sorted. On
- * any failure the shard's hits are returned untouched (the baseline order).
+ * Per shard: reads the window's ids and feature fields from doc values (in doc-id order) and hands
+ * the rest to the core ({@link SidecarService#rescoreShard}, {@link ShardRescore}, {@link ExplainText}).
  */
 final class SidecarRescorer implements Rescorer {
     static final SidecarRescorer INSTANCE = new SidecarRescorer();
@@ -62,94 +63,113 @@ final class SidecarRescorer implements Rescorer {
             windowDocs.add(d.doc);
         }
         rescoreContext.setRescoredDocs(windowDocs);
-        HitInput[] hits = readHits(searcher, window, ctx);
-        SidecarService.Outcome outcome = ctx.service.rescore(ctx.params, Arrays.asList(hits));
-        if (!outcome.isRescored()) {
-            return topDocs; // fail-safe: the shard keeps its first-pass order and scores
+        Window w = readWindow(searcher, window, ctx);
+        float[] firstPass = new float[all.length];
+        int[] docs = new int[all.length];
+        for (int i = 0; i < all.length; i++) {
+            firstPass[i] = all[i].score;
+            docs[i] = all[i].doc;
         }
-        double[] model = outcome.modelScores();
-        float[] scores = new float[n];
-        int[] docs = new int[n];
-        for (int i = 0; i < n; i++) {
-            scores[i] = ctx.params.combine(window[i].score, model[i]);
-            docs[i] = window[i].doc;
-        }
-        int[] order = WindowOrder.rescoredOrder(scores, docs);
+        ShardRescore r = ctx.service.rescoreShard(ctx.params, firstPass, docs, n, Arrays.asList(w.hits), w.segments, w.segmentDocs);
         ScoreDoc[] out = new ScoreDoc[all.length];
-        for (int i = 0; i < n; i++) {
-            ScoreDoc src = window[order[i]];
-            out[i] = new ScoreDoc(src.doc, scores[order[i]], src.shardIndex);
-        }
-        if (all.length > n) {
-            float[] tail = new float[all.length - n];
-            for (int i = n; i < all.length; i++) {
-                tail[i - n] = all[i].score;
-            }
-            float[] below = WindowOrder.belowWindow(out[n - 1].score, tail);
-            for (int i = n; i < all.length; i++) {
-                out[i] = new ScoreDoc(all[i].doc, below[i - n], all[i].shardIndex);
-            }
+        for (int i = 0; i < all.length; i++) {
+            ScoreDoc src = all[r.docIndex(i)];
+            out[i] = new ScoreDoc(src.doc, r.score(i), src.shardIndex);
         }
         return new TopDocs(topDocs.totalHits, out);
     }
 
+    /** The window's hits as sent, with each hit's segment identity and segment-local doc (for explain's memo). */
+    static final class Window {
+        final HitInput[] hits;
+        final Object[] segments;
+        final int[] segmentDocs;
+
+        Window(int n) {
+            hits = new HitInput[n];
+            segments = new Object[n];
+            segmentDocs = new int[n];
+        }
+    }
+
     /** Reads id and feature doc values for the window, visiting documents in doc-id order. */
-    static HitInput[] readHits(IndexSearcher searcher, ScoreDoc[] window, Context ctx) throws IOException {
+    static Window readWindow(IndexSearcher searcher, ScoreDoc[] window, Context ctx) throws IOException {
         int[] docs = new int[window.length];
         for (int i = 0; i < window.length; i++) {
             docs[i] = window[i].doc;
         }
         List<LeafReaderContext> leaves = searcher.getIndexReader().leaves();
-        HitInput[] out = new HitInput[window.length];
+        Window out = new Window(window.length);
         LeafReaderContext leaf = null;
+        Object segment = null;
         SortedBinaryDocValues ids = null;
         SortedNumericDoubleValues[] values = new SortedNumericDoubleValues[ctx.fields.size()];
+        int missing = 0;
+        int multi = 0;
         for (int k : WindowOrder.docIdOrder(docs)) {
             int doc = docs[k];
             if (leaf == null || doc >= leaf.docBase + leaf.reader().maxDoc()) {
                 leaf = leaves.get(ReaderUtil.subIndex(doc, leaves));
+                segment = segmentKey(leaf);
                 ids = ctx.ids.load(leaf).getBytesValues();
                 for (int f = 0; f < values.length; f++) {
                     values[f] = ctx.fields.get(f).load(leaf).getDoubleValues();
                 }
             }
             int local = doc - leaf.docBase;
-            String id = ids.advanceExact(local) ? ids.nextValue().utf8ToString() : "";
+            String id = "";
+            if (ids.advanceExact(local)) {
+                // several values: the first in doc-values order (the smallest), counted
+                if (ids.docValueCount() > 1) {
+                    multi++;
+                }
+                id = ids.nextValue().utf8ToString();
+            } else {
+                missing++; // sent as id "": an unknown item for the sidecar
+            }
             double[] features = new double[values.length];
             for (int f = 0; f < values.length; f++) {
                 // multi-valued fields: the first (smallest) value; a document without one: missing
                 features[f] = values[f].advanceExact(local) ? values[f].nextValue() : Double.NaN;
             }
-            out[k] = new HitInput(id, window[k].score, features);
+            out.hits[k] = new HitInput(id, window[k].score, features);
+            out.segments[k] = segment;
+            out.segmentDocs[k] = local;
         }
+        ctx.service.counters().onIds(missing, multi);
         return out;
+    }
+
+    static Object segmentKey(LeafReaderContext leaf) {
+        var helper = leaf.reader().getCoreCacheHelper();
+        return helper == null ? null : helper.getKey();
     }
 
     @Override
     public Explanation explain(int topLevelDocId, IndexSearcher searcher, RescoreContext rescoreContext, Explanation sourceExplanation)
         throws IOException {
         Context ctx = (Context) rescoreContext;
+        float first = sourceExplanation.getValue().floatValue();
         Set<Integer> rescored = rescoreContext.getRescoredDocs();
         if (rescored != null && !rescored.contains(topLevelDocId)) {
-            return Explanation.match(sourceExplanation.getValue(), "sidecar rescore: outside the rescore window, first-pass score kept",
-                sourceExplanation);
+            ExplainText.Line tail = ExplainText.outsideWindow(first);
+            return Explanation.match(tail.value(), tail.text(), sourceExplanation);
         }
-        float first = sourceExplanation.getValue().floatValue();
-        HitInput hit = readHits(searcher, new ScoreDoc[] {new ScoreDoc(topLevelDocId, first)}, ctx)[0];
-        // the sidecar scores each hit from its own features, so a one-hit call reproduces the window's score
-        SidecarService.Outcome outcome = ctx.service.rescore(ctx.params, List.of(hit));
+        Window w = readWindow(searcher, new ScoreDoc[] {new ScoreDoc(topLevelDocId, first)}, ctx);
         Explanation firstPass = Explanation.match(first, "first-pass score", sourceExplanation);
+        FallbackMemo.Entry memo = ctx.service.recallFallback(ctx.params.requestId(), w.segments[0], w.segmentDocs[0]);
+        if (memo != null) {
+            ExplainText.Line l = ExplainText.fellBack(memo);
+            return Explanation.match(l.value(), l.text(), firstPass);
+        }
+        // the sidecar scores each hit from its own features, so a one-hit call reproduces the window's score
+        SidecarService.Outcome outcome = ctx.service.explainCall(ctx.params, List.of(w.hits[0]));
         if (!outcome.isRescored()) {
-            return Explanation.match(first, "sidecar rescore: baseline kept (" + outcome.reason().label() + ": " + outcome.detail() + ")",
-                firstPass);
+            ExplainText.Line l = ExplainText.explainCallFailed(outcome, first);
+            return Explanation.match(l.value(), l.text(), firstPass);
         }
         double model = outcome.modelScores()[0];
-        float combined = ctx.params.combine(first, model);
-        String how = ctx.params.scoreMode() == org.rescoresidecar.bridge.core.ScoreMode.REPLACE
-            ? "score_mode replace"
-            : String.format(Locale.ROOT, "score_mode weighted: %s * first-pass + %s * model", ctx.params.queryWeight(), ctx.params.modelWeight());
-        return Explanation.match(combined, String.format(Locale.ROOT, "sidecar rescore: model %s version %s variant %s, %s, item id [%s]",
-                outcome.result().model(), outcome.result().version(), outcome.result().variant(), how, hit.id()),
-            Explanation.match((float) model, "model score"), firstPass);
+        ExplainText.Line l = ExplainText.rescored(ctx.params, outcome, first, model, w.hits[0].id());
+        return Explanation.match(l.value(), l.text(), Explanation.match((float) model, "model score"), firstPass);
     }
 }

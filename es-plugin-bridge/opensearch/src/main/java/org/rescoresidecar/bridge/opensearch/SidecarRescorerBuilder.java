@@ -9,121 +9,51 @@ import org.opensearch.index.query.QueryRewriteContext;
 import org.opensearch.index.query.QueryShardContext;
 import org.opensearch.search.rescore.RescoreContext;
 import org.opensearch.search.rescore.RescorerBuilder;
-import org.opensearch.core.xcontent.ObjectParser;
-import org.opensearch.core.ParseField;
 import org.opensearch.core.xcontent.XContentBuilder;
 import org.opensearch.core.xcontent.XContentParser;
 import org.rescoresidecar.bridge.core.RescoreParams;
-import org.rescoresidecar.bridge.core.ScoreMode;
 
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
+import java.util.UUID;
 
-/** The {@code "sidecar": {...}} rescorer: DSL parsing, wire format and the per-shard context. */
+/**
+ * The {@code "sidecar": {...}} rescorer: DSL and wire go through {@link RescoreParams} (the shared
+ * core), so this class only adapts OpenSearch's parser, streams and field data.
+ */
 public class SidecarRescorerBuilder extends RescorerBuilder<SidecarRescorerBuilder> {
-    static final ParseField MODEL = new ParseField("model");
-    static final ParseField ID_FIELD = new ParseField("id_field");
-    static final ParseField FIELDS = new ParseField("fields");
-    static final ParseField QUERY_TEXT = new ParseField("query_text");
-    static final ParseField USER_ID = new ParseField("user_id");
-    static final ParseField TIMEOUT_MS = new ParseField("timeout_ms");
-    static final ParseField SCORE_MODE = new ParseField("score_mode");
-    static final ParseField QUERY_WEIGHT = new ParseField("query_weight");
-    static final ParseField MODEL_WEIGHT = new ParseField("model_weight");
-
-    private static final class Holder {
-        String model;
-        String idField;
-        List<String> fields;
-        String queryText;
-        String userId;
-        Integer timeoutMs;
-        String scoreMode;
-        Float queryWeight;
-        Float modelWeight;
-    }
-
-    private static final ObjectParser<Holder, Void> PARSER = new ObjectParser<>(RescoreParams.NAME, Holder::new);
-
-    static {
-        PARSER.declareString((h, v) -> h.model = v, MODEL);
-        PARSER.declareString((h, v) -> h.idField = v, ID_FIELD);
-        PARSER.declareStringArray((h, v) -> h.fields = v, FIELDS);
-        PARSER.declareString((h, v) -> h.queryText = v, QUERY_TEXT);
-        PARSER.declareString((h, v) -> h.userId = v, USER_ID);
-        PARSER.declareInt((h, v) -> h.timeoutMs = v, TIMEOUT_MS);
-        PARSER.declareString((h, v) -> h.scoreMode = v, SCORE_MODE);
-        PARSER.declareFloat((h, v) -> h.queryWeight = v, QUERY_WEIGHT);
-        PARSER.declareFloat((h, v) -> h.modelWeight = v, MODEL_WEIGHT);
-    }
-
     private final RescoreParams params;
+    private final NodeBridge bridge;
 
-    public SidecarRescorerBuilder(RescoreParams params) {
+    public SidecarRescorerBuilder(RescoreParams params, NodeBridge bridge) {
         this.params = Objects.requireNonNull(params);
+        this.bridge = bridge;
     }
 
-    public SidecarRescorerBuilder(StreamInput in) throws IOException {
+    public SidecarRescorerBuilder(StreamInput in, NodeBridge bridge) throws IOException {
         super(in);
-        String model = in.readOptionalString();
-        String idField = in.readString();
-        List<String> fields = in.readStringList();
-        String queryText = in.readOptionalString();
-        String userId = in.readOptionalString();
-        Integer timeoutMs = in.readBoolean() ? in.readVInt() : null;
-        ScoreMode mode = ScoreMode.fromWireName(in.readString());
-        float qw = in.readFloat();
-        float mw = in.readFloat();
-        this.params = new RescoreParams(model, idField, fields, queryText, userId, timeoutMs, mode,
-            mode == ScoreMode.WEIGHTED ? qw : null, mode == ScoreMode.WEIGHTED ? mw : null);
+        this.params = RescoreParams.fromJson(in.readString());
+        this.bridge = bridge;
     }
 
     @Override
     protected void doWriteTo(StreamOutput out) throws IOException {
-        out.writeOptionalString(params.model());
-        out.writeString(params.idField());
-        out.writeStringCollection(params.fields());
-        out.writeOptionalString(params.queryText());
-        out.writeOptionalString(params.userId());
-        out.writeBoolean(params.timeoutMs() != null);
-        if (params.timeoutMs() != null) {
-            out.writeVInt(params.timeoutMs());
-        }
-        out.writeString(params.scoreMode().wireName());
-        out.writeFloat(params.queryWeight());
-        out.writeFloat(params.modelWeight());
+        out.writeString(params.toJson());
     }
 
-    public static SidecarRescorerBuilder fromXContent(XContentParser parser) {
-        Holder h = PARSER.apply(parser, null);
-        ScoreMode mode = h.scoreMode == null ? null : ScoreMode.fromWireName(h.scoreMode);
-        return new SidecarRescorerBuilder(new RescoreParams(h.model, h.idField, h.fields, h.queryText, h.userId, h.timeoutMs,
-            mode, h.queryWeight, h.modelWeight));
+    public static SidecarRescorerBuilder fromXContent(XContentParser parser, NodeBridge bridge) throws IOException {
+        Map<String, Object> dsl = parser.mapOrdered();
+        return new SidecarRescorerBuilder(RescoreParams.fromDsl(dsl), bridge);
     }
 
     @Override
     protected void doXContent(XContentBuilder builder, Params xParams) throws IOException {
         builder.startObject(RescoreParams.NAME);
-        if (params.model() != null) {
-            builder.field(MODEL.getPreferredName(), params.model());
-        }
-        builder.field(ID_FIELD.getPreferredName(), params.idField());
-        builder.field(FIELDS.getPreferredName(), params.fields());
-        if (params.queryText() != null) {
-            builder.field(QUERY_TEXT.getPreferredName(), params.queryText());
-        }
-        if (params.userId() != null) {
-            builder.field(USER_ID.getPreferredName(), params.userId());
-        }
-        if (params.timeoutMs() != null) {
-            builder.field(TIMEOUT_MS.getPreferredName(), params.timeoutMs());
-        }
-        builder.field(SCORE_MODE.getPreferredName(), params.scoreMode().wireName());
-        if (params.scoreMode() == ScoreMode.WEIGHTED) {
-            builder.field(QUERY_WEIGHT.getPreferredName(), params.queryWeight());
-            builder.field(MODEL_WEIGHT.getPreferredName(), params.modelWeight());
+        for (Map.Entry<String, Object> e : params.toDsl().entrySet()) {
+            builder.field(e.getKey(), e.getValue());
         }
         builder.endObject();
     }
@@ -133,19 +63,46 @@ public class SidecarRescorerBuilder extends RescorerBuilder<SidecarRescorerBuild
         return RescoreParams.NAME;
     }
 
+    /**
+     * On the coordinating node (no shard context), a search without {@code request_id} gets one, so
+     * that every shard sends the same: the search's {@code X-Opaque-Id} if given, else a new UUID.
+     */
     @Override
     public RescorerBuilder<SidecarRescorerBuilder> rewrite(QueryRewriteContext ctx) {
-        return this;
+        if (params.requestId() != null || ctx.convertToShardContext() != null) {
+            return this;
+        }
+        SidecarRescorerBuilder tagged = new SidecarRescorerBuilder(params.withRequestId(requestIdFor(bridge)), bridge);
+        if (windowSize != null) {
+            tagged.windowSize(windowSize);
+        }
+        return tagged;
+    }
+
+    static String requestIdFor(NodeBridge bridge) {
+        String opaque = bridge == null ? null : bridge.opaqueId.get();
+        if (opaque != null && !opaque.isEmpty() && opaque.getBytes(java.nio.charset.StandardCharsets.UTF_8).length
+            <= RescoreParams.MAX_REQUEST_ID_BYTES) {
+            return opaque;
+        }
+        return UUID.randomUUID().toString();
     }
 
     @Override
     protected RescoreContext innerBuildContext(int windowSize, QueryShardContext context) throws IOException {
         IndexFieldData<?> ids = fieldData(context, params.idField(), false);
         List<IndexNumericFieldData> numeric = new ArrayList<>();
-        for (String field : params.fields()) {
+        for (String field : params.fieldNames()) {
             numeric.add((IndexNumericFieldData) fieldData(context, field, true));
         }
-        return new SidecarRescorer.Context(windowSize, params, ids, numeric, SidecarPlugin.service());
+        RescoreParams forShard = params;
+        if (forShard.requestId() == null) {
+            String opaque = bridge.opaqueId.get(); // the coordinator's rewrite did not run: the header is shared by all shards
+            if (opaque != null && !opaque.isEmpty()) {
+                forShard = forShard.withRequestId(requestIdFor(bridge));
+            }
+        }
+        return new SidecarRescorer.Context(windowSize, forShard, ids, numeric, bridge.service);
     }
 
     private static IndexFieldData<?> fieldData(QueryShardContext context, String field, boolean numeric) {

@@ -24,7 +24,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /** DSL and wire round trips with OpenSearch's own parser and stream classes. */
 class SidecarRescorerBuilderTests {
     private static final NamedXContentRegistry REGISTRY = new NamedXContentRegistry(List.of(new NamedXContentRegistry.Entry(
-        RescorerBuilder.class, new ParseField(RescoreParams.NAME), SidecarRescorerBuilder::fromXContent)));
+        RescorerBuilder.class, new ParseField(RescoreParams.NAME), p -> SidecarRescorerBuilder.fromXContent(p, null))));
 
     static RescorerBuilder<?> parse(String json) throws Exception {
         try (XContentParser p = JsonXContent.jsonXContent.createParser(REGISTRY, DeprecationHandler.THROW_UNSUPPORTED_OPERATION, json)) {
@@ -36,6 +36,11 @@ class SidecarRescorerBuilderTests {
     static final String ISSUE_EXAMPLE = "{\"window_size\": 100, \"sidecar\": {\"model\": \"marketplace\", \"id_field\": \"item_id\","
         + " \"fields\": [\"price\"], \"query_text\": \"cool toys\", \"user_id\": \"u42\", \"timeout_ms\": 30}}";
 
+    static final String FULL = "{\"window_size\": 100, \"sidecar\": {\"model\": \"marketplace\", \"id_field\": \"item_id\","
+        + " \"fields\": {\"price\": \"price_eur\"}, \"query\": {\"text\": \"cool toys\", \"user_id\": \"u42\", \"session_id\": \"s\","
+        + " \"features\": {\"user_budget\": 150, \"intent_category\": 3}, \"attributes\": {\"device\": \"mobile\"}},"
+        + " \"context\": {\"index\": \"listings\"}, \"request_id\": \"r-1\", \"timeout_ms\": 30}}";
+
     @Test
     void parsesTheDocumentedExample() throws Exception {
         SidecarRescorerBuilder b = (SidecarRescorerBuilder) parse(ISSUE_EXAMPLE);
@@ -43,16 +48,27 @@ class SidecarRescorerBuilderTests {
         RescoreParams p = b.params();
         assertEquals("marketplace", p.model());
         assertEquals("item_id", p.idField());
-        assertEquals(List.of("price"), p.fields());
-        assertEquals("cool toys", p.queryText());
-        assertEquals("u42", p.userId());
+        assertEquals(List.of("price"), p.featureNames());
+        assertEquals("cool toys", p.query().text());
+        assertEquals("u42", p.query().userId());
         assertEquals(30, p.timeoutMs());
         assertEquals(ScoreMode.REPLACE, p.scoreMode());
     }
 
     @Test
+    void parsesTheWholeContract() throws Exception {
+        RescoreParams p = ((SidecarRescorerBuilder) parse(FULL)).params();
+        assertEquals(java.util.Map.of("price", "price_eur"), p.fields());
+        assertEquals(java.util.Map.of("user_budget", 150.0, "intent_category", 3.0), p.query().features());
+        assertEquals(java.util.Map.of("device", "mobile"), p.query().attributes());
+        assertEquals(java.util.Map.of("index", "listings"), p.context());
+        assertEquals("s", p.query().sessionId());
+        assertEquals("r-1", p.requestId());
+    }
+
+    @Test
     void xcontentRoundTrip() throws Exception {
-        for (String json : new String[] {ISSUE_EXAMPLE,
+        for (String json : new String[] {ISSUE_EXAMPLE, FULL,
             "{\"window_size\": 50, \"sidecar\": {\"id_field\": \"sku\", \"score_mode\": \"weighted\", \"query_weight\": 0.5, \"model_weight\": 2}}"}) {
             RescorerBuilder<?> b = parse(json);
             String rendered = XContentHelper.toXContent(b, XContentType.JSON, ToXContent.EMPTY_PARAMS, false).utf8ToString();
@@ -64,14 +80,12 @@ class SidecarRescorerBuilderTests {
 
     @Test
     void wireRoundTrip() throws Exception {
-        SidecarRescorerBuilder b = new SidecarRescorerBuilder(new RescoreParams("m", "item_id", List.of("price", "rating"), "q", null,
-            null, ScoreMode.WEIGHTED, 0.25f, 4f)).windowSize(64);
-        SidecarRescorerBuilder none = new SidecarRescorerBuilder(new RescoreParams(null, "id", null, null, null, 7, null, null, null));
-        for (SidecarRescorerBuilder original : List.of(b, none)) {
+        for (String json : new String[] {ISSUE_EXAMPLE, FULL, "{\"sidecar\": {\"id_field\": \"id\", \"timeout_ms\": 7}}"}) {
+            SidecarRescorerBuilder original = (SidecarRescorerBuilder) parse(json);
             try (BytesStreamOutput out = new BytesStreamOutput()) {
                 original.writeTo(out);
                 try (StreamInput in = out.bytes().streamInput()) {
-                    SidecarRescorerBuilder read = new SidecarRescorerBuilder(in);
+                    SidecarRescorerBuilder read = new SidecarRescorerBuilder(in, null);
                     assertEquals(original, read);
                     assertEquals(original.windowSize(), read.windowSize());
                 }
@@ -88,5 +102,11 @@ class SidecarRescorerBuilderTests {
         Exception timeout = assertThrows(IllegalArgumentException.class,
             () -> parse("{\"sidecar\": {\"id_field\": \"x\", \"timeout_ms\": 0}}"));
         assertTrue(timeout.getMessage().contains("timeout_ms"), timeout.getMessage());
+        Exception type = assertThrows(IllegalArgumentException.class,
+            () -> parse("{\"sidecar\": {\"id_field\": \"x\", \"query\": {\"features\": {\"a\": \"high\"}}}}"));
+        assertTrue(type.getMessage().contains("query.features.a must be a number"), type.getMessage());
+        Exception conflict = assertThrows(IllegalArgumentException.class,
+            () -> parse("{\"sidecar\": {\"id_field\": \"x\", \"query_text\": \"a\", \"query\": {\"text\": \"b\"}}}"));
+        assertTrue(conflict.getMessage().contains("shorthand"), conflict.getMessage());
     }
 }

@@ -1,0 +1,34 @@
+package org.rescoresidecar.bridge.elasticsearch;
+
+import org.elasticsearch.cluster.metadata.IndexNameExpressionResolver;
+import org.elasticsearch.cluster.node.DiscoveryNodes;
+import org.elasticsearch.common.io.stream.NamedWriteableRegistry;
+import org.elasticsearch.common.settings.ClusterSettings;
+import org.elasticsearch.common.settings.IndexScopedSettings;
+import org.elasticsearch.common.settings.Settings;
+import org.elasticsearch.common.settings.SettingsFilter;
+import org.elasticsearch.features.NodeFeature;
+import org.elasticsearch.rest.RestController;
+import org.elasticsearch.rest.RestHandler;
+
+import java.util.Collection;
+import java.util.List;
+import java.util.function.Predicate;
+import java.util.function.Supplier;
+
+/** The plugin for Elasticsearch 8.x: the shared rescorer plus {@code GET /_sidecar/stats}. */
+public class SidecarPlugin extends AbstractSidecarPlugin {
+    public SidecarPlugin(Settings settings) {
+        super(settings);
+    }
+
+    @Override
+    public Collection<RestHandler> getRestHandlers(Settings settings, NamedWriteableRegistry namedWriteableRegistry,
+                                                   RestController restController, ClusterSettings clusterSettings,
+                                                   IndexScopedSettings indexScopedSettings, SettingsFilter settingsFilter,
+                                                   IndexNameExpressionResolver indexNameExpressionResolver,
+                                                   Supplier<DiscoveryNodes> nodesInCluster,
+                                                   Predicate<NodeFeature> clusterSupportsFeature) {
+        return List.of(new RestSidecarStatsAction(bridge.service));
+    }
+}

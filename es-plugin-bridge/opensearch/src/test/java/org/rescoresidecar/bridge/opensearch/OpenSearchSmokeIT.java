@@ -1,0 +1,15 @@
+package org.rescoresidecar.bridge.opensearch;
+
+import org.rescoresidecar.bridge.it.AbstractSmokeIT;
+import org.rescoresidecar.bridge.it.EngineNode;
+
+/**
+ * A real OpenSearch node (integ-test-zip distribution from Maven Central) with the plugin zip installed by
+ * {@code bin/opensearch-plugin}: the smoke test (the older line). The engine line's pom picks which IT runs.
+ */
+class OpenSearchSmokeIT extends AbstractSmokeIT {
+    @Override
+    protected EngineNode.Flavor flavor() {
+        return EngineNode.Flavor.OPENSEARCH;
+    }
+}
