@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The demo through real search engines, one at a time: a single-node Elasticsearch 9.5.3, then
-# OpenSearch 2.19.6 (the integ-test-zip distributions Maven downloaded for es-plugin-bridge), each
-# with the rescore-sidecar plugin zip installed by the engine's own installer and pointed at the
+# The demo through real search engines, one at a time: a single-node Elasticsearch 9.x, then
+# OpenSearch 3.x (the versions of the plugin zips es-plugin-bridge built, es9 and os3; the servers
+# are the integ-test-zip distributions Maven downloaded for its tests), each with the plugin zip
+# installed by the engine's own installer and pointed at the
 # sidecar release binary (demo model + item snapshot); `rescore-demo index` loads the catalogue into
 # a 2-shard index and `rescore-demo replay --engine` searches the held-out queries without and with
 # the `sidecar` rescore clause, prints the NDCG@10/latency table and fails below a gain of 0.05 or
@@ -11,9 +12,11 @@
 # builds them). Environment (all optional):
 #   DEMO_ENGINES="elasticsearch opensearch"   which engines, in this order
 #   DEMO_QUERIES=300                          held-out queries per engine
-#   ES_PLUGIN_ZIP, OS_PLUGIN_ZIP              plugin zips (default: es-plugin-bridge/*/target/*.zip)
-#   ES_DIST, OS_DIST                          distribution zips (default: ~/.m2, as Maven put them)
-#   ES_JAVA_HOME (Temurin 25), OPENSEARCH_JAVA_HOME (JDK 17)
+#   ES_PLUGIN_ZIP, OS_PLUGIN_ZIP              plugin zips (default: es-plugin-bridge/elasticsearch/es9
+#                                             and opensearch/os3 target/*.zip)
+#   ES_DIST, OS_DIST                          distribution zips (default: ~/.m2, the version in the
+#                                             plugin zip's name)
+#   ES_JAVA_HOME, OPENSEARCH_JAVA_HOME        JDKs (default: Temurin 25 for both)
 #   DEMO_NODE_USER=rescore-it                 the unprivileged user nodes run as when run as root
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,10 +24,8 @@ repo=$(pwd)
 engines="${DEMO_ENGINES:-elasticsearch opensearch}"
 queries="${DEMO_QUERIES:-300}"
 m2="$HOME/.m2/repository/org"
-es_dist="${ES_DIST:-$m2/elasticsearch/distribution/integ-test-zip/elasticsearch/9.5.3/elasticsearch-9.5.3.zip}"
-os_dist="${OS_DIST:-$m2/opensearch/distribution/integ-test-zip/opensearch/2.19.6/opensearch-2.19.6.zip}"
 es_java="${ES_JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
-os_java="${OPENSEARCH_JAVA_HOME:-/usr/lib/jvm/java-17-openjdk-amd64}"
+os_java="${OPENSEARCH_JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
 node_user="${DEMO_NODE_USER:-rescore-it}"
 export RUST_LIB_BACKTRACE=0   # error chains without backtraces (panics keep theirs)
 
@@ -82,16 +83,20 @@ else
 fi
 
 run_engine() {
-  local flavor=$1 dist zip java launcher plugin_cli java_env opts_env extra=()
+  local flavor=$1 dist zip version java launcher plugin_cli java_env opts_env extra=()
   case "$flavor" in
     elasticsearch)
-      dist=$es_dist; java=$es_java; launcher=elasticsearch; plugin_cli=elasticsearch-plugin
+      java=$es_java; launcher=elasticsearch; plugin_cli=elasticsearch-plugin
       java_env=ES_JAVA_HOME; opts_env=ES_JAVA_OPTS; extra=(-Expack.security.enabled=false)
-      zip=$(one_zip "${ES_PLUGIN_ZIP:-es-plugin-bridge/elasticsearch/target/rescore-sidecar-elasticsearch-*.zip}") || exit 1;;
+      zip=$(one_zip "${ES_PLUGIN_ZIP:-es-plugin-bridge/elasticsearch/es9/target/rescore-sidecar-elasticsearch-*.zip}") || exit 1
+      version=${zip##*-es}; version=${version%.zip}
+      dist="${ES_DIST:-$m2/elasticsearch/distribution/integ-test-zip/elasticsearch/$version/elasticsearch-$version.zip}";;
     opensearch)
-      dist=$os_dist; java=$os_java; launcher=opensearch; plugin_cli=opensearch-plugin
+      java=$os_java; launcher=opensearch; plugin_cli=opensearch-plugin
       java_env=OPENSEARCH_JAVA_HOME; opts_env=OPENSEARCH_JAVA_OPTS
-      zip=$(one_zip "${OS_PLUGIN_ZIP:-es-plugin-bridge/opensearch/target/rescore-sidecar-opensearch-*.zip}") || exit 1;;
+      zip=$(one_zip "${OS_PLUGIN_ZIP:-es-plugin-bridge/opensearch/os3/target/rescore-sidecar-opensearch-*.zip}") || exit 1
+      version=${zip##*-os}; version=${version%.zip}
+      dist="${OS_DIST:-$m2/opensearch/distribution/integ-test-zip/opensearch/$version/opensearch-$version.zip}";;
     *) die "unknown engine $flavor (elasticsearch or opensearch)";;
   esac
   [ -f "$dist" ] || die "$dist missing (scripts/test-bridge.sh downloads it through Maven)"
