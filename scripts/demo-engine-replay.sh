@@ -18,6 +18,9 @@
 #                                             plugin zip's name)
 #   ES_JAVA_HOME, OPENSEARCH_JAVA_HOME        JDKs (default: Temurin 25 for both)
 #   DEMO_NODE_USER=rescore-it                 the unprivileged user nodes run as when run as root
+#   DEMO_HEAP=512m                            the nodes' heap
+#   DEMO_RUN                                  a bash command run instead of index + replay while a
+#                                             node is up, with $url and $flavor set (bench/engine-demo.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -114,7 +117,7 @@ run_engine() {
   local http_port transport_port
   http_port=$(free_port); transport_port=$(free_port)
   [ ${#as_node[@]} -eq 0 ] || chown -R "$node_user:$node_user" "$dir"
-  env -u JAVA_HOME "$java_env=$java" "$opts_env=-Xms512m -Xmx512m" \
+  env -u JAVA_HOME "$java_env=$java" "$opts_env=-Xms${DEMO_HEAP:-512m} -Xmx${DEMO_HEAP:-512m}" \
     "${as_node[@]}" "$home/bin/$launcher" \
     -Ecluster.name=demo-replay -Enode.name=demo-replay -Ediscovery.type=single-node \
     -Enetwork.host=127.0.0.1 "-Ehttp.port=$http_port" "-Etransport.port=$transport_port" \
@@ -128,9 +131,13 @@ run_engine() {
     sleep 1
   done
   echo "$flavor up at $url after $((SECONDS - start)) s"
-  target/release/rescore-demo index --engine "$url" --flavor "$flavor" --replace || die "indexing into $flavor failed"
   local rc=0
-  target/release/rescore-demo replay --engine "$url" --flavor "$flavor" --queries "$queries" || rc=$?
+  if [ -n "${DEMO_RUN:-}" ]; then
+    url=$url flavor=$flavor bash -c "$DEMO_RUN" || rc=$?
+  else
+    target/release/rescore-demo index --engine "$url" --flavor "$flavor" --replace || die "indexing into $flavor failed"
+    target/release/rescore-demo replay --engine "$url" --flavor "$flavor" --queries "$queries" || rc=$?
+  fi
   stop_node
   return $rc
 }

@@ -58,6 +58,11 @@ pub struct IndexArgs {
     /// Seconds to wait for the engine to answer `GET /` before giving up.
     #[arg(long, default_value_t = 0)]
     wait_secs: u64,
+    /// Index this many copies of the catalogue (documents i0 .. i<copies x 10,000 - 1>, copy k of
+    /// item n is document n + k x 10,000): a bigger index for the engine benchmark. Only the
+    /// first copy's ids are in demo/items.jsonl.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    copies: u64,
 }
 
 /// The index settings and mapping: what a search engineer would write for this catalogue.
@@ -81,6 +86,9 @@ pub fn index_body() -> Value {
                 // Facets and filters.
                 "category": {"type": "keyword"},
                 "brand": {"type": "keyword"},
+                // The same as the model's numeric ids (for the rescorer's `fields`).
+                "category_id": {"type": "short"},
+                "brand_id": {"type": "short"},
                 // float, not scaled_float: scaled_float lives in the mapper-extras module, which
                 // the engines' minimal integ-test distributions leave out.
                 "price": {"type": "float"},
@@ -95,15 +103,18 @@ pub fn index_body() -> Value {
     })
 }
 
-/// The document of item `i`.
-pub fn document(world: &World, i: usize) -> Value {
-    let item = &world.items[i];
+/// Document `n`: item `n` of the world, or for a catalogue of several copies (`--copies`),
+/// a copy of item `n % items` under its own id `i<n>`.
+pub fn document(world: &World, n: usize) -> Value {
+    let item = &world.items[n % world.items.len()];
     let f = &item.features;
     json!({
-        "item_id": item_id(i),
+        "item_id": item_id(n),
         "title": item.title.join(" "),
         "category": CATEGORIES[f.category as usize].name,
         "brand": world.brands[f.brand as usize],
+        "category_id": f.category,
+        "brand_id": f.brand,
         "price": f.price,
         "seller_rating": f.seller_rating,
         "condition": f.condition,
@@ -113,13 +124,13 @@ pub fn document(world: &World, i: usize) -> Value {
 }
 
 /// A small JSON-over-HTTP client for the engine's REST API.
-struct Engine {
+pub(crate) struct Engine {
     base: String,
     agent: ureq::Agent,
 }
 
 impl Engine {
-    fn new(base: &str, timeout: Duration) -> Result<Self> {
+    pub(crate) fn new(base: &str, timeout: Duration) -> Result<Self> {
         let base = base.trim_end_matches('/').to_owned();
         ensure!(
             base.starts_with("http://") || base.starts_with("https://"),
@@ -130,7 +141,7 @@ impl Engine {
     }
 
     /// Sends one request; a non-2xx status is an error carrying the engine's answer.
-    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
+    pub(crate) fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
         self.call_raw(
             method,
             path,
@@ -202,7 +213,7 @@ impl Engine {
         Ok((flavor, version))
     }
 
-    fn check_flavor(&self, expected: Option<Flavor>, wait: Duration) -> Result<String> {
+    pub(crate) fn check_flavor(&self, expected: Option<Flavor>, wait: Duration) -> Result<String> {
         let (flavor, version) = self.identify(wait)?;
         if let Some(expected) = expected {
             ensure!(
@@ -255,9 +266,10 @@ pub fn run_index(args: &IndexArgs) -> Result<ExitCode> {
         })?;
 
     let start = Instant::now();
-    for first in (0..world.items.len()).step_by(BULK_DOCS) {
+    let n_docs = world.items.len() * args.copies as usize;
+    for first in (0..n_docs).step_by(BULK_DOCS) {
         let mut body = String::new();
-        for i in first..(first + BULK_DOCS).min(world.items.len()) {
+        for i in first..(first + BULK_DOCS).min(n_docs) {
             body.push_str(&json!({"index": {"_index": index, "_id": item_id(i)}}).to_string());
             body.push('\n');
             body.push_str(&document(&world, i).to_string());
@@ -285,12 +297,11 @@ pub fn run_index(args: &IndexArgs) -> Result<ExitCode> {
         .as_u64()
         .context("_count answer without a count")?;
     ensure!(
-        count == world.items.len() as u64,
-        "index {index} holds {count} documents after loading {}",
-        world.items.len()
+        count == n_docs as u64,
+        "index {index} holds {count} documents after loading {n_docs}"
     );
     println!(
-        "indexed {count} items (seed {}) into {index} on {engine_name} at {}: {SHARDS} shards, {:.1} s",
+        "indexed {count} documents (seed {}) into {index} on {engine_name} at {}: {SHARDS} shards, {:.1} s",
         args.seed,
         args.engine,
         start.elapsed().as_secs_f64()
@@ -368,13 +379,13 @@ pub fn search_body(query: &Query, seed: u64, rescore: Option<(u32, u64)>, size: 
 }
 
 /// One answered search: item indices in rank order and the times.
-struct Answer {
-    items: Vec<usize>,
-    client_ms: f64,
-    took_ms: f64,
+pub(crate) struct Answer {
+    pub(crate) items: Vec<usize>,
+    pub(crate) client_ms: f64,
+    pub(crate) took_ms: f64,
 }
 
-fn search(engine: &Engine, index: &str, body: &Value, n_items: usize) -> Result<Answer> {
+pub(crate) fn search(engine: &Engine, index: &str, body: &Value, n_items: usize) -> Result<Answer> {
     let start = Instant::now();
     let answer = engine.call("POST", &format!("/{index}/_search"), Some(body))?;
     let client_ms = start.elapsed().as_secs_f64() * 1e3;
@@ -410,13 +421,15 @@ fn search(engine: &Engine, index: &str, body: &Value, n_items: usize) -> Result<
 
 /// The plugin's counters (`GET /_sidecar/stats`): calls, rescored and fallbacks by reason.
 #[derive(Debug, Default, Clone)]
-struct Stats {
-    calls: u64,
-    rescored: u64,
-    fallbacks: BTreeMap<String, u64>,
+pub(crate) struct Stats {
+    pub(crate) calls: u64,
+    pub(crate) rescored: u64,
+    pub(crate) fallbacks: BTreeMap<String, u64>,
+    pub(crate) call_micros_total: u64,
+    pub(crate) sidecar_took_micros_total: u64,
 }
 
-fn stats(engine: &Engine) -> Result<Stats> {
+pub(crate) fn stats(engine: &Engine) -> Result<Stats> {
     let v = engine.call("GET", "/_sidecar/stats", None).context(
         "reading the plugin's counters (is the rescore-sidecar plugin installed on this node?)",
     )?;
@@ -434,6 +447,9 @@ fn stats(engine: &Engine) -> Result<Stats> {
         calls: number("calls")?,
         rescored: number("rescored")?,
         fallbacks,
+        // Not in every plugin build: 0 when absent.
+        call_micros_total: v["call_micros_total"].as_u64().unwrap_or(0),
+        sidecar_took_micros_total: v["sidecar_took_micros_total"].as_u64().unwrap_or(0),
     })
 }
 

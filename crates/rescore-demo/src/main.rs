@@ -7,7 +7,9 @@
 //!   and reports NDCG@10 before and after re-ranking, fallbacks and latency; with `--engine`
 //!   it sends them as searches to Elasticsearch/OpenSearch with the `sidecar` rescorer instead.
 //! * `index` puts the catalogue into a search engine index for `replay --engine`.
+//! * `bench-engine` times the same searches without and with the rescore (bench/engine-demo.sh).
 
+mod bench;
 mod bm25;
 mod catalog;
 mod engine;
@@ -36,6 +38,9 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Index the marketplace catalogue into Elasticsearch or OpenSearch (for `replay --engine`).
     Index(engine::IndexArgs),
+    /// Time the demo's searches through the engine without and with the sidecar rescore
+    /// (windows x client concurrencies); bench/engine-demo.sh runs it on real nodes.
+    BenchEngine(bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -43,5 +48,6 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Build(args) => train::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Replay(args) => replay::run(&args),
         Command::Index(args) => engine::run_index(&args),
+        Command::BenchEngine(args) => bench::run(&args),
     }
 }
