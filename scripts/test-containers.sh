@@ -26,7 +26,16 @@ python="$(dirname "$compose")/python"
 
 work=$(mktemp -d /tmp/rescore-containers.XXXXXX)
 chmod 755 "$work"
-trap 'umount -R "$work/root/proc" 2>/dev/null || true; rm -rf "$work"' EXIT
+# The chroot's /proc and /dev are mounted only inside a private mount namespace (unshare --mount);
+# never remove the tree while anything is still mounted under it (that would reach the host's /dev).
+cleanup() {
+  if grep -q " $work/" /proc/self/mounts; then
+    echo "test-containers: something is still mounted under $work; left in place" >&2
+  else
+    rm -rf "$work"
+  fi
+}
+trap cleanup EXIT
 "$compose" -f docker-compose.yml config > "$work/compose.yml"
 
 # The image as a plan: one shell line per step, from the Dockerfile's final stage and compose.
