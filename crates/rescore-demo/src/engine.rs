@@ -164,7 +164,10 @@ impl Engine {
                 .with_context(|| format!("{method} {url}: the answer is not JSON")),
             Err(ureq::Error::Status(code, response)) => {
                 let text = response.into_string().unwrap_or_default();
-                bail!("{method} {url}: HTTP {code}: {}", truncate(&text, 600))
+                Err(anyhow::Error::new(HttpStatus {
+                    code,
+                    message: format!("{method} {url}: HTTP {code}: {}", truncate(&text, 600)),
+                }))
             }
             Err(e) => Err(anyhow::Error::new(e).context(format!("{method} {url}"))),
         }
@@ -177,7 +180,7 @@ impl Engine {
         let root = loop {
             match self.call("GET", "/", None) {
                 Ok(v) => break v,
-                Err(e) if e.to_string().contains(": HTTP ") => {
+                Err(e) if status_of(&e).is_some() => {
                     let nodes = self.call("GET", "/_nodes/_local", None)?;
                     let node = nodes["nodes"]
                         .as_object()
@@ -228,6 +231,26 @@ impl Engine {
     }
 }
 
+/// A non-2xx answer of the engine: the status and the engine's own message.
+#[derive(Debug)]
+struct HttpStatus {
+    code: u16,
+    message: String,
+}
+
+impl std::fmt::Display for HttpStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for HttpStatus {}
+
+/// The HTTP status of an engine error, if the engine answered.
+fn status_of(e: &anyhow::Error) -> Option<u16> {
+    e.downcast_ref::<HttpStatus>().map(|s| s.code)
+}
+
 fn truncate(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],
@@ -248,7 +271,7 @@ pub fn run_index(args: &IndexArgs) -> Result<ExitCode> {
     if args.replace {
         match engine.call("DELETE", &format!("/{index}"), None) {
             Ok(_) => println!("deleted the existing index {index}"),
-            Err(e) if e.to_string().contains("HTTP 404") => {}
+            Err(e) if status_of(&e) == Some(404) => {}
             Err(e) => return Err(e),
         }
     }
