@@ -161,6 +161,11 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         args.engine, args.index, queries.len(), args.searches, args.warmup, args.timeout_ms
     );
 
+    // A first warm-up through every window (JIT, caches, the index just written), then each
+    // cell's own before it is measured.
+    for &window in &args.windows {
+        run_cell(args, &queries, window, 1, args.warmup)?;
+    }
     let mut cells = Vec::new();
     for &concurrency in &args.concurrency {
         for &window in &args.windows {
