@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Every test: the Prometheus rules (promtool), formatting, lints, unit/router/end-to-end tests
 # (including the dashboard/rules-to-metrics check), and the demo replayed over HTTP
-# through the real binary (fails if re-ranking does not beat BM25 by >= 0.05 NDCG@10).
+# through the real binary (fails if re-ranking does not beat BM25 by >= 0.05 NDCG@10), the
+# model rollout walkthrough, the search-engine bridge (mvn verify, docker-compose config), the
+# sidecar image's user and paths outside Docker, and the demo replayed as real searches on
+# Elasticsearch and OpenSearch with the plugin zips the bridge build produced.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -22,3 +25,7 @@ echo "== model rollout walkthrough of docs/operations.md (shadow, canary, promot
 scripts/rollout-walkthrough.sh
 echo "== search-engine bridge: mvn verify in es-plugin-bridge (real Elasticsearch and OpenSearch nodes)"
 scripts/test-bridge.sh
+echo "== the sidecar image's entrypoint, user and paths outside Docker (docker-compose.yml)"
+scripts/test-containers.sh
+echo "== demo replay through real Elasticsearch and OpenSearch nodes with the plugin (sidecar rescore)"
+scripts/demo-engine-replay.sh

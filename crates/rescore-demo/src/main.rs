@@ -4,10 +4,15 @@
 //! * `build` generates the marketplace from a seed, trains a LightGBM LambdaRank model on its
 //!   training queries and writes `models/marketplace/1/` plus the item snapshot.
 //! * `replay` regenerates the same marketplace, sends the held-out queries to a running sidecar
-//!   and reports NDCG@10 before and after re-ranking, fallbacks and latency.
+//!   and reports NDCG@10 before and after re-ranking, fallbacks and latency; with `--engine`
+//!   it sends them as searches to Elasticsearch/OpenSearch with the `sidecar` rescorer instead.
+//! * `index` puts the catalogue into a search engine index for `replay --engine`.
+//! * `bench-engine` times the same searches without and with the rescore (bench/engine-demo.sh).
 
+mod bench;
 mod bm25;
 mod catalog;
+mod engine;
 mod features;
 mod metrics;
 mod replay;
@@ -31,11 +36,18 @@ enum Command {
     Build(train::BuildArgs),
     /// Replay held-out queries against a running sidecar and check the NDCG gain.
     Replay(replay::ReplayArgs),
+    /// Index the marketplace catalogue into Elasticsearch or OpenSearch (for `replay --engine`).
+    Index(engine::IndexArgs),
+    /// Time the demo's searches through the engine without and with the sidecar rescore
+    /// (windows x client concurrencies); bench/engine-demo.sh runs it on real nodes.
+    BenchEngine(bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
         Command::Build(args) => train::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Replay(args) => replay::run(&args),
+        Command::Index(args) => engine::run_index(&args),
+        Command::BenchEngine(args) => bench::run(&args),
     }
 }

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use lightgbm3::Booster;
 use rescore_api::{Hit, QueryContext, RescoreRequest, RescoreResponse};
 
+use crate::engine::{run_replay, EngineReplay, Flavor, INDEX};
 use crate::metrics::{mean_ndcg, order_by_scores, percentile};
 use crate::train::{predict, MODEL_NAME};
 use crate::world::{item_id, user_id, Query, World};
@@ -35,6 +36,23 @@ pub struct ReplayArgs {
     /// compared with the file's local predictions (information only).
     #[arg(long, default_value = "models")]
     models_dir: PathBuf,
+    /// Replay through a search engine at this URL instead (Elasticsearch or OpenSearch with the
+    /// rescore-sidecar plugin, the catalogue indexed by `rescore-demo index`): each query is
+    /// searched without and with the `sidecar` rescore clause; `--url` is then unused.
+    #[arg(long)]
+    engine: Option<String>,
+    /// With --engine: which engine is expected there (detected when left out).
+    #[arg(long, value_enum, requires = "engine")]
+    flavor: Option<Flavor>,
+    /// With --engine: the index `rescore-demo index` wrote.
+    #[arg(long, default_value = INDEX, requires = "engine")]
+    index: String,
+    /// With --engine: the rescore window_size (hits rescored per shard).
+    #[arg(long, default_value_t = 100, requires = "engine")]
+    window: u32,
+    /// With --engine: unmeasured searches (each both ways) before the measured ones.
+    #[arg(long, default_value_t = 20, requires = "engine")]
+    warmup: usize,
 }
 
 /// The request for one query: the BM25 candidates as hits, the client's query features.
@@ -63,6 +81,19 @@ pub fn request_for(query: &Query, timeout_ms: u64) -> RescoreRequest {
 }
 
 pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
+    if let Some(engine) = &args.engine {
+        return run_replay(&EngineReplay {
+            engine,
+            flavor: args.flavor,
+            index: &args.index,
+            seed: args.seed,
+            queries: args.queries,
+            min_gain: args.min_gain,
+            timeout_ms: args.timeout_ms,
+            window: args.window,
+            warmup: args.warmup,
+        });
+    }
     let world = World::generate(args.seed);
     let queries: Vec<&Query> = world.held_out_queries().take(args.queries).collect();
     let endpoint = format!("{}/v1/rescore", args.url.trim_end_matches('/'));

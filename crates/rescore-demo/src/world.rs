@@ -20,6 +20,9 @@ pub const N_QUERIES: usize = 2_500;
 pub const HOLD_OUT_EVERY: usize = 5;
 /// Candidates per query, as an Elasticsearch shard would return for rescoring.
 pub const CANDIDATES: usize = 100;
+/// First ChaCha stream of the per (query, item) noise of items that are not among a query's
+/// candidates (streams 0-3 generate the world).
+const OFF_CANDIDATE_STREAMS: u64 = 1 << 32;
 
 /// Weights of the hidden relevance function (see [`utility`] and docs/demo.md).
 pub mod relevance {
@@ -130,6 +133,7 @@ pub struct Query {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct World {
+    pub seed: u64,
     /// Brand names; a brand's id is its position.
     pub brands: Vec<&'static str>,
     pub items: Vec<Item>,
@@ -159,6 +163,7 @@ impl World {
         let index = Bm25Index::new(&items.iter().map(|i| i.title.clone()).collect::<Vec<_>>());
         let queries = gen_queries(&mut stream(3), &items, &users, &index);
         World {
+            seed,
             brands: brands.names,
             items,
             users,
@@ -172,6 +177,31 @@ impl World {
 
     pub fn held_out_queries(&self) -> impl Iterator<Item = &Query> {
         self.queries.iter().filter(|q| q.held_out)
+    }
+
+    /// The hidden grade of every catalogue item for `query`, indexed by item: a candidate's own
+    /// grade, and for every other item the same utility with its noise drawn from a stream of its
+    /// own, keyed by (query, item), so that any search engine's hits can be judged and each
+    /// (query, item) pair has exactly one grade.
+    pub fn catalogue_grades(&self, query: &Query) -> Vec<u8> {
+        let mut grades: Vec<Option<u8>> = vec![None; self.items.len()];
+        for c in &query.candidates {
+            grades[c.item] = Some(c.label);
+        }
+        let user = &self.users[query.user];
+        grades
+            .into_iter()
+            .enumerate()
+            .map(|(item, g)| {
+                g.unwrap_or_else(|| {
+                    let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+                    rng.set_stream(
+                        OFF_CANDIDATE_STREAMS + (query.id * self.items.len() + item) as u64,
+                    );
+                    grade(utility(query.intent, user, &self.items[item], &mut rng))
+                })
+            })
+            .collect()
     }
 }
 
@@ -572,6 +602,28 @@ mod tests {
         for word in ["mouse", "jaguar", "apple"] {
             assert!(categories_using(word, usize::MAX).len() >= 2, "{word}");
         }
+    }
+
+    #[test]
+    fn catalogue_grades_extend_the_candidates_grades() {
+        let w = World::generate(42);
+        let q = w.held_out_queries().next().expect("held-out query");
+        let grades = w.catalogue_grades(q);
+        assert_eq!(grades.len(), N_ITEMS);
+        for c in &q.candidates {
+            assert_eq!(grades[c.item], c.label);
+        }
+        // Deterministic, and items of the true intent category are mostly relevant, others not.
+        assert_eq!(grades, w.catalogue_grades(q));
+        let relevant_share = |in_intent: bool| {
+            let of: Vec<u8> = (0..N_ITEMS)
+                .filter(|&i| (w.items[i].features.category as usize == q.intent) == in_intent)
+                .map(|i| grades[i])
+                .collect();
+            of.iter().filter(|&&g| g > 0).count() as f64 / of.len() as f64
+        };
+        assert!(relevant_share(true) > 0.5, "{}", relevant_share(true));
+        assert!(relevant_share(false) < 0.05, "{}", relevant_share(false));
     }
 
     #[test]
