@@ -60,6 +60,53 @@ public record SidecarSettings(URI rescoreUri, int defaultTimeoutMs, int connectT
         }
     }
 
+    /** A node setting's name and default, as both engines register it (a string setting parsed here). */
+    public record Key(String name, String defaultValue) {}
+
+    /** Every node setting, in the order the engines register them. */
+    public static final java.util.List<Key> KEYS = java.util.List.of(
+        new Key("sidecar.url", DEFAULT_URL),
+        new Key("sidecar.timeout_ms", Integer.toString(DEFAULT_TIMEOUT_MS)),
+        new Key("sidecar.connect_timeout_ms", Integer.toString(DEFAULT_CONNECT_TIMEOUT_MS)),
+        new Key("sidecar.breaker.window_ms", Integer.toString(DEFAULT_BREAKER_WINDOW_MS)),
+        new Key("sidecar.breaker.min_calls", Integer.toString(DEFAULT_BREAKER_MIN_CALLS)),
+        new Key("sidecar.breaker.failure_rate", Double.toString(DEFAULT_BREAKER_FAILURE_RATE)),
+        new Key("sidecar.breaker.cooldown_ms", Integer.toString(DEFAULT_BREAKER_COOLDOWN_MS)),
+        new Key("sidecar.breaker.probes", Integer.toString(DEFAULT_BREAKER_PROBES)),
+        new Key("sidecar.breaker.ramp_ms", Integer.toString(DEFAULT_BREAKER_RAMP_MS)),
+        new Key("sidecar.fallback_scores", DEFAULT_FALLBACK_SCORES));
+
+    /**
+     * The settings from their string values ({@code value.apply(name)}: the node's value or the
+     * default); a value that is not a number where one is needed, or out of range, is an
+     * {@link IllegalArgumentException} naming the setting, which stops the node at start-up.
+     */
+    public static SidecarSettings fromValues(java.util.function.Function<String, String> value) {
+        return new SidecarSettings(rescoreUri(value.apply("sidecar.url")), intValue(value, "sidecar.timeout_ms"),
+            intValue(value, "sidecar.connect_timeout_ms"), intValue(value, "sidecar.breaker.window_ms"),
+            intValue(value, "sidecar.breaker.min_calls"), doubleValue(value, "sidecar.breaker.failure_rate"),
+            intValue(value, "sidecar.breaker.cooldown_ms"), intValue(value, "sidecar.breaker.probes"),
+            intValue(value, "sidecar.breaker.ramp_ms"), ShardRescore.FallbackMode.fromSetting(value.apply("sidecar.fallback_scores")));
+    }
+
+    private static int intValue(java.util.function.Function<String, String> value, String name) {
+        String v = value.apply(name);
+        try {
+            return Integer.parseInt(v.trim());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(name + " must be an integer, got [" + v + "]", e);
+        }
+    }
+
+    private static double doubleValue(java.util.function.Function<String, String> value, String name) {
+        String v = value.apply(name);
+        try {
+            return Double.parseDouble(v.trim());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(name + " must be a number, got [" + v + "]", e);
+        }
+    }
+
     /** Settings with the defaults, sending to {@code url}. */
     public static SidecarSettings withUrl(String url) {
         return new SidecarSettings(rescoreUri(url), DEFAULT_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_BREAKER_WINDOW_MS,

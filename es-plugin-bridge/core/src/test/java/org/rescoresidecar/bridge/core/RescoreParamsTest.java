@@ -107,6 +107,26 @@ class RescoreParamsTest {
     }
 
     @Test
+    void nodeSettingsParseFromTheirStringsWithTheSettingNamed() {
+        Map<String, String> defaults = new java.util.HashMap<>();
+        SidecarSettings.KEYS.forEach(k -> defaults.put(k.name(), k.defaultValue()));
+        SidecarSettings d = SidecarSettings.fromValues(defaults::get);
+        assertEquals(SidecarSettings.defaults(), d);
+        Map<String, String> bad = new java.util.HashMap<>(defaults);
+        bad.put("sidecar.breaker.min_calls", "ten");
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> SidecarSettings.fromValues(bad::get)).getMessage()
+            .contains("sidecar.breaker.min_calls must be an integer, got [ten]"));
+        bad.put("sidecar.breaker.min_calls", "10");
+        bad.put("sidecar.breaker.failure_rate", "1.5");
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> SidecarSettings.fromValues(bad::get)).getMessage()
+            .contains("sidecar.breaker.failure_rate must be in (0, 1]"));
+        bad.put("sidecar.breaker.failure_rate", "0.5");
+        bad.put("sidecar.fallback_scores", "zero");
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> SidecarSettings.fromValues(bad::get)).getMessage()
+            .contains("sidecar.fallback_scores"));
+    }
+
+    @Test
     void settingsOnlyAcceptLoopback() {
         assertEquals("http://127.0.0.1:9209/v1/rescore", SidecarSettings.defaults().rescoreUri().toString());
         assertEquals("http://localhost:1234/v1/rescore", SidecarSettings.rescoreUri("http://localhost:1234").toString());

@@ -8,12 +8,14 @@ import org.elasticsearch.plugins.Plugin;
 import org.elasticsearch.plugins.SearchPlugin;
 import org.elasticsearch.tasks.Task;
 import org.rescoresidecar.bridge.core.RescoreParams;
-import org.rescoresidecar.bridge.core.ShardRescore;
 import org.rescoresidecar.bridge.core.SidecarService;
 import org.rescoresidecar.bridge.core.SidecarSettings;
 
 import java.util.Collection;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
 
 /**
  * What the Elasticsearch lines share: the {@code sidecar} rescorer and its node settings. The plugin
@@ -22,37 +24,15 @@ import java.util.List;
  * {@code GET /_sidecar/stats} with that line's REST handler signature.
  */
 public abstract class AbstractSidecarPlugin extends Plugin implements SearchPlugin, ActionPlugin {
-    static final Setting<String> URL = Setting.simpleString("sidecar.url", SidecarSettings.DEFAULT_URL, Setting.Property.NodeScope);
-    static final Setting<Integer> TIMEOUT_MS = Setting.intSetting("sidecar.timeout_ms", SidecarSettings.DEFAULT_TIMEOUT_MS, 1,
-        RescoreParams.MAX_TIMEOUT_MS, Setting.Property.NodeScope);
-    static final Setting<Integer> CONNECT_TIMEOUT_MS = Setting.intSetting("sidecar.connect_timeout_ms",
-        SidecarSettings.DEFAULT_CONNECT_TIMEOUT_MS, 1, Setting.Property.NodeScope);
-    static final Setting<Integer> BREAKER_WINDOW_MS = Setting.intSetting("sidecar.breaker.window_ms",
-        SidecarSettings.DEFAULT_BREAKER_WINDOW_MS, 100, Setting.Property.NodeScope);
-    static final Setting<Integer> BREAKER_MIN_CALLS = Setting.intSetting("sidecar.breaker.min_calls",
-        SidecarSettings.DEFAULT_BREAKER_MIN_CALLS, 1, Setting.Property.NodeScope);
-    static final Setting<Double> BREAKER_FAILURE_RATE = Setting.doubleSetting("sidecar.breaker.failure_rate",
-        SidecarSettings.DEFAULT_BREAKER_FAILURE_RATE, 0.01, 1.0, Setting.Property.NodeScope);
-    static final Setting<Integer> BREAKER_COOLDOWN_MS = Setting.intSetting("sidecar.breaker.cooldown_ms",
-        SidecarSettings.DEFAULT_BREAKER_COOLDOWN_MS, 0, Setting.Property.NodeScope);
-    static final Setting<Integer> BREAKER_PROBES = Setting.intSetting("sidecar.breaker.probes",
-        SidecarSettings.DEFAULT_BREAKER_PROBES, 1, Setting.Property.NodeScope);
-    static final Setting<Integer> BREAKER_RAMP_MS = Setting.intSetting("sidecar.breaker.ramp_ms",
-        SidecarSettings.DEFAULT_BREAKER_RAMP_MS, 0, Setting.Property.NodeScope);
-    static final Setting<String> FALLBACK_SCORES = new Setting<>("sidecar.fallback_scores", SidecarSettings.DEFAULT_FALLBACK_SCORES,
-        v -> {
-            ShardRescore.FallbackMode.fromSetting(v);
-            return v;
-        }, Setting.Property.NodeScope);
+    /** The node settings: names, defaults and parsing are the shared core's ({@link SidecarSettings#KEYS}). */
+    static final Map<String, Setting<String>> SETTINGS = SidecarSettings.KEYS.stream().collect(Collectors.toMap(
+        SidecarSettings.Key::name, k -> Setting.simpleString(k.name(), k.defaultValue(), Setting.Property.NodeScope),
+        (x, y) -> x, LinkedHashMap::new));
 
     protected final NodeBridge bridge;
 
     protected AbstractSidecarPlugin(Settings settings) {
-        SidecarService service = new SidecarService(new SidecarSettings(SidecarSettings.rescoreUri(URL.get(settings)),
-            TIMEOUT_MS.get(settings), CONNECT_TIMEOUT_MS.get(settings), BREAKER_WINDOW_MS.get(settings),
-            BREAKER_MIN_CALLS.get(settings), BREAKER_FAILURE_RATE.get(settings), BREAKER_COOLDOWN_MS.get(settings),
-            BREAKER_PROBES.get(settings), BREAKER_RAMP_MS.get(settings),
-            ShardRescore.FallbackMode.fromSetting(FALLBACK_SCORES.get(settings))));
+        SidecarService service = new SidecarService(SidecarSettings.fromValues(name -> SETTINGS.get(name).get(settings)));
         service.warmUp();
         bridge = new NodeBridge(service);
     }
@@ -66,8 +46,7 @@ public abstract class AbstractSidecarPlugin extends Plugin implements SearchPlug
 
     @Override
     public List<Setting<?>> getSettings() {
-        return List.of(URL, TIMEOUT_MS, CONNECT_TIMEOUT_MS, BREAKER_WINDOW_MS, BREAKER_MIN_CALLS, BREAKER_FAILURE_RATE,
-            BREAKER_COOLDOWN_MS, BREAKER_PROBES, BREAKER_RAMP_MS, FALLBACK_SCORES);
+        return List.copyOf(SETTINGS.values());
     }
 
     @Override
