@@ -105,13 +105,13 @@ mod tests {
         let a = Admission::new(2);
         a.observe(1000, Duration::from_millis(4)); // 4 µs per hit
         assert_eq!(a.estimate_us(1000), 4000);
-        let budget = Duration::from_millis(10);
-        let first = a.admit(1000, budget).expect("empty queue: 4 ms of 10");
+        let budget = Duration::from_millis(9);
+        let first = a.admit(1000, budget).expect("empty queue: 4 ms of 9");
         let second = a.admit(1000, budget).expect("2 ms expected wait + 4 ms");
         let third = a.admit(1000, budget).expect("4 ms wait + 4 ms");
         assert!(
             a.admit(1000, budget).is_none(),
-            "6 ms wait + 4 ms is over 10 ms"
+            "6 ms wait + 4 ms is over 9 ms"
         );
         assert_eq!(a.queued_us(), 12_000, "a refusal takes its cost back out");
         assert!(a.admit(10, budget).is_some(), "a small request still fits");
