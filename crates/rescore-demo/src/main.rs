@@ -8,6 +8,7 @@
 
 mod bm25;
 mod catalog;
+mod export;
 mod features;
 mod metrics;
 mod replay;
@@ -31,11 +32,14 @@ enum Command {
     Build(train::BuildArgs),
     /// Replay held-out queries against a running sidecar and check the NDCG gain.
     Replay(replay::ReplayArgs),
+    /// Write the world as CSV for the traffic simulator and SQL pipelines (docs/pipelines.md).
+    ExportWorld(export::ExportArgs),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
         Command::Build(args) => train::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Replay(args) => replay::run(&args),
+        Command::ExportWorld(args) => export::run(&args).map(|()| ExitCode::SUCCESS),
     }
 }
