@@ -15,7 +15,7 @@ if [ ! -x "$BIN/rescore-demo" ]; then cargo build --release -p rescore-demo; fi
 SIDECAR=none
 if [ -x "$BIN/rescore-sidecar" ]; then SIDECAR=$BIN/rescore-sidecar; fi
 WORK=${PIPELINE_WORK:-$(mktemp -d)}
-rm -rf "$WORK/raw" "$WORK/p1" "$WORK/p2" "$WORK/models" "$WORK/broken"
+rm -rf "$WORK/raw" "$WORK/raw1" "$WORK/p1" "$WORK/p2" "$WORK/models" "$WORK/broken"
 mkdir -p "$WORK"
 P=pipelines/params
 SEED=${SEED:-42}
@@ -26,6 +26,7 @@ echo "== world (seed $SEED) -> $WORK"
 echo "== round 1: BM25-only traffic, days 0-6"
 "${RP[@]}" traffic --world "$WORK/world" --raw "$WORK/raw" --round 1 --first-day 0 --days 7 --seed "$SEED"
 "${RP[@]}" run --raw "$WORK/raw" --out "$WORK/p1"
+cp -r "$WORK/raw" "$WORK/raw1"   # round 1's inputs, for the Spark comparison
 "${RP[@]}" train --data "$WORK/p1/training_set.parquet" --params $P/clicks.toml --out "$WORK/v1.txt"
 "${RP[@]}" evaluate --training-set "$WORK/p1/training_set.parquet" --candidate "$WORK/v1.txt" --out "$WORK/ev1.json"
 "${RP[@]}" gate --evaluation "$WORK/ev1.json" --config $P/gate.toml
@@ -70,6 +71,6 @@ grep -q "null values in \`seller_rating\`" "$WORK/broken.err"
 
 if [ "${PIPELINE_SPARK:-1}" != 0 ]; then
     echo "== the same SQL on Spark (local mode), compared with DuckDB's round-1 tables"
-    "${RP[@]}" spark-compare --raw "$WORK/raw" --duckdb-out "$WORK/p2"
+    "${RP[@]}" spark-compare --raw "$WORK/raw1" --duckdb-out "$WORK/p1" 2> >(grep -v -e WARN -e "log4j" -e setLogLevel >&2)
 fi
 echo "pipeline loop OK"
