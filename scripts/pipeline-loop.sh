@@ -69,6 +69,9 @@ cat "$WORK/broken.err"
 grep -q "table item_features, rule \`not_null: " "$WORK/broken.err"
 grep -q "null values in \`seller_rating\`" "$WORK/broken.err"
 
+echo "== unit tests and the no-leakage test (pipelines/tests)"
+(cd pipelines && PIPELINE_WORK="$WORK" ../.tools/pipeline-venv/bin/python -m unittest discover -s tests)
+
 if [ "${PIPELINE_SPARK:-1}" != 0 ]; then
     echo "== the same SQL on Spark (local mode), compared with DuckDB's round-1 tables"
     "${RP[@]}" spark-compare --raw "$WORK/raw1" --duckdb-out "$WORK/p1" 2> >(grep -v -e WARN -e "log4j" -e setLogLevel >&2)

@@ -18,6 +18,8 @@ cargo test --release --workspace
 echo "== demo replay through the sidecar's HTTP API"
 cargo build --release --bin rescore-sidecar --bin rescore-demo
 scripts/demo-replay.sh
+echo "== data pipelines and model loop (DuckDB and Spark, docs/pipelines.md)"
+scripts/pipeline-loop.sh
 echo "== model rollout walkthrough of docs/operations.md (shadow, canary, promote, rollback)"
 scripts/rollout-walkthrough.sh
 echo "== search-engine bridge: mvn verify in es-plugin-bridge (real Elasticsearch and OpenSearch nodes)"
