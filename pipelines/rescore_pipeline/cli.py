@@ -137,7 +137,7 @@ def cmd_spark_compare(a) -> int:
 def cmd_letor(a) -> int:
     from . import letor
 
-    return letor.parity(Path(a.data), Path(a.params), a.tolerance)
+    return letor.parity(Path(a.data), Path(a.params), a.tolerance, _model_or_none(a.rust_train))
 
 
 def main(argv=None) -> int:
@@ -214,6 +214,7 @@ def main(argv=None) -> int:
     s.add_argument("--data", required=True, help="directory with rank.train, rank.test (+ .query)")
     s.add_argument("--params", required=True)
     s.add_argument("--tolerance", type=float, default=0.01)
+    s.add_argument("--rust-train", help="rescore-train binary: also train with lightgbm3")
     s.set_defaults(fn=cmd_letor)
 
     a = p.parse_args(argv)
