@@ -15,7 +15,7 @@ if [ ! -x "$BIN/rescore-demo" ]; then cargo build --release -p rescore-demo; fi
 SIDECAR=none
 if [ -x "$BIN/rescore-sidecar" ]; then SIDECAR=$BIN/rescore-sidecar; fi
 WORK=${PIPELINE_WORK:-$(mktemp -d)}
-rm -rf "$WORK/raw" "$WORK/raw1" "$WORK/p1" "$WORK/p2" "$WORK/models" "$WORK/broken"
+rm -rf "$WORK/raw" "$WORK/raw1" "$WORK/p1" "$WORK/p2" "$WORK/models" "$WORK/broken" "$WORK/sidecar-data"
 mkdir -p "$WORK"
 P=pipelines/params
 SEED=${SEED:-42}
@@ -39,6 +39,8 @@ echo "== round 2: traffic served by marketplace/1, days 7-13"
     --model "$WORK/models/marketplace/1" --model-version 1 --features "$WORK/p1/candidate_features.parquet"
 "${RP[@]}" run --raw "$WORK/raw" --out "$WORK/p2"
 "${RP[@]}" train --data "$WORK/p2/training_set.parquet" --params $P/clicks_position.toml --out "$WORK/v2.txt"
+# ablation for the report: the same round-2 data without the position-bias correction
+"${RP[@]}" train --data "$WORK/p2/training_set.parquet" --params $P/clicks.toml --out "$WORK/v2-nopos.txt"
 "${RP[@]}" evaluate --training-set "$WORK/p2/training_set.parquet" --candidate "$WORK/v2.txt" \
     --live "$WORK/models/marketplace/1/model.txt" --out "$WORK/ev2.json"
 if "${RP[@]}" gate --evaluation "$WORK/ev2.json" --config $P/gate.toml; then
@@ -47,10 +49,30 @@ if "${RP[@]}" gate --evaluation "$WORK/ev2.json" --config $P/gate.toml; then
         --data "$WORK"/raw/*.parquet "$WORK/p2/training_set.parquet"
 fi
 
+if [ "$SIDECAR" != none ]; then
+    echo "== the latest packaged model served by the sidecar with the pipelines' item store snapshot"
+    latest=$(ls "$WORK/models/marketplace" | sort -n | tail -1)
+    log="$WORK/sidecar.log"
+    "$SIDECAR" --models "$WORK/models" --items "$WORK/p2/item_store_snapshot.parquet" \
+        --data-dir "$WORK/sidecar-data" --listen 127.0.0.1:0 2>"$log" &
+    spid=$!
+    trap 'kill "$spid" 2>/dev/null || true' EXIT
+    addr=""
+    for _ in $(seq 1 300); do
+        addr=$(sed -n 's/.*listen=\([0-9.:]*\).*/\1/p' "$log" | head -1)
+        if [ -n "$addr" ] && curl -fsS "http://$addr/readyz" >/dev/null 2>&1; then break; fi
+        if ! kill -0 "$spid" 2>/dev/null; then cat "$log" >&2; echo "sidecar exited" >&2; exit 1; fi
+        sleep 0.1
+    done
+    "${RP[@]}" serve-check --url "http://$addr" --model "$WORK/models/marketplace/$latest" \
+        --candidate-features "$WORK/p2/candidate_features.parquet" --queries "$WORK/raw/queries.parquet"
+    kill "$spid"; wait "$spid" 2>/dev/null || true; trap - EXIT
+fi
+
 echo "== offline truth: held-out queries, full candidate lists, hidden grades"
 "${RP[@]}" oracle-report --world "$WORK/world" --candidate-features "$WORK/p2/candidate_features.parquet" \
     --true-params $P/true_labels.toml --work "$WORK" \
-    --model "v1 (clicks)=$WORK/v1.txt" --model "v2 (clicks, position)=$WORK/v2.txt" \
+    --model "v1 (clicks)=$WORK/v1.txt" --model "v2 (clicks, position)=$WORK/v2.txt" --model "v2 data, no position=$WORK/v2-nopos.txt" \
     --require "v2 (clicks, position)" --min-recovery 0.7
 
 echo "== broken input: a null seller_rating in one item snapshot"

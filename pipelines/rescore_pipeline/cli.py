@@ -134,6 +134,12 @@ def cmd_spark_compare(a) -> int:
     return spark.compare(Path(a.raw), Path(a.duckdb_out), Path(a.sql))
 
 
+def cmd_serve_check(a) -> int:
+    from . import serve
+
+    return serve.check(a.url, Path(a.model), Path(a.candidate_features), Path(a.queries), a.queries_n)
+
+
 def cmd_letor(a) -> int:
     from . import letor
 
@@ -209,6 +215,14 @@ def main(argv=None) -> int:
     s.add_argument("--duckdb-out", required=True)
     s.add_argument("--sql", default=str(sqlrun.SQL_DIR))
     s.set_defaults(fn=cmd_spark_compare)
+
+    s = sub.add_parser("serve-check", help="sidecar scores == scores from the pipelines' features")
+    s.add_argument("--url", required=True)
+    s.add_argument("--model", required=True, help="packaged model directory models/<name>/<v>")
+    s.add_argument("--candidate-features", required=True)
+    s.add_argument("--queries", required=True, help="queries.parquet (raw input)")
+    s.add_argument("--queries-n", type=int, default=50)
+    s.set_defaults(fn=cmd_serve_check)
 
     s = sub.add_parser("letor-parity", help="train on LETOR data, compare NDCG@5 with LightGBM's")
     s.add_argument("--data", required=True, help="directory with rank.train, rank.test (+ .query)")
