@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test: the Prometheus rules (promtool), formatting, lints, unit/router/end-to-end tests
 # (including the dashboard/rules-to-metrics check), and the demo replayed over HTTP
-# through the real binary (fails if re-ranking does not beat BM25 by >= 0.05 NDCG@10).
+# through the real binary (fails if re-ranking does not beat BM25 by >= 0.05 NDCG@10), and the
+# data pipelines' model loop on DuckDB and Spark (docs/pipelines.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
