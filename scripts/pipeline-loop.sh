@@ -43,11 +43,17 @@ echo "== round 2: traffic served by marketplace/1, days 7-13"
 "${RP[@]}" train --data "$WORK/p2/training_set.parquet" --params $P/clicks.toml --out "$WORK/v2-nopos.txt"
 "${RP[@]}" evaluate --training-set "$WORK/p2/training_set.parquet" --candidate "$WORK/v2.txt" \
     --live "$WORK/models/marketplace/1/model.txt" --out "$WORK/ev2.json"
-if "${RP[@]}" gate --evaluation "$WORK/ev2.json" --config $P/gate.toml; then
-    "${RP[@]}" package --model "$WORK/v2.txt" --models-dir "$WORK/models" --evaluation "$WORK/ev2.json" \
-        --training-set "$WORK/p2/training_set.parquet" --sidecar "$SIDECAR" \
-        --data "$WORK"/raw/*.parquet "$WORK/p2/training_set.parquet"
-fi
+"${RP[@]}" gate --evaluation "$WORK/ev2.json" --config $P/gate.toml
+"${RP[@]}" package --model "$WORK/v2.txt" --models-dir "$WORK/models" --evaluation "$WORK/ev2.json" \
+    --training-set "$WORK/p2/training_set.parquet" --sidecar "$SIDECAR" \
+    --data "$WORK"/raw/*.parquet "$WORK/p2/training_set.parquet"
+
+echo "== the gate refuses a regression: v1 as the candidate against v2 live"
+"${RP[@]}" evaluate --training-set "$WORK/p2/training_set.parquet" --candidate "$WORK/v1.txt" \
+    --live "$WORK/v2.txt" --out "$WORK/ev-regression.json" > /dev/null
+status=0
+"${RP[@]}" gate --evaluation "$WORK/ev-regression.json" --config $P/gate.toml || status=$?
+if [ "$status" != 3 ]; then echo "FAILED: the gate did not refuse v1 against v2 (exit $status)" >&2; exit 1; fi
 
 if [ "$SIDECAR" != none ]; then
     echo "== the latest packaged model served by the sidecar with the pipelines' item store snapshot"
