@@ -2,9 +2,10 @@
 # Every test: the Prometheus rules (promtool), formatting, lints, unit/router/end-to-end tests
 # (including the dashboard/rules-to-metrics check), and the demo replayed over HTTP
 # through the real binary (fails if re-ranking does not beat BM25 by >= 0.05 NDCG@10), the
-# model rollout walkthrough, the search-engine bridge (mvn verify, docker-compose config), the
-# sidecar image's user and paths outside Docker, and the demo replayed as real searches on
-# Elasticsearch and OpenSearch with the plugin zips the bridge build produced.
+# data pipelines' model loop on DuckDB and Spark (docs/pipelines.md), the model rollout
+# walkthrough, the search-engine bridge (mvn verify, docker-compose config), the sidecar image's
+# user and paths outside Docker, and the demo replayed as real searches on Elasticsearch and
+# OpenSearch with the plugin zips the bridge build produced.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -21,6 +22,8 @@ cargo test --release --workspace
 echo "== demo replay through the sidecar's HTTP API"
 cargo build --release --bin rescore-sidecar --bin rescore-demo
 scripts/demo-replay.sh
+echo "== data pipelines and model loop (DuckDB and Spark, docs/pipelines.md)"
+scripts/pipeline-loop.sh
 echo "== model rollout walkthrough of docs/operations.md (shadow, canary, promote, rollback)"
 scripts/rollout-walkthrough.sh
 echo "== search-engine bridge: mvn verify in es-plugin-bridge (real Elasticsearch and OpenSearch nodes)"

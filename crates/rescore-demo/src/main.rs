@@ -13,6 +13,7 @@ mod bench;
 mod bm25;
 mod catalog;
 mod engine;
+mod export;
 mod features;
 mod metrics;
 mod replay;
@@ -41,6 +42,8 @@ enum Command {
     /// Time the demo's searches through the engine without and with the sidecar rescore
     /// (windows x client concurrencies); bench/engine-demo.sh runs it on real nodes.
     BenchEngine(bench::BenchArgs),
+    /// Write the world as CSV for the traffic simulator and SQL pipelines (docs/pipelines.md).
+    ExportWorld(export::ExportArgs),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -49,5 +52,6 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Replay(args) => replay::run(&args),
         Command::Index(args) => engine::run_index(&args),
         Command::BenchEngine(args) => bench::run(&args),
+        Command::ExportWorld(args) => export::run(&args).map(|()| ExitCode::SUCCESS),
     }
 }
