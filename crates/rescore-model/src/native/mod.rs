@@ -18,6 +18,8 @@ mod kernels;
 mod parse;
 mod probe;
 mod simd;
+#[cfg(test)]
+pub(crate) mod testing;
 mod transform;
 
 use crate::{ModelError, ModelHeader};
