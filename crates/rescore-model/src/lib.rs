@@ -156,7 +156,18 @@ impl Model {
                 header.num_class
             )));
         }
-        let reference = LightGbmEngine::from_model_text(text, header.num_features)?;
+        native::check_complete(text)?;
+        let reference = match LightGbmEngine::from_model_text(text, header.num_features) {
+            Ok(reference) => reference,
+            // LightGBM names a failed internal check (`Check failed: (strs.size()) == ...`);
+            // the native parser names the line at fault, e.g. of a truncated file.
+            Err(error) => {
+                return Err(match NativeModel::from_text(text, &header) {
+                    Err(ModelError::Format(at)) => ModelError::Format(at),
+                    _ => error,
+                })
+            }
+        };
         let refusal = match preference {
             EnginePreference::LightGbm => NativeRefusal::Forced,
             EnginePreference::Auto => match NativeModel::from_text(text, &header) {
@@ -335,6 +346,34 @@ mod tests {
         let wrong = NativeModel::from_text(&altered, &header).expect("native");
         let err = self_check(&wrong, &reference).expect_err("must disagree");
         assert!(err.contains("probe row"), "{err}");
+    }
+
+    /// A file cut in the middle of a tree is refused with the line at fault, not LightGBM's
+    /// internal check.
+    #[test]
+    fn a_truncated_model_file_names_the_line() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/golden/models/regression/1/model.txt");
+        let text = std::fs::read_to_string(path).expect("fixture");
+        let (at, line) = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.starts_with("threshold="))
+            .nth(3)
+            .expect("a fourth tree");
+        // Cut after the third value of that line.
+        let offset =
+            text.find(line).expect("line") + line.match_indices(' ').nth(2).expect("values").0;
+        let truncated = &text[..offset];
+        for preference in [EnginePreference::Auto, EnginePreference::LightGbm] {
+            let err = Model::from_text(truncated, preference).expect_err("truncated");
+            let message = err.to_string();
+            let want = format!(
+                "line {}: the file ends inside tree 3, before `end of trees`",
+                at + 1
+            );
+            assert!(message.contains(&want), "{message}");
+        }
     }
 
     /// Faults injected into the native engine's compiled form (LightGBM, reading the same

@@ -22,6 +22,8 @@ mod simd;
 pub(crate) mod testing;
 mod transform;
 
+pub(crate) use parse::check_complete;
+
 use crate::{ModelError, ModelHeader};
 use bin::{BinColumn, Blocks};
 use compile::{ByteSplit, ByteTree, ByteTrees, CompiledTree, Split};
