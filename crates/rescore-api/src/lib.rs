@@ -258,6 +258,9 @@ impl ErrorBody {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelsResponse {
     pub default_model: Option<String>,
+    /// Why there is no default model although models are loaded (several, none configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_model_note: Option<String>,
     pub models: Vec<ModelStatus>,
     /// The routing file and the last reload (absent before start-up loading ends).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -15,7 +15,7 @@ pub mod update;
 pub use assemble::{Assembled, SlotSource};
 pub use cache::{CacheConfig, CachedItems, RequestItems};
 pub use embedded::{BuildReport, DataDir, Generation, SnapshotFormat, StoreError};
-pub use record::{Columns, ItemRecord, MAX_COLUMNS};
+pub use record::{AttachedValue, Columns, ItemRecord, MAX_COLUMNS};
 pub use redis_store::{RedisConfig, RedisStore, RedisStoreError};
 pub use spec::{FeatureDecl, FeatureSpec, SourceKind, SpecError};
 pub use update::{parse_updates, OpKind, Update, UpdateError, UpdateOp};

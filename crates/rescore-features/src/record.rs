@@ -73,37 +73,36 @@ impl Columns {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ItemRecord {
     values: Box<[f64]>,
-    derived: Derived,
+    attached: Attached,
 }
 
-/// Bytes that a consumer derives from a record's values and reuses on every request that
-/// reads the record (a model version's bins of the item, see [`ItemRecord::derived`]). Kept in
-/// the record, they live exactly as long as the cached record and can never outlive a change
-/// of its values: an update or a new snapshot makes a new record.
+/// What a consumer derives from a record's values and keeps with the record (serving keeps a
+/// model version's bins of the item there; the type and its rules are the consumer's, the
+/// store never reads it). Kept in the record, it lives exactly as long as the cached record
+/// and can never outlive a change of its values: an update or a new snapshot makes a new
+/// record.
+pub type AttachedValue = Box<dyn std::any::Any + Send + Sync>;
+
 #[derive(Default)]
-struct Derived(std::sync::Mutex<Vec<(u64, std::sync::Arc<[u8]>)>>);
+struct Attached(std::sync::OnceLock<AttachedValue>);
 
-/// Consumers whose derived bytes a record keeps; the oldest is dropped beyond that (a record
-/// read by more model versions than this recomputes, which stays correct).
-const MAX_DERIVED: usize = 4;
-
-impl Clone for Derived {
-    /// A copy of a record starts without derived bytes (they are a cache).
+impl Clone for Attached {
+    /// A copy of a record starts with nothing attached (what is attached is a cache).
     fn clone(&self) -> Self {
-        Derived::default()
+        Attached::default()
     }
 }
 
-impl PartialEq for Derived {
-    /// Records are equal by their values; derived bytes are a cache of them.
+impl PartialEq for Attached {
+    /// Records are equal by their values; what is attached derives from them.
     fn eq(&self, _: &Self) -> bool {
         true
     }
 }
 
-impl std::fmt::Debug for Derived {
+impl std::fmt::Debug for Attached {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Derived")
+        f.write_str("Attached")
     }
 }
 
@@ -130,7 +129,7 @@ impl ItemRecord {
         (
             ItemRecord {
                 values: values.into_boxed_slice(),
-                derived: Derived::default(),
+                attached: Attached::default(),
             },
             dropped,
         )
@@ -139,38 +138,14 @@ impl ItemRecord {
     pub fn from_values(values: Vec<f64>) -> Self {
         ItemRecord {
             values: values.into_boxed_slice(),
-            derived: Derived::default(),
+            attached: Attached::default(),
         }
     }
 
-    /// The bytes that `consumer` derives from this record's values: made once by `make`, then
-    /// shared. `consumer` must name both the consumer and everything besides the values that
-    /// `make` reads (e.g. a model version and the column of each of its features).
-    pub fn derived(
-        &self,
-        consumer: u64,
-        make: impl FnOnce(&[f64]) -> std::sync::Arc<[u8]>,
-    ) -> std::sync::Arc<[u8]> {
-        // A poisoned lock only means a panic elsewhere while it was held: the list is valid.
-        let found = {
-            let list = self.derived.0.lock().unwrap_or_else(|e| e.into_inner());
-            list.iter()
-                .find(|(key, _)| *key == consumer)
-                .map(|(_, bytes)| bytes.clone())
-        };
-        if let Some(bytes) = found {
-            return bytes;
-        }
-        // Made outside the lock; two requests racing on a new record both make it once.
-        let bytes = make(&self.values);
-        let mut list = self.derived.0.lock().unwrap_or_else(|e| e.into_inner());
-        if !list.iter().any(|(key, _)| *key == consumer) {
-            if list.len() >= MAX_DERIVED {
-                list.remove(0);
-            }
-            list.push((consumer, bytes.clone()));
-        }
-        bytes
+    /// The record's slot for one attached value (see [`AttachedValue`]), empty until a
+    /// consumer fills it.
+    pub fn attached(&self) -> &std::sync::OnceLock<AttachedValue> {
+        &self.attached.0
     }
 
     pub fn value(&self, column: u32) -> Option<f64> {
@@ -195,32 +170,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn derived_bytes_are_made_once_per_consumer_and_bounded() {
+    fn attached_values_stay_with_the_record_and_not_with_copies() {
         let record = ItemRecord::from_values(vec![1.0, 2.0]);
-        let made = std::cell::Cell::new(0);
-        let make = |values: &[f64]| {
-            made.set(made.get() + 1);
-            std::sync::Arc::<[u8]>::from(vec![values.len() as u8])
-        };
-        assert_eq!(&*record.derived(7, make), &[2]);
-        assert_eq!(&*record.derived(7, make), &[2]);
-        assert_eq!(made.get(), 1, "the second read reuses the bytes");
-        for consumer in 100..100 + MAX_DERIVED as u64 {
-            record.derived(consumer, make);
-        }
-        assert_eq!(made.get(), 1 + MAX_DERIVED);
-        record.derived(7, make);
-        assert_eq!(
-            made.get(),
-            2 + MAX_DERIVED,
-            "the oldest consumer was dropped"
-        );
-        assert_eq!(
-            record.clone(),
-            record,
-            "equal by values, derived bytes aside"
-        );
-        assert_eq!(record.clone().derived.0.lock().expect("lock").len(), 0);
+        assert!(record.attached().set(Box::new(7u32)).is_ok());
+        let attached = record
+            .attached()
+            .get()
+            .and_then(|a| a.downcast_ref::<u32>());
+        assert_eq!(attached, Some(&7));
+        assert_eq!(record.clone(), record, "equal by values, attached aside");
+        assert!(record.clone().attached().get().is_none());
     }
 
     #[test]

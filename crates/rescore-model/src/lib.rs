@@ -96,7 +96,9 @@ impl std::fmt::Display for NativeRefusal {
 
 /// Probe rows scored by both engines at load; one difference above this refuses the native one.
 pub const PARITY_TOLERANCE: f64 = 1e-9;
-const SELF_CHECK_ROWS: usize = 512;
+/// The batch sizes the self-check scores its probe rows in: each kernel and the edges between
+/// them (a walk below 4 rows, one 64-row word of row sets, 256-row blocks).
+pub const SELF_CHECK_BATCHES: [usize; 6] = [1, 3, 64, 65, 256, 257];
 
 enum Engine {
     Native(Box<NativeModel>),
@@ -132,6 +134,16 @@ impl Model {
     /// native evaluator and keeps it only if it agrees with lightgbm3 on probe rows built from
     /// the model's own thresholds, categories, NaN and zeros.
     pub fn from_text(text: &str, preference: EnginePreference) -> Result<Self, ModelError> {
+        Self::from_text_altered(text, preference, |_| {})
+    }
+
+    /// [`Self::from_text`] with `alter` applied to the native evaluator's compiled form before
+    /// its self-check: the tests' way of making the native engine wrong.
+    fn from_text_altered(
+        text: &str,
+        preference: EnginePreference,
+        alter: impl FnOnce(&mut NativeModel),
+    ) -> Result<Self, ModelError> {
         if text.contains('\0') {
             return Err(ModelError::Format(
                 "the model text contains a NUL byte".into(),
@@ -144,7 +156,18 @@ impl Model {
                 header.num_class
             )));
         }
-        let reference = LightGbmEngine::from_model_text(text, header.num_features)?;
+        native::check_complete(text)?;
+        let reference = match LightGbmEngine::from_model_text(text, header.num_features) {
+            Ok(reference) => reference,
+            // LightGBM names a failed internal check (`Check failed: (strs.size()) == ...`);
+            // the native parser names the line at fault, e.g. of a truncated file.
+            Err(error) => {
+                return Err(match NativeModel::from_text(text, &header) {
+                    Err(ModelError::Format(at)) => ModelError::Format(at),
+                    _ => error,
+                })
+            }
+        };
         let refusal = match preference {
             EnginePreference::LightGbm => NativeRefusal::Forced,
             EnginePreference::Auto => match NativeModel::from_text(text, &header) {
@@ -152,16 +175,22 @@ impl Model {
                 // A structurally broken model (bad indices, not a tree) is refused outright:
                 // LightGBM does not bounds-check and could crash the process scoring it.
                 Err(e) => return Err(e),
-                Ok(native) => match self_check(&native, &reference) {
-                    Ok(()) => {
-                        return Ok(Model {
-                            header,
-                            engine: Engine::Native(Box::new(native)),
-                            refusal: None,
-                        })
+                Ok(mut native) => {
+                    alter(&mut native);
+                    match self_check(&native, &reference) {
+                        Ok(()) => {
+                            return Ok(Model {
+                                header,
+                                engine: Engine::Native(Box::new(native)),
+                                refusal: None,
+                            })
+                        }
+                        Err(why) => {
+                            tracing::warn!(%why, "native evaluator refused by its self-check; lightgbm3 serves the model");
+                            NativeRefusal::SelfCheck(why)
+                        }
                     }
-                    Err(why) => NativeRefusal::SelfCheck(why),
-                },
+                }
             },
         };
         Ok(Model {
@@ -238,14 +267,54 @@ impl Model {
     }
 }
 
+/// Scores the native evaluator's probe rows (every threshold and its neighbours, NaN and zero
+/// at every split, every category of every bitset and one outside it) in each batch size of
+/// [`SELF_CHECK_BATCHES`], and again binned value by value through `bin` + `predict_binned`
+/// (the path of bins cached with the items), against lightgbm3 on the same rows.
 fn self_check(native: &NativeModel, reference: &LightGbmEngine) -> Result<(), String> {
-    let rows = native.probe_rows(SELF_CHECK_ROWS);
+    let rows = native.probe_rows();
+    let width = native.num_features().max(1);
+    let n_rows = rows.len() / width;
     let want = reference.predict(&rows).map_err(|e| e.to_string())?;
-    let got = native.predict(&rows);
-    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        let agree = (g - w).abs() <= PARITY_TOLERANCE || (g.is_nan() && w.is_nan());
-        if !agree {
-            return Err(format!("probe row {i}: native {g}, LightGBM {w}"));
+    let compare = |got: &[f64], how: &str| -> Result<(), String> {
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            let agree = (g - w).abs() <= PARITY_TOLERANCE || (g.is_nan() && w.is_nan());
+            if !agree {
+                return Err(format!(
+                    "probe row {i} of {n_rows} ({how}): native {g}, LightGBM {w}"
+                ));
+            }
+        }
+        if got.len() != want.len() {
+            return Err(format!("{how}: {} scores for {n_rows} rows", got.len()));
+        }
+        Ok(())
+    };
+    for batch in SELF_CHECK_BATCHES {
+        let got: Vec<f64> = rows
+            .chunks(batch * width)
+            .flat_map(|chunk| native.predict(chunk))
+            .collect();
+        compare(&got, &format!("{batch}-row batches"))?;
+    }
+    if let Some(features) = native.bin_features() {
+        let bins: Vec<u8> = rows
+            .chunks_exact(width)
+            .flat_map(|row| {
+                features
+                    .iter()
+                    .enumerate()
+                    .map(|(column, &feature)| native.bin(column, row[feature]))
+            })
+            .collect();
+        let n_bins = features.len();
+        for batch in SELF_CHECK_BATCHES {
+            let mut got = Vec::with_capacity(n_rows);
+            for start in (0..n_rows).step_by(batch) {
+                let end = (start + batch).min(n_rows);
+                got.extend(native.predict_binned(&bins[start * n_bins..end * n_bins], end - start));
+            }
+            compare(&got, &format!("binned, {batch}-row batches"))?;
         }
     }
     Ok(())
@@ -254,6 +323,7 @@ fn self_check(native: &NativeModel, reference: &LightGbmEngine) -> Result<(), St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use native::testing::trained_model_text;
 
     /// A native model that disagrees with LightGBM (one threshold moved) fails the self-check.
     #[test]
@@ -276,5 +346,108 @@ mod tests {
         let wrong = NativeModel::from_text(&altered, &header).expect("native");
         let err = self_check(&wrong, &reference).expect_err("must disagree");
         assert!(err.contains("probe row"), "{err}");
+    }
+
+    /// A file cut in the middle of a tree is refused with the line at fault, not LightGBM's
+    /// internal check.
+    #[test]
+    fn a_truncated_model_file_names_the_line() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/golden/models/regression/1/model.txt");
+        let text = std::fs::read_to_string(path).expect("fixture");
+        let (at, line) = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.starts_with("threshold="))
+            .nth(3)
+            .expect("a fourth tree");
+        // Cut after the third value of that line.
+        let offset =
+            text.find(line).expect("line") + line.match_indices(' ').nth(2).expect("values").0;
+        let truncated = &text[..offset];
+        for preference in [EnginePreference::Auto, EnginePreference::LightGbm] {
+            let err = Model::from_text(truncated, preference).expect_err("truncated");
+            let message = err.to_string();
+            let want = format!(
+                "line {}: the file ends inside tree 3, before `end of trees`",
+                at + 1
+            );
+            assert!(message.contains(&want), "{message}");
+        }
+    }
+
+    /// Faults injected into the native engine's compiled form (LightGBM, reading the same
+    /// model text, is unaffected): each is refused by the self-check, and the model is served
+    /// by lightgbm3 with LightGBM's scores.
+    #[test]
+    fn self_check_refuses_each_injected_fault() {
+        let text = trained_model_text();
+        let exact = Model::from_text(&text, EnginePreference::Auto).expect("model");
+        assert_eq!(
+            exact.engine_kind(),
+            EngineKind::Native,
+            "{:?}",
+            exact.native_refusal()
+        );
+        let reference = Model::from_text(&text, EnginePreference::LightGbm).expect("model");
+        let want = reference.predict(&rows_of(&text)).expect("scores");
+
+        type Inject = Box<dyn Fn(&mut NativeModel)>;
+        let faults: [(&str, Inject); 4] = [
+            (
+                "threshold moved one ulp in a deep split",
+                Box::new(|m: &mut NativeModel| {
+                    let (tree, depth) = m.move_deep_threshold();
+                    assert!(depth >= 8, "split depth {depth}");
+                    assert!(tree > 0);
+                }),
+            ),
+            (
+                "one bit of a categorical bitset flipped",
+                Box::new(NativeModel::flip_category_bit),
+            ),
+            (
+                "default direction of missing values flipped",
+                Box::new(NativeModel::flip_default_direction),
+            ),
+            (
+                "a leaf of the last tree changed",
+                Box::new(NativeModel::change_last_leaf),
+            ),
+        ];
+        let categorical = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../tests/fixtures/golden/models/categorical/1/model.txt"),
+        )
+        .expect("fixture");
+        for (fault, inject) in faults {
+            // The golden categorical model has the bitsets (the trained one has none).
+            let (text, want) = if fault.contains("bitset") {
+                let reference =
+                    Model::from_text(&categorical, EnginePreference::LightGbm).expect("model");
+                let want = reference.predict(&rows_of(&categorical)).expect("scores");
+                (categorical.as_str(), want)
+            } else {
+                (text.as_str(), want.clone())
+            };
+            let model = Model::from_text_altered(text, EnginePreference::Auto, |m| inject(m))
+                .expect("model");
+            assert_eq!(model.engine_kind(), EngineKind::LightGbm, "{fault}");
+            let refusal = model.native_refusal().expect("refused");
+            assert_eq!(refusal.reason(), "self_check", "{fault}: {refusal}");
+            assert_eq!(
+                model.predict(&rows_of(text)).expect("scores"),
+                want,
+                "{fault}"
+            );
+        }
+    }
+
+    /// The probe rows of a model's unaltered native form.
+    fn rows_of(text: &str) -> Vec<f64> {
+        let header = ModelHeader::parse(text).expect("header");
+        NativeModel::from_text(text, &header)
+            .expect("native")
+            .probe_rows()
     }
 }

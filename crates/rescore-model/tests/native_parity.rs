@@ -170,8 +170,8 @@ fn randomised_models_match_lightgbm() {
         let header = ModelHeader::parse(&text).expect("header");
         let native = NativeModel::from_text(&text, &header).expect("native");
         let reference = Model::from_text(&text, EnginePreference::LightGbm).expect("reference");
-        let mut rows = native.probe_rows(300);
-        rows.extend(x.iter().take(300 * features));
+        let mut rows = native.probe_rows();
+        rows.extend(&x);
         let want = reference.predict(&rows).expect("predict");
         // Batches across the evaluator's modes and block edges (walk below 4 rows, one
         // 64-row word up to 64 rows, 256-row blocks above).

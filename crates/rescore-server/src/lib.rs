@@ -176,11 +176,24 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result
         return Ok(value);
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let classify = |inner: serde_json::Error, path: String| match inner.classify() {
+    let classify = |inner: serde_json::Error, path: String| {
+        match inner.classify() {
         serde_json::error::Category::Data => {
             ApiError::new(ErrorCode::InvalidRequest, format!("{path}: {inner}"))
         }
-        _ => ApiError::new(ErrorCode::MalformedJson, format!("invalid JSON: {inner}")),
+        _ => ApiError::new(
+            ErrorCode::MalformedJson,
+            match lone_surrogate(bytes) {
+                // serde_json calls it "unexpected end of hex escape" or names the low half.
+                Some(code) => format!(
+                    "invalid JSON: \\u{code:04X} is a lone UTF-16 surrogate (a \\uD800-\\uDBFF escape must be followed by a \\uDC00-\\uDFFF one) near line {} column {}",
+                    inner.line(),
+                    inner.column()
+                ),
+                None => format!("invalid JSON: {inner}"),
+            },
+        ),
+    }
     };
     let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         // The root path prints as "."; a missing top-level field already names itself.
@@ -192,6 +205,40 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result
     })?;
     de.end().map_err(|e| classify(e, String::new()))?;
     Ok(value)
+}
+
+/// The first `\\uXXXX` escape that is half of a UTF-16 surrogate pair without its other half.
+fn lone_surrogate(bytes: &[u8]) -> Option<u16> {
+    let hex = |at: usize| -> Option<u16> {
+        let digits = std::str::from_utf8(bytes.get(at..at + 4)?).ok()?;
+        u16::from_str_radix(digits, 16).ok()
+    };
+    let mut i = 0;
+    while i + 1 < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        if bytes[i + 1] != b'u' {
+            i += 2; // `\"`, `\\` and the other one-character escapes
+            continue;
+        }
+        let code = hex(i + 2)?;
+        match code {
+            0xD800..=0xDBFF => {
+                let low = (bytes.get(i + 6..i + 8) == Some(&b"\\u"[..]))
+                    .then(|| hex(i + 8))
+                    .flatten();
+                if !matches!(low, Some(0xDC00..=0xDFFF)) {
+                    return Some(code);
+                }
+                i += 12;
+            }
+            0xDC00..=0xDFFF => return Some(code),
+            _ => i += 6,
+        }
+    }
+    None
 }
 
 /// The byte offset where nesting first exceeds `max`, ignoring brackets inside strings.
@@ -269,4 +316,36 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
         .map(|h| h.render())
         .unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lone_surrogate_is_named() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Body {
+            #[allow(dead_code)]
+            id: String,
+        }
+        for (body, code) in [
+            (r#"{"id": "a\ud800"}"#, "D800"),
+            (r#"{"id": "a\ud800\u0041"}"#, "D800"),
+            (r#"{"id": "\udc00b"}"#, "DC00"),
+        ] {
+            let err = parse_json::<Body>(body.as_bytes()).expect_err(body);
+            assert!(
+                err.message
+                    .contains(&format!("\\u{code} is a lone UTF-16 surrogate")),
+                "{body}: {}",
+                err.message
+            );
+        }
+        let pair: Body =
+            parse_json(r#"{"id": "\ud83d\ude00 \\ud800"}"#.as_bytes()).expect("a pair");
+        assert_eq!(pair.id, "\u{1F600} \\ud800");
+        let other = parse_json::<Body>(br#"{"id": 1"#).expect_err("truncated");
+        assert!(!other.message.contains("surrogate"), "{}", other.message);
+    }
 }

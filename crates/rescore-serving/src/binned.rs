@@ -3,7 +3,7 @@
 //! has none), a constant of the request, or the hit's score (`FeatureSpec::sources`). The
 //! native evaluator's bin of an item value depends only on that value and the model version,
 //! so it is computed once per (record, model version) and kept with the record
-//! (`ItemRecord::derived`): a request then copies ~one byte per feature and hit instead of
+//! (`record_bins`, in the record's attached slot): a request then copies ~one byte per feature and hit instead of
 //! assembling an f64 matrix and binning it. A hit's inline features (the bridge's doc-value
 //! fields) then replace the bins of the features they fill (`auto` and `hit` sources). The
 //! bins are the ones the f64 path computes, so the scores are bit-identical (tests below);
@@ -11,13 +11,17 @@
 //! take the f64 path.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rescore_api::RescoreRequest;
 use rescore_features::{FeatureSpec, RequestItems, SlotSource};
 use rescore_model::NativeModel;
+
+use crate::record_bins::{record_bins, BinKey, NOT_ITEM};
+
+/// Column lists a layout interns (a list changes only when a store's columns do).
+const MAX_INTERNED: usize = 16;
 
 /// A loaded model version's bin columns, for the binned path.
 #[derive(Debug)]
@@ -30,6 +34,8 @@ pub(crate) struct BinLayout {
     by_hit_key: HashMap<String, Vec<usize>>,
     /// Unique per loaded version (never reused): part of the key of the records' bins.
     id: u64,
+    /// The item column lists of the keys made so far, so that equal keys share one list.
+    interned: Mutex<Vec<Arc<[u32]>>>,
 }
 
 impl BinLayout {
@@ -61,7 +67,33 @@ impl BinLayout {
             columns_of,
             by_hit_key,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            interned: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The key of the records' bins for a request's sources: this layout and the item column
+    /// each feature reads.
+    fn key(&self, sources: &[SlotSource]) -> BinKey {
+        let columns: Vec<u32> = sources
+            .iter()
+            .map(|source| match source {
+                // Item columns are below `rescore_features::MAX_COLUMNS`.
+                SlotSource::Item { column, .. } => *column as u32,
+                _ => NOT_ITEM,
+            })
+            .collect();
+        let mut interned = self.interned.lock().unwrap_or_else(|e| e.into_inner());
+        let columns = match interned.iter().find(|c| ***c == *columns) {
+            Some(found) => found.clone(),
+            None => {
+                let columns: Arc<[u32]> = columns.into();
+                if interned.len() < MAX_INTERNED {
+                    interned.push(columns.clone());
+                }
+                columns
+            }
+        };
+        BinKey::new(self.id, columns)
     }
 
     /// Bin columns: the bytes of one binned row.
@@ -103,18 +135,8 @@ pub(crate) fn assemble(
         return None;
     }
     // Besides a record's values, its bins depend on the version and on the item column of
-    // each feature (a store's columns can grow): both go into the key.
-    let consumer = {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        layout.id.hash(&mut hasher);
-        for source in &sources {
-            match source {
-                SlotSource::Item { column, .. } => column.hash(&mut hasher),
-                _ => usize::MAX.hash(&mut hasher),
-            }
-        }
-        hasher.finish()
-    };
+    // each feature (a store's columns can grow): both make the key.
+    let key = layout.key(&sources);
     let fills: Vec<Fill> = layout
         .features
         .iter()
@@ -169,7 +191,7 @@ pub(crate) fn assemble(
     {
         let record = records.get(h).and_then(Option::as_deref);
         let derived =
-            record.map(|r| r.derived(consumer, |values| derive(native, layout, &sources, values)));
+            record.map(|r| record_bins(r, &key, |values| derive(native, layout, &sources, values)));
         // [bins of the bin columns][bit per feature: the item lacks it][any lacking]
         let absent = |slot: usize| {
             derived

@@ -79,6 +79,7 @@ impl Rescorer {
             },
             None => ModelsResponse {
                 default_model: self.default_model.clone(),
+                default_model_note: None,
                 routing,
                 models: self
                     .names
@@ -318,5 +319,50 @@ fn result_label(result: &str) -> &'static str {
         mon::reload_result::SUCCESS
     } else {
         mon::reload_result::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ServingConfig;
+
+    fn golden(models: &[&str]) -> Discovery {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/golden/models");
+        let mut discovery = Discovery::scan(&dir).expect("golden fixtures");
+        discovery
+            .models
+            .retain(|name, _| models.contains(&name.as_str()));
+        discovery
+    }
+
+    /// One model is the default by itself; a second one appearing without a configured
+    /// default leaves none, and `/v1/models` says why; a configured default stays.
+    #[test]
+    fn a_second_model_without_a_configured_default_is_reported() {
+        let monitor = mon::Monitor::disabled();
+        let none = RoutingFile::default();
+        let config = ServingConfig::default();
+        let one = Registry::build(&golden(&["binary"]), &none, None, &config, &monitor).registry;
+        assert_eq!(one.default_model.as_deref(), Some("binary"));
+        assert_eq!(one.status().default_model_note, None);
+
+        let two = golden(&["binary", "regression"]);
+        let build = Registry::build(&two, &none, Some(&one), &config, &monitor);
+        let status = build.registry.status();
+        assert_eq!(status.default_model, None);
+        let note = status.default_model_note.expect("reported");
+        assert!(note.contains("(binary, regression)"), "{note}");
+        assert!(note.contains("serving.default_model"), "{note}");
+
+        let config = ServingConfig {
+            default_model: Some("binary".into()),
+            ..ServingConfig::default()
+        };
+        let build = Registry::build(&two, &none, Some(&one), &config, &monitor);
+        let status = build.registry.status();
+        assert_eq!(status.default_model.as_deref(), Some("binary"));
+        assert_eq!(status.default_model_note, None);
     }
 }

@@ -328,6 +328,8 @@ pub struct ActiveExperiment {
 pub struct Registry {
     pub models: BTreeMap<String, ModelEntry>,
     pub default_model: Option<String>,
+    /// Why there is no default model although several models are loaded.
+    pub default_model_note: Option<String>,
     /// The routing this registry applies.
     pub routing: RoutingFile,
 }
@@ -476,10 +478,23 @@ impl Registry {
                     .then(|| models.keys().next().cloned())
                     .flatten()
             });
+        let default_model_note = (default_model.is_none() && models.len() > 1).then(|| {
+            format!(
+                "several models are loaded ({}) and neither serving.default_model nor the routing file's default_model names one of them: requests without `model` get 400 model_required",
+                models.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        });
+        if let (Some(note), Some(before)) = (
+            &default_model_note,
+            previous.and_then(|p| p.default_model.as_ref()),
+        ) {
+            tracing::warn!(previous_default = %before, "no default model any more: {note}");
+        }
         Build {
             registry: Registry {
                 models,
                 default_model,
+                default_model_note,
                 routing: routing.clone(),
             },
             loaded: loaded_now,
@@ -491,6 +506,7 @@ impl Registry {
     pub fn status(&self) -> ModelsResponse {
         ModelsResponse {
             default_model: self.default_model.clone(),
+            default_model_note: self.default_model_note.clone(),
             routing: None,
             models: self
                 .models

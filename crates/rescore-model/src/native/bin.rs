@@ -20,7 +20,7 @@ pub(super) struct BinColumn {
     /// `kind` as data, for a branch-free mapping: which values are missing (NaN, zero) and
     /// what they become.
     nan_missing: bool,
-    zero_missing: bool,
+    pub(super) zero_missing: bool,
     replacement: f64,
     /// The AVX2 binning's tables (see `bin_64_avx2`): `thresholds` in groups of 16 padded
     /// with +inf (one more group than full ones), and the last threshold of each group

@@ -196,7 +196,11 @@ pub(super) fn compile(
 
 /// The trees renumbered breadth first with byte ids (see [`ByteTrees`]), or `None` when a
 /// tree has more than 256 nodes or a categorical split.
-fn byte_trees(trees: &[CompiledTree], splits: &[Split], leaf_values: &[f64]) -> Option<ByteTrees> {
+pub(super) fn byte_trees(
+    trees: &[CompiledTree],
+    splits: &[Split],
+    leaf_values: &[f64],
+) -> Option<ByteTrees> {
     let mut out = ByteTrees::default();
     let mut queue = std::collections::VecDeque::new();
     for tree in trees {

@@ -160,7 +160,7 @@ impl NativeModel {
 
     /// LightGBM's `CategoricalDecision` on a (zero-mapped) value, for the bitset of `len`
     /// words at `first`.
-    fn category_left(&self, first: u32, len: u32, x: f64) -> bool {
+    pub(super) fn category_left(&self, first: u32, len: u32, x: f64) -> bool {
         // C++ `static_cast<int>` truncates toward zero; out-of-range values saturate here and
         // fall outside every bitset, which also sends them right.
         let category = x as i32;

@@ -18,7 +18,11 @@ mod kernels;
 mod parse;
 mod probe;
 mod simd;
+#[cfg(test)]
+pub(crate) mod testing;
 mod transform;
+
+pub(crate) use parse::check_complete;
 
 use crate::{ModelError, ModelHeader};
 use bin::{BinColumn, Blocks};

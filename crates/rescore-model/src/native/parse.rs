@@ -28,59 +28,100 @@ pub(super) struct Tree {
     pub(super) leaves: Vec<f64>,
 }
 
+/// Refuses a text cut short (no `end of trees` line), naming its last line. Checked before
+/// LightGBM reads the text: LightGBM reports such a file as a failed internal check, and
+/// was seen to crash the process on one while other threads used it.
+pub(crate) fn check_complete(text: &str) -> Result<(), ModelError> {
+    if text.contains("\nend of trees") {
+        return Ok(());
+    }
+    let last = text.lines().count();
+    let place = match text.rsplit_once("\nTree=") {
+        Some((_, block)) => format!("tree {}", block.lines().next().unwrap_or("?")),
+        None => "the header".to_string(),
+    };
+    Err(ModelError::Format(format!(
+        "line {last}: the file ends inside {place}, before `end of trees` (a truncated file?)"
+    )))
+}
+
 /// The trees of a model's text, in LightGBM's order, and every categorical bitset word (each
 /// categorical node holds its range in them).
 pub(super) fn parse_trees(
     text: &str,
     header: &ModelHeader,
 ) -> Result<(Vec<Tree>, Vec<u32>), ModelError> {
+    check_complete(text)?;
     let mut trees = Vec::with_capacity(header.num_trees);
     let mut cat_words = Vec::new();
-    for block in text.split("\nTree=").skip(1) {
-        let block = block.split("\nend of trees").next().unwrap_or(block);
-        trees.push(parse_tree(block, header.num_features, &mut cat_words)?);
+    let mut blocks = text.split("\nTree=");
+    // The line number (from 1) of each block's `Tree=` line.
+    let mut line = blocks.next().map_or(0, |head| head.matches('\n').count()) + 2;
+    for block in blocks {
+        let body = block.split("\nend of trees").next().unwrap_or(block);
+        trees.push(parse_tree(body, line, header.num_features, &mut cat_words)?);
+        line += block.matches('\n').count() + 1;
     }
     if trees.len() != header.num_trees {
         return Err(ModelError::Format(format!(
-            "found {} tree blocks, the header counted {}",
+            "found {} tree blocks in {} lines, the header counted {} trees (a truncated file?)",
             trees.len(),
+            text.lines().count(),
             header.num_trees
         )));
     }
     Ok((trees, cat_words))
 }
 
+/// One tree block (the text after `Tree=`), whose `Tree=` line is line `first_line` of the
+/// file: errors name the line at fault.
 fn parse_tree(
     block: &str,
+    first_line: usize,
     num_features: usize,
     cat_words: &mut Vec<u32>,
 ) -> Result<Tree, ModelError> {
+    let tree = block.lines().next().unwrap_or("?");
+    let line_of = |key: &str| {
+        block.lines().position(|l| {
+            l.strip_prefix(key)
+                .is_some_and(|rest| rest.starts_with('='))
+        })
+    };
     let field = |key: &str| -> Option<&str> {
         block
             .lines()
             .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
     };
-    let err = |what: String| {
-        ModelError::Format(format!(
-            "tree {}: {what}",
-            block.lines().next().unwrap_or("?")
-        ))
+    // "line N: tree T: ..." at the key's line, or at the `Tree=` line when the key is absent.
+    let err_at = |key: &str, what: String| {
+        let line = line_of(key).map_or(first_line, |i| first_line + i);
+        ModelError::Format(format!("line {line}: tree {tree}: {what}"))
     };
+    let err = |what: String| ModelError::Format(format!("line {first_line}: tree {tree}: {what}"));
+    // A field's values, or an error naming its line: absent, or a value that does not parse.
     fn list<T: std::str::FromStr>(value: Option<&str>) -> Option<Vec<T>> {
         value?.split_whitespace().map(|v| v.parse().ok()).collect()
     }
+    let bad = |key: &str| match field(key) {
+        None => err_at(key, format!("no `{key}=` line (a truncated file?)")),
+        Some(_) => err_at(key, format!("`{key}=` holds a value that is not a number")),
+    };
     if field("is_linear").is_some_and(|v| v.trim() != "0") {
         return Err(ModelError::Unsupported("linear trees".into()));
     }
     let num_leaves: usize = field("num_leaves")
         .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| err("no num_leaves".into()))?;
-    let leaves: Vec<f64> = list(field("leaf_value")).ok_or_else(|| err("bad leaf_value".into()))?;
+        .ok_or_else(|| err_at("num_leaves", "no valid `num_leaves=` line".into()))?;
+    let leaves: Vec<f64> = list(field("leaf_value")).ok_or_else(|| bad("leaf_value"))?;
     if leaves.len() != num_leaves || num_leaves == 0 {
-        return Err(err(format!(
-            "{} leaf values for {num_leaves} leaves",
-            leaves.len()
-        )));
+        return Err(err_at(
+            "leaf_value",
+            format!(
+                "`leaf_value=` has {} values for num_leaves={num_leaves} (a truncated file?)",
+                leaves.len()
+            ),
+        ));
     }
     if num_leaves == 1 {
         return Ok(Tree {
@@ -89,34 +130,34 @@ fn parse_tree(
         });
     }
     let inner = num_leaves - 1;
-    let features: Vec<usize> =
-        list(field("split_feature")).ok_or_else(|| err("bad split_feature".into()))?;
-    let thresholds: Vec<f64> =
-        list(field("threshold")).ok_or_else(|| err("bad threshold".into()))?;
-    let decisions: Vec<u8> =
-        list(field("decision_type")).ok_or_else(|| err("bad decision_type".into()))?;
-    let lefts: Vec<i32> = list(field("left_child")).ok_or_else(|| err("bad left_child".into()))?;
-    let rights: Vec<i32> =
-        list(field("right_child")).ok_or_else(|| err("bad right_child".into()))?;
-    if [
-        features.len(),
-        thresholds.len(),
-        decisions.len(),
-        lefts.len(),
-        rights.len(),
-    ]
-    .iter()
-    .any(|&n| n != inner)
-    {
-        return Err(err(format!("node arrays are not all {inner} long")));
+    let features: Vec<usize> = list(field("split_feature")).ok_or_else(|| bad("split_feature"))?;
+    let thresholds: Vec<f64> = list(field("threshold")).ok_or_else(|| bad("threshold"))?;
+    let decisions: Vec<u8> = list(field("decision_type")).ok_or_else(|| bad("decision_type"))?;
+    let lefts: Vec<i32> = list(field("left_child")).ok_or_else(|| bad("left_child"))?;
+    let rights: Vec<i32> = list(field("right_child")).ok_or_else(|| bad("right_child"))?;
+    for (key, n) in [
+        ("split_feature", features.len()),
+        ("threshold", thresholds.len()),
+        ("decision_type", decisions.len()),
+        ("left_child", lefts.len()),
+        ("right_child", rights.len()),
+    ] {
+        if n != inner {
+            return Err(err_at(
+                key,
+                format!(
+                    "`{key}=` has {n} values, num_leaves={num_leaves} needs {inner} (a truncated file?)"
+                ),
+            ));
+        }
     }
     let num_cat: usize = field("num_cat")
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
     let (boundaries, words): (Vec<usize>, Vec<u32>) = if num_cat > 0 {
         (
-            list(field("cat_boundaries")).ok_or_else(|| err("bad cat_boundaries".into()))?,
-            list(field("cat_threshold")).ok_or_else(|| err("bad cat_threshold".into()))?,
+            list(field("cat_boundaries")).ok_or_else(|| bad("cat_boundaries"))?,
+            list(field("cat_threshold")).ok_or_else(|| bad("cat_threshold"))?,
         )
     } else {
         (Vec::new(), Vec::new())
