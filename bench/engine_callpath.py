@@ -86,6 +86,8 @@ def build_zips(old_ref, work):
         d = os.path.join(BRIDGE, spec["new_module"], "target")
         z = [f for f in os.listdir(d) if f.endswith(".zip") and spec["version"] in f][0]
         shutil.copy(os.path.join(d, z), os.path.join(work, f"{e}-new.zip"))
+        if spec["version"] not in open(os.path.join(BRIDGE, spec["new_module"], "pom.xml")).read():
+            os.remove(os.path.join(d, z))  # another version's zip beside the line's own would confuse its users
         out[e]["new"] = os.path.join(work, f"{e}-new.zip")
     return out
 

@@ -59,6 +59,21 @@ def load(port, clients, seconds, timeout_ms):
     return json.loads(out.strip().splitlines()[-1])
 
 
+def ms(v):
+    return "–" if v is None or v != v else f"{v:.1f}"
+
+
+def table(rows):
+    print("| admission | clients | answers/s | scored/s | fallbacks | all p50 / p99 ms | scored p50 / p99 ms | fallback p50 / p99 ms | RSS before / end of load / 10 s after (MB) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        fb = ", ".join(f"{k} {v}" for k, v in r["fallbacks"].items()) or "0"
+        print(f"| {'on' if r['admission_control'] else 'off'} | {r['clients']} | {r['answers_per_s']:.0f} | {r['scored_per_s']:.0f} | {fb} "
+              f"| {ms(r['all_p50_ms'])} / {ms(r['all_p99_ms'])} | {ms(r['scored_p50_ms'])} / {ms(r['scored_p99_ms'])} "
+              f"| {ms(r['fallback_p50_ms'])} / {ms(r['fallback_p99_ms'])} "
+              f"| {r['rss_mb_before']:.0f} / {r['rss_mb_during']:.0f} / {r['rss_mb_after']:.0f} |")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", default="4,8,16,64,256")
@@ -90,14 +105,7 @@ def main():
             p.terminate()
             p.wait()
     print(f"# load average after: {os.getloadavg()}")
-    print("| admission | clients | answers/s | scored/s | fallbacks | all p50 / p99 ms | scored p50 / p99 ms | fallback p50 / p99 ms | RSS before / end of load / 10 s after (MB) |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        fb = ", ".join(f"{k} {v}" for k, v in r["fallbacks"].items()) or "0"
-        print(f"| {'on' if r['admission_control'] else 'off'} | {r['clients']} | {r['answers_per_s']:.0f} | {r['scored_per_s']:.0f} | {fb} "
-              f"| {r['all_p50_ms']:.1f} / {r['all_p99_ms']:.1f} | {r['scored_p50_ms']:.1f} / {r['scored_p99_ms']:.1f} "
-              f"| {r['fallback_p50_ms']:.1f} / {r['fallback_p99_ms']:.1f} "
-              f"| {r['rss_mb_before']:.0f} / {r['rss_mb_during']:.0f} / {r['rss_mb_after']:.0f} |")
+    table(rows)
 
 
 if __name__ == "__main__":

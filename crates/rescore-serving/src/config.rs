@@ -37,7 +37,8 @@ pub struct ServingConfig {
     pub max_hits: usize,
     /// Requests scored at once on the blocking pool; 0 = one per CPU core.
     pub scoring_threads: usize,
-    /// Refuse at once a request that cannot be scored within its budget (ADR 0002).
+    /// Refuse at once a request that cannot be scored within its budget (ADR 0002). Off by
+    /// default: the first measurement (docs/reliability.md) showed no benefit yet.
     pub admission_control: bool,
     /// Entries of the item cache (unknown ids included).
     pub item_cache_capacity: u64,
@@ -78,7 +79,7 @@ impl Default for ServingConfig {
             max_timeout_ms: 10_000,
             max_hits: 10_000,
             scoring_threads: 0,
-            admission_control: true,
+            admission_control: false,
             item_cache_capacity: 1_000_000,
             default_engine: EngineChoice::Native,
             engines: BTreeMap::new(),
