@@ -367,38 +367,41 @@ mod tests {
         );
         assert!(refused(b"GET /healthz HTTP/1.0\r\n\r\n").is_none());
         let (code, m) =
-            refused(b"POST /v1/rescore HTTP/1.1\r\nContent-Length: -5\r\n\r\n").unwrap();
+            refused(b"POST /v1/rescore HTTP/1.1\r\nContent-Length: -5\r\n\r\n").expect("refused");
         assert_eq!(code, ErrorCode::MalformedHttp);
         assert!(m.contains("invalid Content-Length [-5]"), "{m}");
-        let (_, m) =
-            refused(b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n").unwrap();
+        let (_, m) = refused(b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n")
+            .expect("refused");
         assert!(m.contains("conflicting"), "{m}");
         let (_, m) =
             refused(b"POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n")
-                .unwrap();
+                .expect("refused");
         assert!(
             m.contains("both Transfer-Encoding and Content-Length"),
             "{m}"
         );
-        let (_, m) = refused(b"NOT HTTP AT ALL\r\n\r\n").unwrap();
+        let (_, m) = refused(b"NOT HTTP AT ALL\r\n\r\n").expect("refused");
         assert!(m.contains("malformed HTTP request head"), "{m}");
         let mut many = b"GET / HTTP/1.1\r\n".to_vec();
         for i in 0..200 {
             many.extend_from_slice(format!("x-{i}: y\r\n").as_bytes());
         }
         many.extend_from_slice(b"\r\n");
-        assert_eq!(refused(&many).unwrap().0, ErrorCode::HeadersTooLarge);
+        assert_eq!(
+            refused(&many).expect("refused").0,
+            ErrorCode::HeadersTooLarge
+        );
     }
 
     #[tokio::test]
     async fn prefixed_stream_replays_the_head_then_reads_the_socket() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
         let client = tokio::spawn(async move {
-            let s = TcpStream::connect(addr).await.unwrap();
-            write_all(&s, b"world").await.unwrap();
+            let s = TcpStream::connect(addr).await.expect("connect");
+            write_all(&s, b"world").await.expect("write");
         });
-        let (stream, _) = listener.accept().await.unwrap();
+        let (stream, _) = listener.accept().await.expect("accept");
         let mut p = Prefixed {
             prefix: b"hello ".to_vec(),
             at: 0,
@@ -410,13 +413,13 @@ mod tests {
             let mut buf = ReadBuf::new(&mut chunk);
             std::future::poll_fn(|cx| Pin::new(&mut p).poll_read(cx, &mut buf))
                 .await
-                .unwrap();
+                .expect("read");
             if buf.filled().is_empty() {
                 break;
             }
             out.extend_from_slice(buf.filled());
         }
         assert_eq!(out, b"hello world");
-        client.await.unwrap();
+        client.await.expect("client");
     }
 }

@@ -12,13 +12,13 @@ use common::{Sidecar, TempDir};
 
 fn sidecar(dir: &TempDir, server_toml: &str) -> Sidecar {
     let config = dir.path().join("sidecar.toml");
-    std::fs::write(&config, format!("[server]\n{server_toml}\n")).unwrap();
+    std::fs::write(&config, format!("[server]\n{server_toml}\n")).expect("config");
     let models = common::repo_root().join("models");
     Sidecar::start(&[
         "--models",
-        models.to_str().unwrap(),
+        models.to_str().expect("utf-8"),
         "--config",
-        config.to_str().unwrap(),
+        config.to_str().expect("utf-8"),
     ])
 }
 
@@ -28,9 +28,10 @@ fn addr(s: &Sidecar) -> String {
 
 /// Sends `bytes` on a new connection and reads until the server closes it (at most 10 s).
 fn exchange(s: &Sidecar, bytes: &[u8]) -> String {
-    let mut c = TcpStream::connect(addr(s)).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    c.write_all(bytes).unwrap();
+    let mut c = TcpStream::connect(addr(s)).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    c.write_all(bytes).expect("write");
     let mut out = Vec::new();
     c.read_to_end(&mut out)
         .expect("the server closes the connection");
@@ -111,15 +112,16 @@ fn slow_heads_are_closed_at_the_deadline_and_do_not_hold_up_others() {
     let s = sidecar(&dir, "header_timeout_ms = 500\nmax_connections = 1000");
     let mut slow: Vec<TcpStream> = (0..300)
         .map(|_| {
-            let mut c = TcpStream::connect(addr(&s)).unwrap();
+            let mut c = TcpStream::connect(addr(&s)).expect("connect");
             c.write_all(b"POST /v1/rescore HTTP/1.1\r\nHost: x\r\nContent-Le")
-                .unwrap();
+                .expect("write");
             c
         })
         .collect();
     healthy(&s); // served while 300 heads are half-sent
     for c in &mut slow {
-        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
         let mut buf = [0u8; 64];
         let n = c.read(&mut buf).unwrap_or(0);
         assert_eq!(n, 0, "closed without an answer (no request to answer)");
@@ -131,11 +133,11 @@ fn slow_heads_are_closed_at_the_deadline_and_do_not_hold_up_others() {
 fn a_dripping_body_gets_408_at_the_body_deadline() {
     let dir = TempDir::new("conn-drip");
     let s = sidecar(&dir, "body_timeout_ms = 500");
-    let mut c = TcpStream::connect(addr(&s)).unwrap();
+    let mut c = TcpStream::connect(addr(&s)).expect("connect");
     c.write_all(b"POST /v1/rescore HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{")
-        .unwrap();
+        .expect("write");
     // one byte every 100 ms: never idle for long, so only a deadline stops it
-    let mut writer = c.try_clone().unwrap();
+    let mut writer = c.try_clone().expect("clone");
     let drip = std::thread::spawn(move || {
         for _ in 0..100 {
             if writer.write_all(b" ").is_err() {
@@ -144,11 +146,12 @@ fn a_dripping_body_gets_408_at_the_body_deadline() {
             std::thread::sleep(Duration::from_millis(100));
         }
     });
-    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     let mut out = Vec::new();
     let _ = c.read_to_end(&mut out);
     drop(c);
-    drip.join().unwrap();
+    drip.join().expect("drip");
     let raw = String::from_utf8_lossy(&out).into_owned();
     assert_eq!(
         status_and_code(&raw),
@@ -164,7 +167,7 @@ fn connections_over_the_limit_are_answered_503_and_closed() {
     let dir = TempDir::new("conn-limit");
     let s = sidecar(&dir, "max_connections = 8\nheader_timeout_ms = 5000");
     let held: Vec<TcpStream> = (0..8)
-        .map(|_| TcpStream::connect(addr(&s)).unwrap())
+        .map(|_| TcpStream::connect(addr(&s)).expect("connect"))
         .collect();
     // The server counts a connection once its accept loop has taken it, which can lag the
     // client's connect on a loaded machine: ask until the limit shows (at most 5 s).
