@@ -17,6 +17,9 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --release --workspace --all-targets -- -D warnings
+echo "== cargo deny check licenses bans sources (deny.toml)"
+command -v cargo-deny >/dev/null 2>&1 || cargo install --locked cargo-deny
+cargo deny --log-level error check licenses bans sources
 echo "== cargo test"
 cargo test --release --workspace
 echo "== demo replay through the sidecar's HTTP API"
