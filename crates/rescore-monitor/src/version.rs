@@ -21,6 +21,8 @@ pub struct Monitor {
     config: MonitorConfig,
     feature_log: Option<Arc<FeatureLog>>,
     versions: Mutex<Vec<Weak<VersionMonitor>>>,
+    /// Each model's live version, as the serving layer's routing has it after every (re)load.
+    live: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Monitor {
@@ -35,6 +37,7 @@ impl Monitor {
             config,
             feature_log,
             versions: Mutex::new(Vec::new()),
+            live: Mutex::new(BTreeMap::new()),
         }))
     }
 
@@ -46,7 +49,15 @@ impl Monitor {
             config,
             feature_log: None,
             versions: Mutex::new(Vec::new()),
+            live: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// The live version of each model (called by the serving layer after every load, reload
+    /// and routing change): the drift gauges follow it, so a rollback moves them back to the
+    /// version that serves.
+    pub fn set_live(&self, live: BTreeMap<String, u64>) {
+        *self.live.lock().unwrap_or_else(|p| p.into_inner()) = live;
     }
 
     pub fn config(&self) -> &MonitorConfig {
@@ -103,15 +114,12 @@ impl Monitor {
     /// Current drift of every monitored version (computed now), and the drift gauges updated.
     pub fn report(&self) -> DriftResponse {
         let mut models = Vec::new();
-        // Gauges carry no version label: per model, the highest monitored version sets them.
-        let mut publish: BTreeMap<String, (u64, usize)> = BTreeMap::new();
         let mut live = self.live();
         live.sort_by(|a, b| (&a.model, a.version_number()).cmp(&(&b.model, b.version_number())));
-        for (i, vm) in live.iter().enumerate() {
+        let mut monitored = Vec::new();
+        for vm in &live {
             let drift = vm.drift.as_ref().map(DriftSketch::report);
-            if drift.is_some() {
-                publish.insert(vm.model.clone(), (vm.version_number(), i));
-            }
+            monitored.push((vm.model.as_str(), vm.version_number(), drift.is_some()));
             models.push(ModelDrift {
                 model: vm.model.clone(),
                 version: vm.version.clone(),
@@ -119,9 +127,25 @@ impl Monitor {
                 drift,
             });
         }
-        for (_, i) in publish.values() {
-            if let (Some(gauges), Some(drift)) = (&live[*i].gauges, &models[*i].drift) {
-                gauges.set(drift);
+        // Gauges carry no version label: per model, the live version sets them.
+        let serving = self.live.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for (model, choice) in published(&serving, &monitored) {
+            match choice {
+                Some(i) => {
+                    if let (Some(gauges), Some(drift)) = (&live[i].gauges, &models[i].drift) {
+                        gauges.set(drift);
+                    }
+                }
+                // the live version is not monitored: no other version's figures under its name
+                None => {
+                    if let Some(gauges) = live
+                        .iter()
+                        .find(|v| v.model == model)
+                        .and_then(|v| v.gauges.as_ref())
+                    {
+                        gauges.clear();
+                    }
+                }
             }
         }
         let d = &self.config.drift;
@@ -223,6 +247,8 @@ struct Gauges {
     ks: Vec<Option<metrics::Gauge>>,
     missing: Vec<metrics::Gauge>,
     outlier: Vec<metrics::Gauge>,
+    /// The report of an empty window: what a version without traffic shows.
+    empty: DriftReport,
     score_psi: metrics::Gauge,
     score_ks: metrics::Gauge,
     window_rows: metrics::Gauge,
@@ -245,6 +271,7 @@ impl Gauges {
                 .collect()
         };
         let g = Gauges {
+            empty: DriftSketch::new(reference.clone(), &crate::DriftConfig::default()).report_at(0),
             psi: per_feature(names::FEATURE_DRIFT_PSI),
             ks: reference
                 .features
@@ -277,10 +304,13 @@ impl Gauges {
             unseen: metrics::gauge!(names::OUTLIER_RATIO, "model" => m.clone(), "kind" => "unseen_category"),
             missing_all: metrics::gauge!(names::OUTLIER_RATIO, "model" => m, "kind" => "missing"),
         };
-        let empty =
-            DriftSketch::new(reference.clone(), &crate::DriftConfig::default()).report_at(0);
-        g.set(&empty);
+        g.set(&g.empty);
         g
+    }
+
+    /// Every series NaN (the window empty).
+    fn clear(&self) {
+        self.set(&self.empty);
     }
 
     fn set(&self, r: &DriftReport) {
@@ -305,6 +335,28 @@ impl Gauges {
     }
 }
 
+/// Which monitored version sets each model's drift gauges: the live version (`serving`) when it
+/// has a drift sketch, none when the live version has none; without a live version known (not
+/// loaded by the serving layer yet), the highest monitored one. `monitored`: (model, version,
+/// has a drift sketch), in any order; the result indexes into it.
+fn published<'a>(
+    serving: &BTreeMap<String, u64>,
+    monitored: &[(&'a str, u64, bool)],
+) -> BTreeMap<&'a str, Option<usize>> {
+    let mut out: BTreeMap<&str, Option<usize>> = BTreeMap::new();
+    for (i, &(model, version, has_drift)) in monitored.iter().enumerate() {
+        let current = out.entry(model).or_insert(None);
+        let better = match serving.get(model) {
+            Some(&live) => has_drift && version == live,
+            None => has_drift && current.is_none_or(|c| monitored[c].1 < version),
+        };
+        if better {
+            *current = Some(i);
+        }
+    }
+    out
+}
+
 /// `GET /v1/drift`.
 #[derive(Debug, Clone, Serialize)]
 pub struct DriftResponse {
@@ -325,4 +377,39 @@ pub struct ModelDrift {
     pub reference_rows: Option<u64>,
     /// Null without a reference, or with drift monitoring disabled.
     pub drift: Option<DriftReport>,
+}
+
+#[cfg(test)]
+mod published_tests {
+    use super::*;
+
+    #[test]
+    fn the_live_version_sets_the_gauges() {
+        let monitored = [("m", 1, true), ("m", 2, true), ("other", 4, true)];
+        let none = BTreeMap::new();
+        let highest = published(&none, &monitored);
+        assert_eq!(
+            highest[&"m"],
+            Some(1),
+            "nothing known to be live: the highest"
+        );
+        assert_eq!(highest[&"other"], Some(2));
+        let rolled_back = BTreeMap::from([("m".to_string(), 1)]);
+        let p = published(&rolled_back, &monitored);
+        assert_eq!(p[&"m"], Some(0), "after a rollback to version 1");
+        assert_eq!(
+            p[&"other"],
+            Some(2),
+            "a model the map does not name: the highest"
+        );
+        let unmonitored = BTreeMap::from([("m".to_string(), 3)]);
+        assert_eq!(published(&unmonitored, &monitored)[&"m"], None);
+        let no_sketch = [("m", 1, false), ("m", 2, true)];
+        let live_one = BTreeMap::from([("m".to_string(), 1)]);
+        assert_eq!(
+            published(&live_one, &no_sketch)[&"m"],
+            None,
+            "live without a drift sketch"
+        );
+    }
 }

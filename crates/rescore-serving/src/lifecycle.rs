@@ -38,8 +38,20 @@ impl ModelSources {
 impl Rescorer {
     /// Installs a registry built elsewhere (tests); from now on the sidecar is ready.
     pub fn set_loaded(&self, registry: Registry, items: Option<Arc<CachedItems>>) {
-        self.loaded
-            .store(Some(Arc::new(Loaded { registry, items })));
+        self.swap_in(Loaded { registry, items });
+    }
+
+    /// Serves `loaded` from now on; the monitor's drift gauges follow its live versions.
+    fn swap_in(&self, loaded: Loaded) {
+        self.monitor.set_live(
+            loaded
+                .registry
+                .models
+                .iter()
+                .filter_map(|(name, entry)| Some((name.clone(), entry.live.as_ref()?.version)))
+                .collect(),
+        );
+        self.loaded.store(Some(Arc::new(loaded)));
     }
 
     /// Start-up loading (blocking): every model with the routing validated by `with_sources`.
@@ -161,10 +173,10 @@ impl Rescorer {
             &self.monitor,
         );
         let report = report(trigger, started, &build, Vec::new());
-        self.loaded.store(Some(Arc::new(Loaded {
+        self.swap_in(Loaded {
             registry: build.registry,
             items: current.items.clone(),
-        })));
+        });
         tracing::info!(trigger, result = %report.result, loaded = ?report.loaded,
             unloaded = ?report.unloaded, errors = ?report.errors, "reloaded");
         self.record(report.clone());
@@ -207,10 +219,10 @@ impl Rescorer {
         }
         routing.write(&path).map_err(AdminError::Invalid)?;
         let report = report(trigger, started, &build, Vec::new());
-        self.loaded.store(Some(Arc::new(Loaded {
+        self.swap_in(Loaded {
             registry: build.registry,
             items: current.items.clone(),
-        })));
+        });
         tracing::info!(path = %path.display(), loaded = ?report.loaded, "routing changed by the admin API");
         self.record(report.clone());
         Ok(report)

@@ -517,3 +517,63 @@ fn reference_subcommand_refuses_data_that_does_not_fit_the_model() {
     let (_, models) = sidecar.get("/v1/models").expect("models");
     assert!(models.contains("reference.json: missing field"), "{models}");
 }
+
+#[test]
+fn drift_gauges_follow_the_live_version_after_a_rollback() {
+    let tmp = TempDir::new("drift-rollback");
+    let models = model_with_reference(&tmp, true, &[]);
+    // version 2: the same model and reference
+    let v2 = models.join("marketplace/2");
+    std::fs::create_dir_all(&v2).expect("v2 dir");
+    for entry in std::fs::read_dir(models.join("marketplace/1")).expect("v1") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), v2.join(entry.file_name())).expect("copy to v2");
+    }
+    let config = tmp.path().join("sidecar.toml");
+    std::fs::write(&config, "[monitoring.drift]\nrow_sample_rate = 1.0\n").expect("config");
+    let sidecar = Sidecar::start(&[
+        "--models",
+        models.to_str().expect("utf-8"),
+        "--config",
+        config.to_str().expect("utf-8"),
+    ]);
+    let series = r#"rescore_drift_window_rows{model="marketplace"}"#;
+    let window_rows = |s: &Sidecar| {
+        s.get_json("/v1/drift"); // recomputes the gauges now
+        metric(&s.get_text("/metrics"), series).expect("window rows gauge")
+    };
+    let send = |s: &Sidecar, requests: usize| {
+        for r in 0..requests {
+            let hits: Vec<Value> = (0..20)
+                .map(|i| json!({"id": format!("i{}", r * 20 + i), "score": 1.0}))
+                .collect();
+            let body = json!({"model": "marketplace", "hits": hits});
+            assert_eq!(s.post("/v1/rescore", &body.to_string()).0, 200);
+        }
+    };
+    send(&sidecar, 5);
+    assert_eq!(
+        window_rows(&sidecar),
+        100.0,
+        "version 2 is live and scored 100 rows"
+    );
+
+    std::fs::write(
+        models.join("routing.toml"),
+        "[models.marketplace]\nlive = 1\n",
+    )
+    .expect("routing");
+    sidecar.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sidecar.get_json("/v1/models")["models"][0]["live_version"] != "1" {
+        assert!(Instant::now() < deadline, "the rollback did not apply");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        window_rows(&sidecar),
+        0.0,
+        "after the rollback the gauges show version 1 (no rows yet), not version 2"
+    );
+    send(&sidecar, 2);
+    assert_eq!(window_rows(&sidecar), 40.0, "version 1's own rows");
+}
