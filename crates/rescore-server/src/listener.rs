@@ -14,7 +14,6 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -40,20 +39,12 @@ pub struct ConnectionLimits {
     pub header_timeout: Duration,
 }
 
-/// Connections open now and refused since start, for tests and logs.
-#[derive(Debug, Default)]
-pub struct ConnectionStats {
-    pub open: AtomicUsize,
-    pub refused: AtomicUsize,
-}
-
 /// Serves `app` on `listener` until `shutdown` resolves, then lets open connections finish their
 /// in-flight requests (hyper's graceful shutdown) and returns when all have closed.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,
-    stats: Arc<ConnectionStats>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -77,16 +68,13 @@ pub async fn serve(
                 let _ = stream.set_nodelay(true);
                 match slots.clone().try_acquire_owned() {
                     Ok(slot) => {
-                        let (app, stop, stats) = (app.clone(), stop_rx.clone(), stats.clone());
+                        let (app, stop) = (app.clone(), stop_rx.clone());
                         tasks.spawn(async move {
-                            stats.open.fetch_add(1, Ordering::Relaxed);
                             connection(stream, app, limits, stop).await;
-                            stats.open.fetch_sub(1, Ordering::Relaxed);
                             drop(slot);
                         });
                     }
                     Err(_) => {
-                        stats.refused.fetch_add(1, Ordering::Relaxed);
                         tasks.spawn(refuse(
                             stream,
                             ErrorCode::TooManyConnections,

@@ -179,15 +179,10 @@ async fn serve(config: Config, discovery: Discovery, rescorer: Rescorer) -> anyh
         max_connections: config.server.max_connections,
         header_timeout: Duration::from_millis(config.server.header_timeout_ms),
     };
-    let server = rescore_server::listener::serve(
-        listener,
-        rescore_server::app(state),
-        limits,
-        Default::default(),
-        async {
+    let server =
+        rescore_server::listener::serve(listener, rescore_server::app(state), limits, async {
             let _ = stop_rx.await;
-        },
-    );
+        });
     let mut server = std::pin::pin!(server);
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
 

@@ -68,15 +68,6 @@ public final class SidecarClient implements Closeable {
         T read(byte[] body, int length) throws SidecarException;
     }
 
-    /** POSTs {@code body} to {@code /v1/rescore} and returns the 200 body, or throws within ~timeoutMs. */
-    public byte[] post(byte[] body, int timeoutMs, long maxResponseBytes) throws SidecarException {
-        return post(out -> out.write(body), timeoutMs, maxResponseBytes, (b, n) -> java.util.Arrays.copyOf(b, n));
-    }
-
-    public byte[] post(byte[] body, int timeoutMs) throws SidecarException {
-        return post(body, timeoutMs, Long.MAX_VALUE);
-    }
-
     /** POSTs the body {@code writer} produces; {@code reader} gets the body of an HTTP 200 answer. */
     public <T> T post(BodyWriter writer, int timeoutMs, long maxResponseBytes, AnswerReader<T> reader) throws SidecarException {
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
