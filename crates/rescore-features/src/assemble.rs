@@ -107,6 +107,25 @@ impl FeatureSpec {
         }
     }
 
+    /// The rows of some of a request's hits (`hits`: indices into `request.hits`), row-major
+    /// in that order: exactly the rows [`Self::assemble`] makes for them. Monitoring reads
+    /// the few hits it samples this way when the request was scored from cached bins.
+    pub fn assemble_hits(
+        &self,
+        request: &RescoreRequest,
+        items: Option<&RequestItems>,
+        hits: &[usize],
+    ) -> Vec<f64> {
+        let records = match (self.needs_items, items) {
+            (true, Some(items)) => {
+                items.get_many(hits.iter().map(|&h| request.hits[h].id.as_str()))
+            }
+            _ => Vec::new(),
+        };
+        self.assemble_rows(request, items, hits.iter().copied(), hits.len(), &records)
+            .rows
+    }
+
     /// Item columns of every key, resolved once per request rather than once per hit.
     fn slot_columns(&self, items: Option<&RequestItems>) -> Vec<[Option<u32>; 2]> {
         let no_columns = Columns::default();
@@ -159,6 +178,21 @@ impl FeatureSpec {
     /// Assembles the row-major feature matrix of a request (NaN = missing) and counts, per
     /// feature, how many hits ended up missing it.
     pub fn assemble(&self, request: &RescoreRequest, items: Option<&RequestItems>) -> Assembled {
+        let records = self.records(request, items);
+        let hits = request.hits.len();
+        self.assemble_rows(request, items, 0..hits, hits, &records)
+    }
+
+    /// The rows of the hits `selected` (`count` of them); `records[i]` is the item of the
+    /// i-th selected hit.
+    fn assemble_rows(
+        &self,
+        request: &RescoreRequest,
+        items: Option<&RequestItems>,
+        selected: impl Iterator<Item = usize>,
+        count: usize,
+        records: &[Option<std::sync::Arc<crate::ItemRecord>>],
+    ) -> Assembled {
         let width = self.slots.len();
         let mut missing = vec![0u64; width];
         let empty = FeatureMap::new();
@@ -166,7 +200,6 @@ impl FeatureSpec {
         let query_features = query.map_or(&empty, |q| &q.features);
         let request_ctx = request_ctx(request);
         let slot_columns = self.slot_columns(items);
-        let records = self.records(request, items);
         let fast = self.plan(query_features, &request_ctx, &slot_columns);
         // Item features in consecutive model slots that read consecutive item columns (the
         // usual case when the snapshot lists features in model order) are copied as one slice;
@@ -188,11 +221,10 @@ impl FeatureSpec {
                 _ => singles.push(i),
             }
         }
-        let mut rows = vec![0.0; width * request.hits.len()];
+        let mut rows = vec![0.0; width * count];
         let no_values: &[f64] = &[];
-        for (h, (hit, row)) in request
-            .hits
-            .iter()
+        for (h, (hit, row)) in selected
+            .map(|i| &request.hits[i])
             .zip(rows.chunks_exact_mut(width.max(1)))
             .enumerate()
         {

@@ -173,17 +173,51 @@ impl DriftSketch {
         if width == 0 || scores.is_empty() || rows.len() != width * scores.len() {
             return;
         }
+        let sample = (offset % self.stride..scores.len()).step_by(self.stride);
+        self.add(
+            sample.map(|r| (&rows[r * width..(r + 1) * width], scores[r])),
+            now_secs,
+        );
+    }
+
+    /// Adds a request with a random sampling offset, at the current time.
+    pub fn observe(&self, rows: &[f64], scores: &[f64]) {
+        self.observe_at(rows, scores, self.random_offset(), unix_secs());
+    }
+
+    /// Which of a request's `hits` rows feed the sketches: every `stride`-th from a random
+    /// offset. The caller assembles only those and passes them to [`Self::observe_sampled`].
+    pub fn sample(&self, hits: usize) -> impl Iterator<Item = usize> {
+        (self.random_offset()..hits).step_by(self.stride)
+    }
+
+    /// Adds rows already sampled (by [`Self::sample`]): every row counts.
+    pub fn observe_sampled(&self, rows: &[f64], scores: &[f64]) {
+        let width = self.columns.len();
+        if width == 0 || rows.len() != width * scores.len() {
+            return;
+        }
+        self.add(rows.chunks_exact(width).zip(scores.iter().copied()), unix_secs());
+    }
+
+    fn random_offset(&self) -> usize {
+        if self.stride > 1 {
+            rand::random::<u32>() as usize % self.stride
+        } else {
+            0
+        }
+    }
+
+    /// Counts the rows into a request-local array, then adds it to the current bucket.
+    fn add<'r>(&self, rows: impl Iterator<Item = (&'r [f64], f64)>, now_secs: u64) {
         let mut local = vec![0u64; self.slots];
         let mut sampled = 0u64;
-        let mut r = offset % self.stride;
-        while r < scores.len() {
-            let row = &rows[r * width..(r + 1) * width];
+        for (row, score) in rows {
             for ((&x, col), binner) in row.iter().zip(&self.columns).zip(&self.binners) {
                 binner.count(&mut local, col, x);
             }
-            self.score_binner.count(&mut local, &self.score, scores[r]);
+            self.score_binner.count(&mut local, &self.score, score);
             sampled += 1;
-            r += self.stride;
         }
         if sampled == 0 {
             return;
@@ -201,16 +235,6 @@ impl DriftSketch {
         for (acc, add) in bucket.counts.iter_mut().zip(&local) {
             *acc += add;
         }
-    }
-
-    /// Adds a request with a random sampling offset, at the current time.
-    pub fn observe(&self, rows: &[f64], scores: &[f64]) {
-        let offset = if self.stride > 1 {
-            rand::random::<u32>() as usize % self.stride
-        } else {
-            0
-        };
-        self.observe_at(rows, scores, offset, unix_secs());
     }
 
     /// The window's counters summed: (rows, counts).

@@ -215,27 +215,78 @@ impl VersionMonitor {
     /// NaN = missing) and the scores: feeds the drift sketches with a sample of the rows and,
     /// if the request is in the feature log's sample, queues it for the log writer.
     pub fn observe(&self, request: &RescoreRequest, variant: &str, rows: &[f64], scores: &[f64]) {
-        if let Some(drift) = &self.drift {
-            drift.observe(rows, scores);
-        }
-        if let Some(log) = &self.feature_log {
-            if log.sampled() {
-                let request_id = request
-                    .request_id
-                    .clone()
-                    .unwrap_or_else(|| log.make_request_id());
-                log.submit(PendingRecord {
-                    request_id,
-                    model: self.model.clone(),
-                    version: self.version.clone(),
-                    variant: variant.to_string(),
-                    feature_names: self.feature_names.clone(),
-                    hit_ids: request.hits.iter().map(|h| h.id.clone()).collect(),
-                    rows: rows.to_vec(),
-                    scores: scores.to_vec(),
-                    ts_ms: unix_ms(),
-                });
+        let width = self.feature_names.len();
+        self.observe_with(request, variant, scores, |hits| {
+            if hits.len() == scores.len() {
+                return rows.to_vec();
             }
+            hits.iter()
+                .flat_map(|&h| &rows[h * width..(h + 1) * width])
+                .copied()
+                .collect()
+        });
+    }
+
+    /// Like [`Self::observe`] for a request scored without a feature matrix (from cached
+    /// item bins): `rows_of(hits)` must return the exact rows of those hits (indices into
+    /// the request's hits, increasing), row-major. It is called at most once, for the hits
+    /// the drift sample and the feature log read: usually a few, every hit only when the
+    /// feature log samples the request; not at all when nothing is sampled.
+    pub fn observe_with(
+        &self,
+        request: &RescoreRequest,
+        variant: &str,
+        scores: &[f64],
+        rows_of: impl FnOnce(&[usize]) -> Vec<f64>,
+    ) {
+        let hits = scores.len();
+        let width = self.feature_names.len();
+        let drift_sample: Vec<usize> = match &self.drift {
+            Some(drift) => drift.sample(hits).collect(),
+            None => Vec::new(),
+        };
+        let logged = self.feature_log.as_ref().filter(|log| log.sampled());
+        let wanted: Vec<usize> = match logged {
+            Some(_) => (0..hits).collect(),
+            None => drift_sample.clone(),
+        };
+        if wanted.is_empty() {
+            return;
+        }
+        let rows = rows_of(&wanted);
+        if rows.len() != wanted.len() * width {
+            return;
+        }
+        if let Some(drift) = &self.drift {
+            let sample_scores: Vec<f64> = drift_sample.iter().map(|&h| scores[h]).collect();
+            if logged.is_some() {
+                // Every row was assembled: the sample's rows are at their hit index.
+                let sample_rows: Vec<f64> = drift_sample
+                    .iter()
+                    .flat_map(|&h| &rows[h * width..(h + 1) * width])
+                    .copied()
+                    .collect();
+                drift.observe_sampled(&sample_rows, &sample_scores);
+            } else {
+                drift.observe_sampled(&rows, &sample_scores);
+            }
+        }
+        if let Some(log) = logged {
+            let request_id = request
+                .request_id
+                .clone()
+                .unwrap_or_else(|| log.make_request_id());
+            log.submit(PendingRecord {
+                request_id,
+                model: self.model.clone(),
+                version: self.version.clone(),
+                variant: variant.to_string(),
+                feature_names: self.feature_names.clone(),
+                hit_ids: request.hits.iter().map(|h| h.id.clone()).collect(),
+                rows,
+                scores: scores.to_vec(),
+                ts_ms: unix_ms(),
+            });
         }
     }
 }

@@ -7,8 +7,9 @@
 //! assembling an f64 matrix and binning it. A hit's inline features (the bridge's doc-value
 //! fields) then replace the bins of the features they fill (`auto` and `hit` sources). The
 //! bins are the ones the f64 path computes, so the scores are bit-identical (tests below);
-//! requests this path does not cover (derived sources, categorical models, monitoring on)
-//! take the f64 path.
+//! requests this path does not cover (derived sources, categorical models) take the f64 path.
+//! A monitored version is scored here too: its monitor asks for the f64 rows of only the hits
+//! it samples (`FeatureSpec::assemble_hits`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -453,5 +454,137 @@ mod tests {
             covered += 1;
         }
         assert!(covered >= 10, "only {covered} golden models were native");
+    }
+
+    /// A version with a drift sketch and a feature log is scored from the cached bins (its
+    /// records carry bins afterwards, which only the binned path makes), with the scores of
+    /// the f64 rows and of the same version unmonitored; what the monitor counted and logged
+    /// are exactly the f64 rows of the hits it sampled.
+    #[test]
+    fn a_monitored_version_scores_from_cached_bins() {
+        use crate::LoadedVersion;
+        use rescore_monitor::{DriftSketch, Monitor, MonitorConfig, ReferenceBuilder};
+        let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/golden/models/regression/1");
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = tmp.path().join("regression/1");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::copy(golden.join("model.txt"), dir.join("model.txt")).expect("copy");
+        let text = std::fs::read_to_string(dir.join("model.txt")).expect("model");
+        let plain = LoadedVersion::load("regression", 1, &dir, EnginePreference::Auto)
+            .expect("loads");
+        let native = plain.model.native().expect("served natively");
+        let names = plain.model.feature_names().to_vec();
+        let thresholds: Vec<f64> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("threshold="))
+            .flat_map(|l| l.split(' ').filter_map(|t| t.parse().ok()))
+            .collect();
+        let (_store, items) = store(&names, &thresholds);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let request = RescoreRequest {
+            hits: (0..ITEMS)
+                .map(|i| Hit {
+                    id: format!("i{i}"),
+                    score: rng.gen_range(-3.0..3.0),
+                    features: Default::default(),
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let f64_rows = plain.spec.assemble(&request, Some(&items)).rows;
+        let want = native.predict(&f64_rows);
+        let width = names.len();
+        let mut reference = ReferenceBuilder::new(names.clone(), vec![false; width]);
+        for (row, score) in f64_rows.chunks(width).zip(&want) {
+            reference.push(row, *score);
+        }
+        let reference = reference.finish(10, "test".into());
+        std::fs::write(
+            dir.join(rescore_monitor::REFERENCE_FILE),
+            serde_json::to_string(&reference).expect("json"),
+        )
+        .expect("write reference");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+
+        // One day in one bucket: the sketches compared below share it.
+        let drift_config = |row_sample_rate: f64| rescore_monitor::DriftConfig {
+            row_sample_rate,
+            min_rows: 1,
+            window_secs: 86_400,
+            buckets: 1,
+            ..Default::default()
+        };
+        for (rate, logged) in [(1.0, true), (0.5, false)] {
+            let mut config = MonitorConfig {
+                drift: drift_config(rate),
+                ..Default::default()
+            };
+            let log_dir = tmp.path().join(format!("log-{rate}"));
+            if logged {
+                config.feature_log.enabled = true;
+                config.feature_log.dir = Some(log_dir.clone());
+                config.feature_log.sample_rate = 1.0;
+            }
+            let monitor = Monitor::new(config).expect("monitor");
+            let mut version = LoadedVersion::load("regression", 1, &dir, EnginePreference::Auto)
+                .expect("loads");
+            version.monitor = monitor
+                .attach("regression", 1, &dir, &names)
+                .expect("reference fits");
+            assert!(version.monitor.is_some());
+            let (_fresh, fresh_items) = store(&names, &thresholds);
+            let got = version
+                .score(&request, Some(&fresh_items), deadline, Some("live"))
+                .expect("scored");
+            assert_eq!(got, want, "monitored, rate {rate}");
+            let records = version.spec.records(&request, Some(&fresh_items));
+            let with_bins = records
+                .iter()
+                .flatten()
+                .filter(|r| r.attached().get().is_some())
+                .count();
+            assert_eq!(with_bins, ITEMS, "every record was scored from its bins");
+            let unmonitored = plain
+                .score(&request, Some(&fresh_items), deadline, Some("live"))
+                .expect("scored");
+            assert_eq!(unmonitored, want);
+
+            // The window holds what a sketch fed the f64 rows holds, at one of the offsets.
+            let report = monitor.report();
+            let counted = report.models[0].drift.clone().expect("drift");
+            let from_f64: Vec<_> = (0..2)
+                .map(|offset| {
+                    let sketch = DriftSketch::new(reference.clone(), &drift_config(rate));
+                    let now = rescore_monitor::drift::unix_secs();
+                    sketch.observe_at(&f64_rows, &want, offset, now);
+                    sketch.report_at(now)
+                })
+                .collect();
+            assert!(
+                from_f64.contains(&counted),
+                "rate {rate}: {} rows counted",
+                counted.window_rows
+            );
+            assert_eq!(counted.window_rows, (ITEMS as f64 * rate) as u64);
+            monitor.close();
+            if logged {
+                let files = rescore_monitor::feature_log::log_files(&log_dir).expect("log");
+                let text = std::fs::read_to_string(&files[0]).expect("read log");
+                let record: serde_json::Value =
+                    serde_json::from_str(text.lines().next().expect("a record")).expect("json");
+                let logged_rows: Vec<f64> = record["hits"]
+                    .as_array()
+                    .expect("hits")
+                    .iter()
+                    .flat_map(|h| h["features"].as_array().expect("features").clone())
+                    .map(|v| v.as_f64().unwrap_or(f64::NAN))
+                    .collect();
+                assert_eq!(logged_rows.len(), f64_rows.len());
+                for (a, b) in logged_rows.iter().zip(&f64_rows) {
+                    assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
+                }
+            }
+        }
     }
 }

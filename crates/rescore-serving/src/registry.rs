@@ -211,9 +211,10 @@ impl LoadedVersion {
         served_as: Option<&str>,
     ) -> Result<Vec<f64>, ScoreError> {
         let started = std::time::Instant::now();
-        // Cached item bins when they cover the request (monitoring reads f64 rows).
-        let binned = match (self.model.native(), &self.bin_layout, &self.monitor) {
-            (Some(native), Some(layout), None) => {
+        // Cached item bins when they cover the request; monitoring then rebuilds as f64 only
+        // the rows it samples (below).
+        let binned = match (self.model.native(), &self.bin_layout) {
+            (Some(native), Some(layout)) => {
                 crate::binned::assemble(native, layout, &self.spec, request, items)
                     .map(|binned| Rows::Bins(native, layout.width(), binned))
             }
@@ -272,8 +273,13 @@ impl LoadedVersion {
         // Monitoring sees what was served: not the scores of a request already answered late.
         if let Some(monitor) = &self.monitor {
             if std::time::Instant::now() < deadline {
-                if let Rows::F64(assembled) = &rows {
-                    monitor.observe(request, variant, &assembled.rows, &scores);
+                match &rows {
+                    Rows::F64(assembled) => {
+                        monitor.observe(request, variant, &assembled.rows, &scores)
+                    }
+                    Rows::Bins(..) => monitor.observe_with(request, variant, &scores, |hits| {
+                        self.spec.assemble_hits(request, items, hits)
+                    }),
                 }
             }
         }
