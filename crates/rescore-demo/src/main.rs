@@ -42,6 +42,8 @@ enum Command {
     /// Time the demo's searches through the engine without and with the sidecar rescore
     /// (windows x client concurrencies); bench/engine-demo.sh runs it on real nodes.
     BenchEngine(bench::BenchArgs),
+    /// Write the demo model's training data (libsvm + .query), e.g. for reference statistics.
+    TrainingData(train::TrainingDataArgs),
     /// Write the world as CSV for the traffic simulator and SQL pipelines (docs/pipelines.md).
     ExportWorld(export::ExportArgs),
 }
@@ -52,6 +54,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Replay(args) => replay::run(&args),
         Command::Index(args) => engine::run_index(&args),
         Command::BenchEngine(args) => bench::run(&args),
+        Command::TrainingData(args) => train::run_training_data(&args).map(|()| ExitCode::SUCCESS),
         Command::ExportWorld(args) => export::run(&args).map(|()| ExitCode::SUCCESS),
     }
 }

@@ -162,12 +162,12 @@ fn libsvm_line(label: u8, row: &[f64]) -> String {
     line
 }
 
-/// Writes the training set as libsvm plus the `.query` group file LightGBM picks up by name
-/// (lightgbm3 has no group setter), loads it, and trains.
-fn train_model(world: &World, train: &[&Query], seed: u64, trees: u32) -> Result<Booster> {
-    let dir = TempDir::new("train")?;
-    let data_path = dir.0.join("train.libsvm");
-    let mut data = BufWriter::new(fs::File::create(&data_path).context("creating train file")?);
+/// Writes the training set of `train` to `path` as libsvm plus `path.query`, the group file
+/// LightGBM picks up by name (lightgbm3 has no group setter); returns the feature rows.
+fn write_training_data(world: &World, train: &[&Query], path: &Path) -> Result<Vec<f64>> {
+    let mut data = BufWriter::new(
+        fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+    );
     let mut groups = String::new();
     let rows = feature_matrix(world, train.iter().copied());
     let labels = train
@@ -181,7 +181,40 @@ fn train_model(world: &World, train: &[&Query], seed: u64, trees: u32) -> Result
     for q in train {
         writeln!(groups, "{}", q.candidates.len())?;
     }
-    fs::write(dir.0.join("train.libsvm.query"), groups).context("writing group file")?;
+    fs::write(format!("{}.query", path.display()), groups).context("writing group file")?;
+    Ok(rows)
+}
+
+/// `rescore-demo training-data`: the training set the demo model was trained on.
+#[derive(Debug, clap::Args)]
+pub struct TrainingDataArgs {
+    /// Seed of the synthetic world (the one the model was built with).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Output libsvm file; OUT.query gets the group sizes.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Writes the demo model's training data (for `rescore-sidecar reference`, docs/monitoring.md).
+pub fn run_training_data(args: &TrainingDataArgs) -> Result<()> {
+    let world = World::generate(args.seed);
+    let train: Vec<&Query> = world.train_queries().collect();
+    let rows = write_training_data(&world, &train, &args.out)?;
+    println!(
+        "wrote {} rows in {} groups to {} (+ .query)",
+        rows.len() / FEATURE_NAMES.len(),
+        train.len(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// Loads the training set written by [`write_training_data`] and trains.
+fn train_model(world: &World, train: &[&Query], seed: u64, trees: u32) -> Result<Booster> {
+    let dir = TempDir::new("train")?;
+    let data_path = dir.0.join("train.libsvm");
+    let rows = write_training_data(world, train, &data_path)?;
 
     let mut dataset = Dataset::from_file(path_str(&data_path)?).context("loading training set")?;
     let (n_rows, n_features) = dataset.size().context("dataset size")?;

@@ -389,6 +389,25 @@ impl FeatureSpec {
         self.needs_items
     }
 
+    /// Per feature, whether its declared source gives every hit of a request the same value
+    /// (`query`, `query_tokens`, `categorical`, and `log1p`/`age` of such a value): drift
+    /// monitoring counts these once per request. An `auto` feature is per hit even when a
+    /// request fills it from the query (a hit or the item may carry it).
+    pub fn per_request(&self) -> Vec<bool> {
+        let of_request = |v: &ValueRef| matches!(v, ValueRef::Query(_) | ValueRef::QueryTokens);
+        self.slots
+            .iter()
+            .map(|slot| match &slot.resolve {
+                Resolve::Value(v) | Resolve::Log1p(v) => of_request(v),
+                Resolve::Age { input, now, .. } => {
+                    of_request(input) && now.as_ref().is_none_or(of_request)
+                }
+                Resolve::Categorical { .. } => true,
+                Resolve::Binary(..) => false,
+            })
+            .collect()
+    }
+
     /// Per feature, the name of the hit's inline feature that fills it when the hit carries
     /// a value for it (`auto` and `hit` sources); `None` for the other sources.
     pub fn hit_keys(&self) -> Vec<Option<&str>> {
@@ -490,5 +509,59 @@ pub(crate) mod tests {
                 "{bad}: {msg}"
             );
         }
+    }
+
+    #[test]
+    fn per_request_features_are_those_no_hit_can_change() {
+        let spec = FeatureSpec::new(
+            &names(&[
+                "q",
+                "tokens",
+                "cat",
+                "log_q",
+                "age_q",
+                "age_clock",
+                "auto",
+                "item",
+                "eq",
+                "age_item",
+            ]),
+            &decls(
+                r#"
+                [features.q]
+                source = "query"
+                [features.tokens]
+                source = "query_tokens"
+                [features.cat]
+                source = "categorical"
+                input = "query.user_id"
+                mapping = { a = 1 }
+                [features.log_q]
+                source = "log1p"
+                input = "query.budget"
+                [features.age_q]
+                source = "age"
+                input = "query.since"
+                now = "query.now"
+                [features.age_clock]
+                source = "age"
+                input = "query.since"
+                [features.item]
+                source = "item"
+                [features.eq]
+                source = "eq"
+                args = ["a", "b"]
+                [features.age_item]
+                source = "age"
+                input = "query.since"
+                now = "item.now"
+                "#,
+            ),
+        )
+        .expect("valid");
+        assert_eq!(
+            spec.per_request(),
+            [true, true, true, true, true, true, false, false, false, false]
+        );
     }
 }

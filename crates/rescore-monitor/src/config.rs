@@ -24,7 +24,9 @@ pub struct DriftConfig {
     /// Share of scored rows (hits) that feed the sketches: every `round(1/rate)`-th row from
     /// a random offset, so the cost per request stays a small fraction of scoring.
     pub row_sample_rate: f64,
-    /// Fewer sampled rows than this in the window: PSI/KS are not reported (NaN, null).
+    /// Fewer observations of a column than this in the window: its PSI/KS are not reported
+    /// (NaN, null). An observation is a sampled row, or a request for query-level features
+    /// (counted once per request).
     pub min_rows: u64,
     /// A feature whose PSI reaches this counts in `rescore_drift_features_over_threshold`.
     pub feature_psi_threshold: f64,

@@ -35,6 +35,9 @@ pub struct Rows {
     pub width: usize,
     pub values: Vec<f64>,
     pub labels: Vec<f64>,
+    /// Query groups from libsvm `qid:` tokens (consecutive rows with one qid), as group
+    /// sizes; empty when the data has none.
+    pub qid_groups: Vec<usize>,
 }
 
 impl Rows {
@@ -74,7 +77,9 @@ fn read_libsvm(reader: impl BufRead, width: usize) -> Result<Rows, DataError> {
         width,
         values: Vec::new(),
         labels: Vec::new(),
+        qid_groups: Vec::new(),
     };
+    let mut last_qid: Option<String> = None;
     for (i, line) in reader.lines().enumerate() {
         let line_no = i + 1;
         let err = |message: String| DataError::Line {
@@ -98,6 +103,16 @@ fn read_libsvm(reader: impl BufRead, width: usize) -> Result<Rows, DataError> {
                 .split_once(':')
                 .ok_or_else(|| err(format!("`{token}` is not index:value")))?;
             if idx == "qid" {
+                match (&last_qid, rows.qid_groups.last_mut()) {
+                    (Some(last), Some(size)) if last == value => *size += 1,
+                    _ => {
+                        if rows.qid_groups.iter().sum::<usize>() != rows.labels.len() {
+                            return Err(err("a qid, but earlier rows have none".into()));
+                        }
+                        rows.qid_groups.push(1);
+                        last_qid = Some(value.to_string());
+                    }
+                }
                 continue;
             }
             let idx: usize = idx
@@ -113,8 +128,33 @@ fn read_libsvm(reader: impl BufRead, width: usize) -> Result<Rows, DataError> {
                 parse_value(value).ok_or_else(|| err(format!("`{value}` is not a number")))?;
         }
         rows.labels.push(label);
+        if last_qid.is_some() && rows.qid_groups.iter().sum::<usize>() != rows.labels.len() {
+            return Err(err("no qid, but earlier rows have one".into()));
+        }
     }
     Ok(rows)
+}
+
+/// A LightGBM group file (`data.query`): the number of rows of each query group, one per line.
+pub fn read_group_file(reader: impl BufRead) -> Result<Vec<usize>, DataError> {
+    let mut sizes = Vec::new();
+    for (i, line) in reader.lines().enumerate() {
+        let line = line?;
+        let t = line.trim();
+        if t.is_empty() {
+            continue;
+        }
+        match t.parse::<usize>() {
+            Ok(n) if n > 0 => sizes.push(n),
+            _ => {
+                return Err(DataError::Line {
+                    line: i + 1,
+                    message: format!("`{t}` is not a group size (a positive integer)"),
+                })
+            }
+        }
+    }
+    Ok(sizes)
 }
 
 fn read_csv(
@@ -145,6 +185,7 @@ fn read_csv(
         width,
         values: Vec::new(),
         labels: Vec::new(),
+        qid_groups: Vec::new(),
     };
     for (i, line) in lines {
         let line_no = i + 1;
@@ -199,13 +240,29 @@ mod tests {
 
     #[test]
     fn libsvm_rows_are_dense_with_zero_for_absent() {
-        let text = "1 0:0.5 2:3\n# comment\n\n0 qid:7 1:nan 2:-1e-3 # trailing\n";
+        let text = "1 qid:7 0:0.5 2:3\n# comment\n\n0 qid:7 1:nan 2:-1e-3 # trailing\n";
         let rows = read_rows(text.as_bytes(), DataFormat::Libsvm, &names(3), "label").expect("ok");
         assert_eq!(rows.labels, vec![1.0, 0.0]);
         assert_eq!(rows.values[..3], [0.5, 0.0, 3.0]);
         assert_eq!(rows.values[3], 0.0);
         assert!(rows.values[4].is_nan());
         assert_eq!(rows.values[5], -1e-3);
+        assert_eq!(rows.qid_groups, [2]);
+        let grouped = "1 qid:7 0:1\n0 qid:7 0:2\n2 qid:3 0:3\n";
+        let rows =
+            read_rows(grouped.as_bytes(), DataFormat::Libsvm, &names(3), "label").expect("ok");
+        assert_eq!(rows.qid_groups, [2, 1]);
+        let err = read_rows(
+            "1 0:1\n0 qid:7 0:2\n".as_bytes(),
+            DataFormat::Libsvm,
+            &names(3),
+            "label",
+        )
+        .expect_err("mixed")
+        .to_string();
+        assert!(err.contains("line 2"), "{err}");
+        assert_eq!(read_group_file("3\n\n2\n".as_bytes()).expect("ok"), [3, 2]);
+        assert!(read_group_file("3\nx\n".as_bytes()).is_err());
         let err = read_rows("1 3:1\n".as_bytes(), DataFormat::Libsvm, &names(3), "label")
             .expect_err("must fail")
             .to_string();

@@ -95,6 +95,8 @@ struct Bucket {
     /// Time bucket number (unix seconds / bucket length); u64::MAX = never used.
     epoch: u64,
     rows: u64,
+    /// Requests whose per-request features were counted.
+    requests: u64,
     counts: Vec<u64>,
 }
 
@@ -106,6 +108,9 @@ pub struct DriftSketch {
     binners: Vec<Binner>,
     score: Column,
     score_binner: Binner,
+    /// Features counted once per sampled row, and once per request (query-level).
+    row_features: Vec<usize>,
+    request_features: Vec<usize>,
     slots: usize,
     stride: usize,
     bucket_secs: u64,
@@ -143,15 +148,20 @@ impl DriftSketch {
             .map(|_| Bucket {
                 epoch: u64::MAX,
                 rows: 0,
+                requests: 0,
                 counts: vec![0; slots],
             })
             .collect();
+        let (request_features, row_features) =
+            (0..reference.features.len()).partition(|&i| reference.features[i].per_request);
         DriftSketch {
             reference,
             columns,
             binners,
             score,
             score_binner,
+            row_features,
+            request_features,
             slots,
             stride: config.row_stride(),
             bucket_secs: config.bucket_secs(),
@@ -176,6 +186,7 @@ impl DriftSketch {
         let sample = (offset % self.stride..scores.len()).step_by(self.stride);
         self.add(
             sample.map(|r| (&rows[r * width..(r + 1) * width], scores[r])),
+            rows.get(..width),
             now_secs,
         );
     }
@@ -191,13 +202,28 @@ impl DriftSketch {
         (self.random_offset()..hits).step_by(self.stride)
     }
 
-    /// Adds rows already sampled (by [`Self::sample`]): every row counts.
-    pub fn observe_sampled(&self, rows: &[f64], scores: &[f64]) {
+    /// Whether features are counted once per request: then [`Self::observe_sampled`] wants
+    /// a row of the request even when no row was sampled.
+    pub fn counts_requests(&self) -> bool {
+        !self.request_features.is_empty()
+    }
+
+    /// Adds rows already sampled (by [`Self::sample`]): every row counts, for the features
+    /// counted per row and the score; the per-request features take `request_row` (any row
+    /// of the request: they are the same in every row).
+    pub fn observe_sampled(&self, rows: &[f64], scores: &[f64], request_row: Option<&[f64]>) {
         let width = self.columns.len();
-        if width == 0 || rows.len() != width * scores.len() {
+        if width == 0
+            || rows.len() != width * scores.len()
+            || request_row.is_some_and(|r| r.len() != width)
+        {
             return;
         }
-        self.add(rows.chunks_exact(width).zip(scores.iter().copied()), unix_secs());
+        self.add(
+            rows.chunks_exact(width).zip(scores.iter().copied()),
+            request_row,
+            unix_secs(),
+        );
     }
 
     fn random_offset(&self) -> usize {
@@ -208,18 +234,36 @@ impl DriftSketch {
         }
     }
 
-    /// Counts the rows into a request-local array, then adds it to the current bucket.
-    fn add<'r>(&self, rows: impl Iterator<Item = (&'r [f64], f64)>, now_secs: u64) {
+    /// Counts the rows (and the request's row for per-request features) into a request-local
+    /// array, then adds it to the current bucket.
+    fn add<'r>(
+        &self,
+        rows: impl Iterator<Item = (&'r [f64], f64)>,
+        request_row: Option<&[f64]>,
+        now_secs: u64,
+    ) {
         let mut local = vec![0u64; self.slots];
         let mut sampled = 0u64;
         for (row, score) in rows {
-            for ((&x, col), binner) in row.iter().zip(&self.columns).zip(&self.binners) {
-                binner.count(&mut local, col, x);
+            if self.request_features.is_empty() {
+                for ((&x, col), binner) in row.iter().zip(&self.columns).zip(&self.binners) {
+                    binner.count(&mut local, col, x);
+                }
+            } else {
+                for &f in &self.row_features {
+                    self.binners[f].count(&mut local, &self.columns[f], row[f]);
+                }
             }
             self.score_binner.count(&mut local, &self.score, score);
             sampled += 1;
         }
-        if sampled == 0 {
+        let request = request_row.filter(|_| self.counts_requests());
+        if let Some(row) = request {
+            for &f in &self.request_features {
+                self.binners[f].count(&mut local, &self.columns[f], row[f]);
+            }
+        }
+        if sampled == 0 && request.is_none() {
             return;
         }
         let epoch = now_secs / self.bucket_secs;
@@ -229,37 +273,43 @@ impl DriftSketch {
         if bucket.epoch != epoch {
             bucket.epoch = epoch;
             bucket.rows = 0;
+            bucket.requests = 0;
             bucket.counts.iter_mut().for_each(|c| *c = 0);
         }
         bucket.rows += sampled;
+        bucket.requests += u64::from(request.is_some());
         for (acc, add) in bucket.counts.iter_mut().zip(&local) {
             *acc += add;
         }
     }
 
-    /// The window's counters summed: (rows, counts).
-    fn window(&self, now_secs: u64) -> (u64, Vec<u64>) {
+    /// The window's counters summed: (rows, requests, counts).
+    fn window(&self, now_secs: u64) -> (u64, u64, Vec<u64>) {
         let epoch = now_secs / self.bucket_secs;
         let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
         let n = ring.len() as u64;
         let mut counts = vec![0u64; self.slots];
-        let mut rows = 0;
+        let (mut rows, mut requests) = (0, 0);
         for b in ring.iter() {
             if b.epoch != u64::MAX && b.epoch <= epoch && epoch - b.epoch < n {
                 rows += b.rows;
+                requests += b.requests;
                 for (acc, c) in counts.iter_mut().zip(&b.counts) {
                     *acc += c;
                 }
             }
         }
-        (rows, counts)
+        (rows, requests, counts)
     }
 
     /// Drift and outlier measures over the window ending at `now_secs`.
     pub fn report_at(&self, now_secs: u64) -> DriftReport {
-        let (rows, counts) = self.window(now_secs);
-        let enough = rows >= self.min_rows && rows > 0;
-        let measure = |col: &Column, d: &Distribution| -> ColumnDrift {
+        let (rows, requests, counts) = self.window(now_secs);
+        let enough_of = |n: u64| n >= self.min_rows && n > 0;
+        let enough = enough_of(rows);
+        // Observations of a column: sampled rows, or requests for per-request features.
+        let measure = |col: &Column, d: &Distribution, rows: u64| -> ColumnDrift {
+            let enough = enough_of(rows);
             let observed = &counts[col.offset..col.end()];
             let bins_and_missing = &observed[..=col.bins];
             let reference = d.bin_counts_with_missing();
@@ -288,31 +338,39 @@ impl DriftSketch {
             .map(|(f, col)| FeatureDrift {
                 name: f.name.clone(),
                 categorical: f.distribution.is_categorical(),
-                drift: measure(col, &f.distribution),
+                per_request: f.per_request,
+                drift: measure(
+                    col,
+                    &f.distribution,
+                    if f.per_request { requests } else { rows },
+                ),
             })
             .collect();
-        let score = measure(&self.score, &self.reference.score);
+        let score = measure(&self.score, &self.reference.score, rows);
         let over = features
             .iter()
             .filter(|f| f.drift.psi.is_some_and(|p| p >= self.feature_threshold))
             .count();
         let (mut out_of_range, mut unseen, mut missing, mut numeric_present, mut cat_present) =
             (0u64, 0u64, 0u64, 0u64, 0u64);
+        let mut values = 0u64;
         for (f, col) in self.reference.features.iter().zip(&self.columns) {
             let m = counts[col.missing_slot()];
             let o = counts[col.outlier_slot()];
+            let n = if f.per_request { requests } else { rows };
+            values += n;
             missing += m;
             if f.distribution.is_categorical() {
                 unseen += o;
-                cat_present += rows.saturating_sub(m);
+                cat_present += n.saturating_sub(m);
             } else {
                 out_of_range += o;
-                numeric_present += rows.saturating_sub(m);
+                numeric_present += n.saturating_sub(m);
             }
         }
-        let values = rows * self.columns.len() as u64;
         DriftReport {
             window_rows: rows,
+            window_requests: requests,
             enough_rows: enough,
             features_over_threshold: over,
             score_over_threshold: score.psi.is_some_and(|p| p >= self.score_threshold),
@@ -376,7 +434,7 @@ pub fn unix_secs() -> u64 {
 /// Drift of one column (feature or score) over the window.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ColumnDrift {
-    /// PSI against the reference (bins + a missing bin); null with too few rows.
+    /// PSI against the reference (bins + a missing bin); null with too few observations.
     pub psi: Option<f64>,
     /// Binned KS distance of the non-missing values; null for categorical features.
     pub ks: Option<f64>,
@@ -391,6 +449,9 @@ pub struct ColumnDrift {
 pub struct FeatureDrift {
     pub name: String,
     pub categorical: bool,
+    /// Counted once per request (a query-level feature, `per_request` in the reference):
+    /// its ratios and PSI are over requests, and it needs `min_rows` requests.
+    pub per_request: bool,
     #[serde(flatten)]
     pub drift: ColumnDrift,
 }
@@ -399,7 +460,11 @@ pub struct FeatureDrift {
 pub struct DriftReport {
     /// Sampled rows in the window.
     pub window_rows: u64,
-    /// Whether `window_rows` reached `monitoring.drift.min_rows` (else PSI/KS are null).
+    /// Requests in the window whose per-request features were counted (0 when the reference
+    /// has none).
+    pub window_requests: u64,
+    /// Whether `window_rows` reached `monitoring.drift.min_rows` (else PSI/KS of the score
+    /// and of the per-row features are null; per-request features need `min_rows` requests).
     pub enough_rows: bool,
     pub features_over_threshold: usize,
     pub score_over_threshold: bool,
@@ -587,5 +652,76 @@ mod tests {
         assert_eq!(ks(&[10, 20, 30], &[1, 2, 3]), 0.0);
         assert!(psi(&[100, 0], &[0, 100]) > 10.0);
         assert_eq!(ks(&[100, 0], &[0, 100]), 1.0);
+    }
+
+    /// Requests of 50 hits sharing one query value `q` (normal per request) and a per-hit
+    /// value `h` (normal per hit).
+    fn requests(rng: &mut ChaCha8Rng, n: usize) -> Vec<(Vec<f64>, Vec<f64>)> {
+        (0..n)
+            .map(|_| {
+                let q = normal(rng);
+                let rows: Vec<f64> = (0..50).flat_map(|_| [q, normal(rng)]).collect();
+                let scores = rows.chunks(2).map(|r| r[0] + r[1]).collect();
+                (rows, scores)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn query_level_features_count_once_per_request() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let training = requests(&mut rng, 2000);
+        let reference = |per_request: bool| {
+            let mut b = ReferenceBuilder::new(vec!["q".into(), "h".into()], vec![false; 2])
+                .with_per_request(vec![per_request, false]);
+            for (rows, scores) in &training {
+                b.push_group(rows, scores);
+            }
+            b.finish(10, "test".into())
+        };
+        let config = DriftConfig {
+            row_sample_rate: 1.0,
+            min_rows: 500,
+            ..config()
+        };
+        let once = DriftSketch::new(reference(true), &config);
+        let per_row = DriftSketch::new(reference(false), &config);
+        assert_eq!(once.reference().features[0].distribution.count(), 2000);
+        // 20 requests, 1,000 rows, nothing shifted.
+        for (rows, scores) in requests(&mut rng, 20) {
+            once.observe_at(&rows, &scores, 0, 100);
+            per_row.observe_at(&rows, &scores, 0, 100);
+        }
+        let counted_once = once.report_at(100);
+        let counted_per_row = per_row.report_at(100);
+        assert_eq!(
+            (counted_once.window_rows, counted_once.window_requests),
+            (1000, 20)
+        );
+        assert!(counted_once.features[0].per_request);
+        // Counted per row, 20 values look like 1,000 and drift (the false alarm this avoids);
+        // counted per request they are 20 observations, too few to report.
+        let false_alarm = counted_per_row.features[0].drift.psi.expect("1,000 rows");
+        assert!(
+            false_alarm > 0.2,
+            "per-row PSI of 20 query values: {false_alarm}"
+        );
+        assert_eq!(counted_once.features[0].drift.psi, None);
+        assert!(counted_once.features[1].drift.psi.expect("1,000 rows") < 0.05);
+        assert_eq!(counted_once.features_over_threshold, 0);
+        // With enough requests the query-level feature is measured, without a false alarm.
+        for (rows, scores) in requests(&mut rng, 1000) {
+            once.observe_at(&rows, &scores, 0, 100);
+        }
+        let report = once.report_at(100);
+        assert_eq!(report.window_requests, 1020);
+        assert!(report.features[0].drift.psi.expect("1,020 requests") < 0.05);
+        assert_eq!(report.features[0].drift.missing_ratio, Some(0.0));
+        // A shifted query value is still found.
+        for (mut rows, scores) in requests(&mut rng, 1000) {
+            rows.chunks_mut(2).for_each(|r| r[0] += 1.0);
+            once.observe_at(&rows, &scores, 0, 100);
+        }
+        assert!(once.report_at(100).features[0].drift.psi.expect("psi") > 0.2);
     }
 }

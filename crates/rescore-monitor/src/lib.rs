@@ -225,7 +225,7 @@ pub fn describe() {
 fn describe_monitoring() {
     use names::*;
     let gauges = [
-        (FEATURE_DRIFT_PSI, "PSI of a feature over the drift window against the model version's reference (NaN until the window has monitoring.drift.min_rows rows)."),
+        (FEATURE_DRIFT_PSI, "PSI of a feature over the drift window against the model version's reference (NaN until the window has monitoring.drift.min_rows rows, or requests for a query-level feature)."),
         (FEATURE_DRIFT_KS, "Binned Kolmogorov-Smirnov distance of a numeric feature against the reference."),
         (SCORE_DRIFT_PSI, "PSI of the model's scores over the drift window against the reference scores."),
         (SCORE_DRIFT_KS, "Binned Kolmogorov-Smirnov distance of the scores against the reference scores."),

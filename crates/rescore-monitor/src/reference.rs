@@ -34,6 +34,10 @@ pub struct Reference {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeatureReference {
     pub name: String,
+    /// Counted once per query group (request), not once per row: a query-level feature,
+    /// whose value every hit of a request shares. Serving counts it once per request too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub per_request: bool,
     #[serde(flatten)]
     pub distribution: Distribution,
 }
@@ -319,6 +323,7 @@ impl ColumnBuilder {
 pub struct ReferenceBuilder {
     names: Vec<String>,
     categorical: Vec<bool>,
+    per_request: Vec<bool>,
     columns: Vec<ColumnBuilder>,
     score: ColumnBuilder,
     rows: u64,
@@ -327,22 +332,46 @@ pub struct ReferenceBuilder {
 impl ReferenceBuilder {
     pub fn new(names: Vec<String>, categorical: Vec<bool>) -> Self {
         let columns = vec![ColumnBuilder::default(); names.len()];
+        let per_request = vec![false; names.len()];
         ReferenceBuilder {
             names,
             categorical,
+            per_request,
             columns,
             score: ColumnBuilder::default(),
             rows: 0,
         }
     }
 
-    /// Adds one row (NaN = missing) and the model's score for it.
+    /// Features counted once per query group ([`Self::push_group`]) instead of once per row.
+    pub fn with_per_request(mut self, per_request: Vec<bool>) -> Self {
+        self.per_request = per_request;
+        self
+    }
+
+    /// Adds one row (NaN = missing) and the model's score for it, as a group of its own.
     pub fn push(&mut self, row: &[f64], score: f64) {
-        for (c, &x) in self.columns.iter_mut().zip(row) {
-            c.push(x);
+        self.push_group(row, &[score]);
+    }
+
+    /// Adds the rows of one query group (row-major) and their scores: features counted once
+    /// per request take the group's first row, the others every row.
+    pub fn push_group(&mut self, rows: &[f64], scores: &[f64]) {
+        let width = self.columns.len();
+        if width == 0 {
+            self.rows += scores.len() as u64;
+            scores.iter().for_each(|&s| self.score.push(s));
+            return;
         }
-        self.score.push(score);
-        self.rows += 1;
+        for (r, (row, &score)) in rows.chunks_exact(width).zip(scores).enumerate() {
+            for ((c, &x), &once) in self.columns.iter_mut().zip(row).zip(&self.per_request) {
+                if r == 0 || !once {
+                    c.push(x);
+                }
+            }
+            self.score.push(score);
+            self.rows += 1;
+        }
     }
 
     pub fn finish(self, bins: usize, source: String) -> Reference {
@@ -355,8 +384,10 @@ impl ReferenceBuilder {
                 .into_iter()
                 .zip(self.columns)
                 .zip(self.categorical)
-                .map(|((name, col), cat)| FeatureReference {
+                .zip(self.per_request)
+                .map(|(((name, col), cat), per_request)| FeatureReference {
                     name,
+                    per_request,
                     distribution: col.finish(bins, cat),
                 })
                 .collect(),
@@ -449,5 +480,24 @@ mod tests {
         assert!(err.contains("feature `a`"), "{err}");
         let typo = json.replacen("\"edges\"", "\"egdes\"", 1);
         assert!(serde_json::from_str::<Reference>(&typo).is_err());
+    }
+
+    #[test]
+    fn per_request_features_count_once_per_group() {
+        let mut b = ReferenceBuilder::new(vec!["q".into(), "h".into()], vec![false, false])
+            .with_per_request(vec![true, false]);
+        // Two groups: 3 rows sharing q = 1, 2 rows sharing q = 5.
+        b.push_group(&[1.0, 10.0, 1.0, 11.0, 1.0, 12.0], &[0.1, 0.2, 0.3]);
+        b.push_group(&[5.0, 13.0, 5.0, 14.0], &[0.4, 0.5]);
+        let r = b.finish(4, "test".into());
+        assert_eq!(r.rows, 5);
+        assert!(r.features[0].per_request && !r.features[1].per_request);
+        assert_eq!(r.features[0].distribution.count(), 2);
+        assert_eq!(r.features[1].distribution.count(), 5);
+        assert_eq!(r.score.count(), 5);
+        let json = serde_json::to_string(&r).expect("json");
+        assert_eq!(json.matches("per_request").count(), 1, "{json}");
+        let back: Reference = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back, r);
     }
 }

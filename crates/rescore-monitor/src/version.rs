@@ -67,12 +67,19 @@ impl Monitor {
     /// Sets up monitoring for a model version being loaded from `dir`: reads and checks its
     /// `reference.json` if there is one (an invalid one fails the load, like an invalid
     /// manifest). None when there is nothing to do for this version.
+    ///
+    /// `per_request`: per feature, whether the version's manifest makes it the same for every
+    /// hit of a request (`FeatureSpec::per_request`). A reference that counts a feature once
+    /// per request which is not is refused (serving could not count it that way); one that
+    /// counts a query-level feature per row (made without query groups) is kept, and that
+    /// feature is counted per row at serving too, so that both sides count alike.
     pub fn attach(
         &self,
         model: &str,
         version: u64,
         dir: &Path,
         feature_names: &[String],
+        per_request: &[bool],
     ) -> Result<Option<Arc<VersionMonitor>>, String> {
         let path = dir.join(REFERENCE_FILE);
         let reference = if path.exists() {
@@ -80,6 +87,21 @@ impl Monitor {
         } else {
             None
         };
+        if let Some(reference) = &reference {
+            for (f, &query_level) in reference.features.iter().zip(per_request) {
+                if f.per_request && !query_level {
+                    return Err(format!(
+                        "{}: feature `{}` is counted once per request (per_request), but the manifest gives it a per-hit source; rebuild the reference with this manifest",
+                        path.display(),
+                        f.name
+                    ));
+                }
+                if query_level && !f.per_request {
+                    tracing::warn!(model, version, feature = %f.name,
+                        "reference.json counts this query-level feature per row (made without query groups): drift counts it per row too; rebuild it with groups to count it once per request");
+                }
+            }
+        }
         let reference_rows = reference.as_ref().map(|r| r.rows);
         let drift = reference
             .filter(|_| self.config.drift.enabled)
@@ -245,9 +267,18 @@ impl VersionMonitor {
             Some(drift) => drift.sample(hits).collect(),
             None => Vec::new(),
         };
+        // Per-request (query-level) features are counted for every request, from one row:
+        // the first sampled one, or the first hit's when no row was sampled.
+        let request_hit = match &self.drift {
+            Some(drift) if drift.counts_requests() && hits > 0 => {
+                Some(drift_sample.first().copied().unwrap_or(0))
+            }
+            _ => None,
+        };
         let logged = self.feature_log.as_ref().filter(|log| log.sampled());
         let wanted: Vec<usize> = match logged {
             Some(_) => (0..hits).collect(),
+            None if drift_sample.is_empty() => request_hit.into_iter().collect(),
             None => drift_sample.clone(),
         };
         if wanted.is_empty() {
@@ -260,15 +291,20 @@ impl VersionMonitor {
         if let Some(drift) = &self.drift {
             let sample_scores: Vec<f64> = drift_sample.iter().map(|&h| scores[h]).collect();
             if logged.is_some() {
-                // Every row was assembled: the sample's rows are at their hit index.
-                let sample_rows: Vec<f64> = drift_sample
-                    .iter()
-                    .flat_map(|&h| &rows[h * width..(h + 1) * width])
-                    .copied()
-                    .collect();
-                drift.observe_sampled(&sample_rows, &sample_scores);
+                // Every row was assembled: a hit's row is at its index.
+                let row = |h: usize| &rows[h * width..(h + 1) * width];
+                let sample_rows: Vec<f64> =
+                    drift_sample.iter().flat_map(|&h| row(h)).copied().collect();
+                drift.observe_sampled(&sample_rows, &sample_scores, request_hit.map(row));
             } else {
-                drift.observe_sampled(&rows, &sample_scores);
+                // `wanted` is the sample, or the request's row alone when the sample is empty.
+                let request_row = request_hit.map(|_| &rows[..width]);
+                let sample_rows = if drift_sample.is_empty() {
+                    &[][..]
+                } else {
+                    &rows[..]
+                };
+                drift.observe_sampled(sample_rows, &sample_scores, request_row);
             }
         }
         if let Some(log) = logged {

@@ -167,7 +167,9 @@ fn version(dir: &Path, names: &[String], config: Option<MonitorConfig>) -> Loade
     let mut v = LoadedVersion::load("bench", 1, dir, EnginePreference::Auto).expect("loads");
     if let Some(config) = config {
         let monitor = Monitor::new(config).expect("monitor");
-        v.monitor = monitor.attach("bench", 1, dir, names).expect("reference");
+        v.monitor = monitor
+            .attach("bench", 1, dir, names, &vec![false; names.len()])
+            .expect("reference");
         assert!(v.monitor.is_some());
     }
     v

@@ -471,8 +471,8 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("mkdir");
         std::fs::copy(golden.join("model.txt"), dir.join("model.txt")).expect("copy");
         let text = std::fs::read_to_string(dir.join("model.txt")).expect("model");
-        let plain = LoadedVersion::load("regression", 1, &dir, EnginePreference::Auto)
-            .expect("loads");
+        let plain =
+            LoadedVersion::load("regression", 1, &dir, EnginePreference::Auto).expect("loads");
         let native = plain.model.native().expect("served natively");
         let names = plain.model.feature_names().to_vec();
         let thresholds: Vec<f64> = text
@@ -527,10 +527,10 @@ mod tests {
                 config.feature_log.sample_rate = 1.0;
             }
             let monitor = Monitor::new(config).expect("monitor");
-            let mut version = LoadedVersion::load("regression", 1, &dir, EnginePreference::Auto)
-                .expect("loads");
+            let mut version =
+                LoadedVersion::load("regression", 1, &dir, EnginePreference::Auto).expect("loads");
             version.monitor = monitor
-                .attach("regression", 1, &dir, &names)
+                .attach("regression", 1, &dir, &names, &vec![false; names.len()])
                 .expect("reference fits");
             assert!(version.monitor.is_some());
             let (_fresh, fresh_items) = store(&names, &thresholds);

@@ -662,9 +662,13 @@ impl VersionLoader<'_> {
         // A panic while loading (e.g. inside a dependency) fails this version only.
         let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut loaded = LoadedVersion::load(name, version, &dir, self.engine)?;
-            loaded.monitor =
-                self.monitor
-                    .attach(name, version, &dir, loaded.model.feature_names())?;
+            loaded.monitor = self.monitor.attach(
+                name,
+                version,
+                &dir,
+                loaded.model.feature_names(),
+                &loaded.spec.per_request(),
+            )?;
             Ok(loaded)
         }))
         .unwrap_or_else(|_| Err("panicked while loading".to_string()));

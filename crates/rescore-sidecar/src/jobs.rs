@@ -5,8 +5,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Subcommand, ValueEnum};
-use rescore_model::{EnginePreference, Model};
-use rescore_monitor::dataset::{categorical_features, read_rows, DataFormat};
+use rescore_model::EnginePreference;
+use rescore_monitor::dataset::{categorical_features, read_group_file, read_rows, DataFormat};
 use rescore_monitor::feature_log::log_files;
 use rescore_monitor::join::{join, Labels};
 use rescore_monitor::{ReferenceBuilder, REFERENCE_FILE};
@@ -39,6 +39,12 @@ pub enum Job {
         /// Output file [default: DIR/reference.json].
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Query groups: a LightGBM group file (rows per query, one per line) [default:
+        /// DATA.query if it exists, else the libsvm data's `qid:` tokens]. Query-level
+        /// features (the manifest's `query`, `query_tokens`, `categorical` sources) are then
+        /// counted once per group, as serving counts them once per request.
+        #[arg(long, value_name = "FILE")]
+        groups: Option<PathBuf>,
     },
     /// Joins feature logs with a label file into LightGBM training data: OUT (libsvm, one row
     /// per logged hit, missing = nan) and OUT.query (rows per request).
@@ -74,6 +80,7 @@ pub fn run(job: Job) -> std::process::ExitCode {
             bins,
             categorical,
             out,
+            groups,
         } => reference(
             model,
             data,
@@ -82,6 +89,7 @@ pub fn run(job: Job) -> std::process::ExitCode {
             usize::from(bins),
             categorical,
             out,
+            groups,
         ),
         Job::TrainingData {
             logs,
@@ -99,6 +107,7 @@ pub fn run(job: Job) -> std::process::ExitCode {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn reference(
     dir: PathBuf,
     data: PathBuf,
@@ -107,13 +116,18 @@ fn reference(
     bins: usize,
     categorical: Option<Vec<String>>,
     out: Option<PathBuf>,
+    groups: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let model_path = dir.join(rescore_serving::MODEL_FILE);
     let text = std::fs::read_to_string(&model_path)
         .map_err(|e| anyhow::anyhow!("{}: {e}", model_path.display()))?;
-    // The serving engine choice: native when its self-check against LightGBM passes.
-    let model = Model::from_text(&text, EnginePreference::Auto)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", model_path.display()))?;
+    // The version as serving loads it (the engine choice: native when its self-check against
+    // LightGBM passes; the manifest, for the features that are the same for a whole request).
+    let version =
+        rescore_serving::LoadedVersion::load("reference", 0, &dir, EnginePreference::Auto)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    let model = &version.model;
+    let query_level = version.spec.per_request();
     let names = model.feature_names().to_vec();
     let categorical: Vec<bool> = match categorical {
         Some(list) => {
@@ -140,13 +154,44 @@ fn reference(
         anyhow::bail!("{}: no rows", data.display());
     }
     let width = names.len();
-    let mut builder = ReferenceBuilder::new(names.clone(), categorical.clone());
-    for block in rows.values.chunks(4096 * width) {
-        let scores = model
-            .predict(block)
-            .map_err(|e| anyhow::anyhow!("scoring the data: {e}"))?;
-        for (row, score) in block.chunks(width).zip(scores) {
-            builder.push(row, score);
+    let default_groups = PathBuf::from(format!("{}.query", data.display()));
+    let group_sizes = match groups.or_else(|| default_groups.exists().then_some(default_groups)) {
+        Some(path) => {
+            let file = std::fs::File::open(&path)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let sizes = read_group_file(std::io::BufReader::new(file))
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let total: usize = sizes.iter().sum();
+            if total != rows.len() {
+                anyhow::bail!(
+                    "{}: groups of {total} rows in all, the data has {} rows",
+                    path.display(),
+                    rows.len()
+                );
+            }
+            sizes
+        }
+        None => rows.qid_groups.clone(),
+    };
+    let grouped = !group_sizes.is_empty();
+    let per_request: Vec<bool> = query_level.iter().map(|&q| q && grouped).collect();
+    let scores = model
+        .predict(&rows.values)
+        .map_err(|e| anyhow::anyhow!("scoring the data: {e}"))?;
+    let mut builder = ReferenceBuilder::new(names.clone(), categorical.clone())
+        .with_per_request(per_request.clone());
+    if grouped {
+        let mut start = 0;
+        for size in group_sizes {
+            builder.push_group(
+                &rows.values[start * width..(start + size) * width],
+                &scores[start..start + size],
+            );
+            start += size;
+        }
+    } else {
+        for (row, score) in rows.values.chunks(width.max(1)).zip(&scores) {
+            builder.push(row, *score);
         }
     }
     let reference = builder.finish(
@@ -166,14 +211,30 @@ fn reference(
     let out = out.unwrap_or_else(|| dir.join(REFERENCE_FILE));
     let json = serde_json::to_string_pretty(&reference)?;
     std::fs::write(&out, json + "\n").map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+    let once = |flags: &[bool]| -> Vec<&str> {
+        names
+            .iter()
+            .zip(flags)
+            .filter(|(_, f)| **f)
+            .map(|(n, _)| n.as_str())
+            .collect()
+    };
     println!(
-        "{}: {} rows, {} features ({} categorical), engine {}",
+        "{}: {} rows, {} features ({} categorical, {} counted once per query group), engine {}",
         out.display(),
         rows.len(),
         width,
         categorical.iter().filter(|c| **c).count(),
+        per_request.iter().filter(|c| **c).count(),
         model.engine_kind().as_str()
     );
+    let ungrouped = once(&query_level);
+    if !grouped && !ungrouped.is_empty() {
+        eprintln!(
+            "note: the data has no query groups (no DATA.query, --groups or qid:), so the query-level features {} are counted per row, and so at serving",
+            ungrouped.join(", ")
+        );
+    }
     Ok(())
 }
 

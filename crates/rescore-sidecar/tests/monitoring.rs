@@ -577,3 +577,84 @@ fn drift_gauges_follow_the_live_version_after_a_rollback() {
     send(&sidecar, 2);
     assert_eq!(window_rows(&sidecar), 40.0, "version 1's own rows");
 }
+
+/// With query groups (a `.query` file or `qid:`), the manifest's query-level features
+/// (`query_tokens` in the demo manifest) are counted once per group; without, per row (and
+/// the command says so); a reference counting a per-hit feature once per request fails the
+/// version's load.
+#[test]
+fn reference_counts_query_level_features_once_per_group() {
+    let tmp = TempDir::new("reference-groups");
+    let version = tmp.path().join("models/marketplace/1");
+    std::fs::create_dir_all(&version).expect("dir");
+    let demo = repo_root().join("models/marketplace/1");
+    for file in ["model.txt", "manifest.toml"] {
+        std::fs::copy(demo.join(file), version.join(file)).expect("copy");
+    }
+    let mut u = Uniform(3);
+    let mut data = String::new();
+    for group in 0..3 {
+        for _ in 0..10 {
+            data.push_str(&format!("0 qid:{group}"));
+            for (i, v) in row(&mut u, 1.0).iter().enumerate() {
+                let v = if i == 1 {
+                    Some(f64::from(group + 1))
+                } else {
+                    *v
+                };
+                data.push_str(&format!(" {i}:{}", v.unwrap_or(f64::NAN)));
+            }
+            data.push('\n');
+        }
+    }
+    let reference = |data_text: &str, name: &str| {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, data_text).expect("write");
+        let (code, out) = run_to_end(
+            &[
+                "reference",
+                "--model",
+                version.to_str().expect("utf-8"),
+                "--data",
+                path.to_str().expect("utf-8"),
+            ],
+            &[],
+        );
+        assert_eq!(code, 0, "{out}");
+        let text = std::fs::read_to_string(version.join("reference.json")).expect("written");
+        (out, serde_json::from_str::<Value>(&text).expect("json"))
+    };
+    let (out, grouped) = reference(&data, "grouped.txt");
+    assert!(out.contains("1 counted once per query group"), "{out}");
+    assert_eq!(grouped["features"][1]["name"], "query_tokens");
+    assert_eq!(grouped["features"][1]["per_request"], true);
+    assert_eq!(grouped["features"][1]["count"], 3);
+    assert_eq!(grouped["features"][0]["count"], 30);
+    assert_eq!(grouped["features"][0].get("per_request"), None);
+    // The same rows without qid: counted per row, and said so.
+    let ungrouped_data: String = data
+        .lines()
+        .map(|l| {
+            let mut parts: Vec<&str> = l.split(' ').collect();
+            parts.remove(1);
+            parts.join(" ") + "\n"
+        })
+        .collect();
+    let (out, ungrouped) = reference(&ungrouped_data, "ungrouped.txt");
+    assert!(out.contains("are counted per row"), "{out}");
+    assert_eq!(ungrouped["features"][1]["count"], 30);
+    assert_eq!(ungrouped["features"][1].get("per_request"), None);
+    // bm25 (source hit_score) marked per request: the version does not load.
+    let mut wrong = grouped.clone();
+    wrong["features"][0]["per_request"] = Value::Bool(true);
+    std::fs::write(version.join("reference.json"), wrong.to_string()).expect("write");
+    let sidecar = Sidecar::start(&[
+        "--models",
+        tmp.path().join("models").to_str().expect("utf-8"),
+    ]);
+    let (_, models) = sidecar.get("/v1/models").expect("models");
+    assert!(
+        models.contains("feature `bm25` is counted once per request"),
+        "{models}"
+    );
+}
