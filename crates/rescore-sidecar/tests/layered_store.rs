@@ -29,7 +29,7 @@ fn snapshot_row(i: usize) -> usize {
     i
 }
 fn fresh_row(i: usize) -> Option<usize> {
-    (i % 2 == 0).then_some(i + 1)
+    i.is_multiple_of(2).then_some(i + 1)
 }
 
 fn items_cmd(args: &[&str]) -> Value {
