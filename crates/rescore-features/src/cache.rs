@@ -11,6 +11,9 @@
 //!   for instead of fetched again (one fetch per key under concurrent misses). A request stops
 //!   waiting at its own budget; ids not answered by then are missing for that request
 //!   (counted) and are not cached, so the next request asks again.
+//! - Layered (Redis in front of the embedded snapshot, [`crate::layered`]): the same fetch,
+//!   decoded into the pinned generation's columns and cached under its number; what Redis
+//!   lacks, or cannot answer in its budget, is read from the snapshot.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,9 +25,10 @@ use futures_util::future::{BoxFuture, FutureExt, Shared};
 use serde::Deserialize;
 
 use crate::embedded::Generation;
+use crate::layered::Breaker;
 use crate::metric_names as m;
 use crate::record::{Columns, ItemRecord};
-use crate::redis_store::RedisStore;
+use crate::redis_store::{RedisStore, Stored};
 
 /// `[item_store.cache]` in the config file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -71,10 +75,14 @@ pub(crate) type IdHasher = foldhash::fast::RandomState;
 const ENTRY_OVERHEAD: usize = 112;
 
 #[derive(Clone)]
-struct Cached {
-    /// Embedded generation the record was read from; 0 for Redis.
-    generation: u64,
-    record: Option<Arc<ItemRecord>>,
+pub(crate) struct Cached {
+    /// Embedded generation the record was read from (layered: whose columns it was decoded
+    /// into); 0 for Redis alone.
+    pub(crate) generation: u64,
+    pub(crate) record: Option<Arc<ItemRecord>>,
+    /// Kept only for `unknown_ttl_secs`: a layered snapshot answer given while Redis did
+    /// not answer.
+    pub(crate) short: bool,
 }
 
 struct Expiry {
@@ -84,7 +92,7 @@ struct Expiry {
 
 impl Expiry {
     fn of(&self, value: &Cached) -> Option<Duration> {
-        Some(if value.record.is_some() {
+        Some(if value.record.is_some() && !value.short {
             self.ttl
         } else {
             self.unknown_ttl
@@ -107,23 +115,30 @@ impl moka::Expiry<Box<str>, Cached> for Expiry {
     }
 }
 
-enum Backend {
+pub(crate) enum Backend {
     Embedded(ArcSwap<Generation>),
     Redis {
         store: RedisStore,
         timeout: Duration,
     },
+    /// Redis in front of the embedded snapshot.
+    Layered {
+        live: ArcSwap<Generation>,
+        store: RedisStore,
+        budget: Duration,
+        breaker: Breaker,
+    },
 }
 
-/// Why an id was served without the store's data.
+/// Why an id was not answered by Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Unanswered {
+pub(crate) enum Unanswered {
     Timeout,
     Error,
 }
 
 impl Unanswered {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Unanswered::Timeout => "timeout",
             Unanswered::Error => "error",
@@ -131,17 +146,27 @@ impl Unanswered {
     }
 }
 
-type Fetched = HashMap<Box<str>, Option<Arc<ItemRecord>>, IdHasher>;
+/// One id's answer from the cache or Redis.
+#[derive(Clone)]
+pub(crate) enum Answer {
+    /// The record, or `None`: unknown (Redis alone), deleted, or cached as unknown.
+    Found(Option<Arc<ItemRecord>>),
+    /// Layered: Redis has no key for it; the snapshot answers.
+    Absent,
+}
+
+pub(crate) type Fetched = HashMap<Box<str>, Answer, IdHasher>;
 type SharedFetch = Shared<BoxFuture<'static, Option<Arc<Result<Fetched, Unanswered>>>>>;
 
 pub struct CachedItems {
-    backend: Backend,
-    cache: moka::sync::Cache<Box<str>, Cached, IdHasher>,
-    inflight: Mutex<HashMap<Box<str>, SharedFetch, IdHasher>>,
-    hits: metrics::Counter,
-    misses: metrics::Counter,
+    pub(crate) backend: Backend,
+    pub(crate) cache: moka::sync::Cache<Box<str>, Cached, IdHasher>,
+    /// Fetches in flight, with the cache tag (generation) their records are decoded for.
+    inflight: Mutex<HashMap<Box<str>, (SharedFetch, u64), IdHasher>>,
+    pub(crate) hits: metrics::Counter,
+    pub(crate) misses: metrics::Counter,
     last_warning: AtomicU64,
-    started: Instant,
+    pub(crate) started: Instant,
 }
 
 impl std::fmt::Debug for CachedItems {
@@ -165,7 +190,7 @@ impl CachedItems {
         Self::new(Backend::Redis { store, timeout }, config)
     }
 
-    fn new(backend: Backend, config: &CacheConfig) -> Self {
+    pub(crate) fn new(backend: Backend, config: &CacheConfig) -> Self {
         let evicted_size = metrics::counter!(m::ITEM_CACHE_EVICTIONS, "cause" => "size");
         let expired = metrics::counter!(m::ITEM_CACHE_EVICTIONS, "cause" => "expired");
         let cache = moka::sync::Cache::<Box<str>, Cached>::builder()
@@ -199,30 +224,32 @@ impl CachedItems {
         match self.backend {
             Backend::Embedded(_) => "embedded",
             Backend::Redis { .. } => "redis",
+            Backend::Layered { .. } => "layered",
+        }
+    }
+
+    fn live(&self) -> Option<&ArcSwap<Generation>> {
+        match &self.backend {
+            Backend::Embedded(live) | Backend::Layered { live, .. } => Some(live),
+            Backend::Redis { .. } => None,
         }
     }
 
     /// Live items in the embedded store (`None` for Redis, which does not know its size).
     pub fn item_count(&self) -> Option<u64> {
-        match &self.backend {
-            Backend::Embedded(g) => Some(g.load().len()),
-            Backend::Redis { .. } => None,
-        }
+        self.live().map(|g| g.load().len())
     }
 
     /// The live embedded generation's number.
     pub fn generation(&self) -> Option<u64> {
-        match &self.backend {
-            Backend::Embedded(g) => Some(g.load().number()),
-            Backend::Redis { .. } => None,
-        }
+        self.live().map(|g| g.load().number())
     }
 
     /// Publishes a new embedded generation: requests that start from now on read it; those
     /// in flight finish on the one they pinned. Cached entries of older generations are
     /// dropped.
     pub fn swap(&self, generation: Generation) -> bool {
-        let Backend::Embedded(live) = &self.backend else {
+        let Some(live) = self.live() else {
             return false;
         };
         metrics::gauge!(m::ITEM_STORE_ITEMS).set(generation.len() as f64);
@@ -261,11 +288,27 @@ impl CachedItems {
         let view = match &self.backend {
             Backend::Embedded(live) => View::Embedded(live.load_full()),
             Backend::Redis { store, timeout } => {
-                let found = self.fetch_remote(*timeout, ids, deadline).await;
+                let (found, unanswered) = self.fetch_remote(*timeout, ids, deadline, None).await;
+                for (reason, n) in unanswered {
+                    metrics::counter!(m::ITEM_STORE_FALLBACKS, "reason" => reason.as_str())
+                        .increment(n);
+                }
                 View::Remote {
                     found,
                     columns: store.columns().clone(),
                 }
+            }
+            Backend::Layered {
+                live,
+                budget,
+                breaker,
+                ..
+            } => {
+                let generation = live.load_full();
+                let found = self
+                    .fetch_layered(&generation, *budget, breaker, ids, deadline)
+                    .await;
+                View::Layered { generation, found }
             }
         };
         RequestItems {
@@ -274,12 +317,18 @@ impl CachedItems {
         }
     }
 
-    async fn fetch_remote<'a>(
+    /// The ids from the cache, else from one Redis fetch (or one already in flight for the
+    /// same cache tag). `pinned` is the layered view's generation: records are decoded into
+    /// its columns and cached under its number, and ids Redis lacks come back `Absent`.
+    /// Returns the answers and, per reason, how many ids were not answered.
+    pub(crate) async fn fetch_remote<'a>(
         self: &Arc<Self>,
         timeout: Duration,
         ids: impl IntoIterator<Item = &'a str>,
         deadline: Instant,
-    ) -> Fetched {
+        pinned: Option<&Arc<Generation>>,
+    ) -> (Fetched, Vec<(Unanswered, u64)>) {
+        let tag = pinned.map_or(0, |g| g.number());
         let mut found: Fetched = HashMap::default();
         let mut missing: Vec<&str> = Vec::new();
         let mut seen: HashSet<&str, IdHasher> = HashSet::default();
@@ -287,15 +336,17 @@ impl CachedItems {
             if !seen.insert(id) {
                 continue;
             }
-            if let Some(c) = self.cache.get(id) {
-                self.hits.increment(1);
-                found.insert(Box::from(id), c.record);
-            } else {
-                missing.push(id);
+            match self.cache.get(id) {
+                Some(c) if c.generation == tag => {
+                    self.hits.increment(1);
+                    found.insert(Box::from(id), Answer::Found(c.record));
+                }
+                _ => missing.push(id),
             }
         }
+        let mut unanswered = Vec::new();
         if missing.is_empty() {
-            return found;
+            return (found, unanswered);
         }
         let mut waits: Vec<(SharedFetch, Vec<&str>)> = Vec::new();
         let mut mine: Vec<Box<str>> = Vec::new();
@@ -303,10 +354,11 @@ impl CachedItems {
             let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
             for id in &missing {
                 // A fetch that finished since the first look has filled the cache.
-                if let Some(c) = self.cache.get(*id) {
+                let cached = self.cache.get(*id).filter(|c| c.generation == tag);
+                if let Some(c) = cached {
                     self.hits.increment(1);
-                    found.insert(Box::from(*id), c.record);
-                } else if let Some(fetch) = inflight.get(*id) {
+                    found.insert(Box::from(*id), Answer::Found(c.record));
+                } else if let Some((fetch, _)) = inflight.get(*id).filter(|(_, t)| *t == tag) {
                     self.hits.increment(1);
                     match waits.iter_mut().find(|(f, _)| f.ptr_eq(fetch)) {
                         Some((_, ids)) => ids.push(id),
@@ -318,9 +370,9 @@ impl CachedItems {
             }
             if !mine.is_empty() {
                 self.misses.increment(mine.len() as u64);
-                let fetch = self.spawn_fetch(mine.clone(), timeout);
+                let fetch = self.spawn_fetch(mine.clone(), timeout, pinned.cloned());
                 for id in &mine {
-                    inflight.insert(id.clone(), fetch.clone());
+                    inflight.insert(id.clone(), (fetch.clone(), tag));
                 }
                 waits.push((fetch, mine.iter().map(|b| &**b).collect()));
             }
@@ -334,8 +386,8 @@ impl CachedItems {
                 Ok(Some(result)) => match &*result {
                     Ok(map) => {
                         for id in ids {
-                            if let Some(record) = map.get(id) {
-                                found.insert(Box::from(id), record.clone());
+                            if let Some(answer) = map.get(id) {
+                                found.insert(Box::from(id), answer.clone());
                             }
                         }
                         continue;
@@ -345,22 +397,37 @@ impl CachedItems {
                 Ok(None) => Unanswered::Error,
                 Err(_) => Unanswered::Timeout,
             };
-            metrics::counter!(m::ITEM_STORE_FALLBACKS, "reason" => reason.as_str())
-                .increment(ids.len() as u64);
+            unanswered.push((reason, ids.len() as u64));
         }
-        found
+        (found, unanswered)
     }
 
     /// One `MGET` on its own task, so that it completes (and fills the cache for later
     /// requests) even when the request that started it stops waiting.
-    fn spawn_fetch(self: &Arc<Self>, ids: Vec<Box<str>>, timeout: Duration) -> SharedFetch {
+    fn spawn_fetch(
+        self: &Arc<Self>,
+        ids: Vec<Box<str>>,
+        timeout: Duration,
+        pinned: Option<Arc<Generation>>,
+    ) -> SharedFetch {
         let this = self.clone();
         let task = tokio::spawn(async move {
-            let Backend::Redis { store, .. } = &this.backend else {
-                return Arc::new(Err(Unanswered::Error));
+            let (store, breaker) = match &this.backend {
+                Backend::Redis { store, .. } => (store, None),
+                Backend::Layered { store, breaker, .. } => (store, Some(breaker)),
+                Backend::Embedded(_) => return Arc::new(Err(Unanswered::Error)),
+            };
+            let (columns, tag) = match &pinned {
+                Some(g) => (g.columns(), g.number()),
+                None => (&**store.columns(), 0),
+            };
+            let consequence = if pinned.is_some() {
+                "answered from the snapshot"
+            } else {
+                "features missing for these hits"
             };
             let started = Instant::now();
-            let result = tokio::time::timeout(timeout, store.mget(&ids)).await;
+            let result = tokio::time::timeout(timeout, store.mget_stored(&ids, columns)).await;
             metrics::histogram!(m::ITEM_STORE_DURATION, "store" => "redis")
                 .record(started.elapsed().as_secs_f64());
             let outcome = match result {
@@ -368,33 +435,55 @@ impl CachedItems {
                     metrics::counter!(m::ITEM_STORE_REQUESTS, "store" => "redis", "result" => "ok")
                         .increment(1);
                     let mut map = HashMap::with_capacity_and_hasher(ids.len(), IdHasher::default());
-                    for (id, record) in ids.iter().zip(records) {
-                        let record = record.map(Arc::new);
+                    let mut from_redis = 0u64;
+                    for (id, stored) in ids.iter().zip(records) {
+                        let record = match stored {
+                            Some(Stored::Live(record)) => Some(Arc::new(record)),
+                            Some(Stored::Deleted) => None,
+                            // Layered: the snapshot answers (and its read is cached then).
+                            None if pinned.is_some() => {
+                                map.insert(id.clone(), Answer::Absent);
+                                continue;
+                            }
+                            None => None,
+                        };
+                        from_redis += 1;
                         this.cache.insert(
                             id.clone(),
                             Cached {
-                                generation: 0,
+                                generation: tag,
                                 record: record.clone(),
+                                short: false,
                             },
                         );
-                        map.insert(id.clone(), record);
+                        map.insert(id.clone(), Answer::Found(record));
+                    }
+                    if pinned.is_some() {
+                        metrics::counter!(m::ITEM_STORE_LAYER_READS, "layer" => "redis")
+                            .increment(from_redis);
                     }
                     Ok(map)
                 }
                 Ok(Err(error)) => {
                     metrics::counter!(m::ITEM_STORE_REQUESTS, "store" => "redis", "result" => "error")
                         .increment(1);
-                    this.warn_sometimes(|| tracing::warn!(%error, ids = ids.len(), "redis item fetch failed; features missing for these hits"));
+                    if let Some(b) = breaker {
+                        b.failed(this.started);
+                    }
+                    this.warn_sometimes(|| tracing::warn!(%error, ids = ids.len(), "redis item fetch failed; {consequence}"));
                     Err(Unanswered::Error)
                 }
                 Err(_) => {
                     metrics::counter!(m::ITEM_STORE_REQUESTS, "store" => "redis", "result" => "timeout")
                         .increment(1);
+                    if let Some(b) = breaker {
+                        b.failed(this.started);
+                    }
                     this.warn_sometimes(|| {
                         tracing::warn!(
                             timeout_ms = timeout.as_millis() as u64,
                             ids = ids.len(),
-                            "redis item fetch timed out; features missing for these hits"
+                            "redis item fetch timed out; {consequence}"
                         )
                     });
                     Err(Unanswered::Timeout)
@@ -411,7 +500,7 @@ impl CachedItems {
     }
 
     /// At most one warning per 10 s: a store that is down must not flood the log.
-    fn warn_sometimes(&self, log: impl FnOnce()) {
+    pub(crate) fn warn_sometimes(&self, log: impl FnOnce()) {
         let now = self.started.elapsed().as_secs();
         let last = self.last_warning.load(Ordering::Relaxed);
         if (last == 0 || now >= last + 10)
@@ -425,18 +514,23 @@ impl CachedItems {
     }
 }
 
-enum View {
+pub(crate) enum View {
     Embedded(Arc<Generation>),
     Remote {
         found: Fetched,
         columns: Arc<Columns>,
     },
+    /// Redis' answers (and cached ones) for the pinned generation; the rest from it.
+    Layered {
+        generation: Arc<Generation>,
+        found: Fetched,
+    },
 }
 
 /// The items of one request: resolved per hit during assembly (on the blocking pool).
 pub struct RequestItems {
-    items: Arc<CachedItems>,
-    view: View,
+    pub(crate) items: Arc<CachedItems>,
+    pub(crate) view: View,
 }
 
 impl std::fmt::Debug for RequestItems {
@@ -448,7 +542,7 @@ impl std::fmt::Debug for RequestItems {
 impl RequestItems {
     pub fn columns(&self) -> &Columns {
         match &self.view {
-            View::Embedded(g) => g.columns(),
+            View::Embedded(g) | View::Layered { generation: g, .. } => g.columns(),
             View::Remote { columns, .. } => columns,
         }
     }
@@ -456,8 +550,9 @@ impl RequestItems {
     /// The item's record; `None` when unknown, deleted, or not answered in time.
     pub fn get(&self, id: &str) -> Option<Arc<ItemRecord>> {
         match &self.view {
-            View::Remote { found, .. } => found.get(id).cloned().flatten(),
+            View::Remote { found, .. } => remote_answer(found, id),
             View::Embedded(generation) => self.embedded_get(generation, id),
+            View::Layered { generation, found } => self.layered_get(generation, found, id),
         }
     }
 
@@ -471,7 +566,10 @@ impl RequestItems {
     ) -> Vec<Option<Arc<ItemRecord>>> {
         let generation = match &self.view {
             View::Remote { found, .. } => {
-                return ids.map(|id| found.get(id).cloned().flatten()).collect();
+                return ids.map(|id| remote_answer(found, id)).collect();
+            }
+            View::Layered { generation, found } => {
+                return self.layered_get_many(generation, found, ids);
             }
             View::Embedded(generation) => generation,
         };
@@ -503,7 +601,11 @@ impl RequestItems {
         out
     }
 
-    fn embedded_get(&self, generation: &Generation, id: &str) -> Option<Arc<ItemRecord>> {
+    pub(crate) fn embedded_get(
+        &self,
+        generation: &Generation,
+        id: &str,
+    ) -> Option<Arc<ItemRecord>> {
         if let Some(c) = self.items.cache.get(id) {
             if c.generation == generation.number() {
                 self.items.hits.increment(1);
@@ -535,6 +637,7 @@ impl RequestItems {
                 Cached {
                     generation: number,
                     record,
+                    short: false,
                 }
             },
             |c| c.generation != number,
@@ -545,5 +648,12 @@ impl RequestItems {
             self.items.hits.increment(1);
         }
         entry.into_value().record
+    }
+}
+
+fn remote_answer(found: &Fetched, id: &str) -> Option<Arc<ItemRecord>> {
+    match found.get(id) {
+        Some(Answer::Found(record)) => record.clone(),
+        Some(Answer::Absent) | None => None,
     }
 }

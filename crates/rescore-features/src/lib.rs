@@ -6,6 +6,7 @@
 mod assemble;
 mod cache;
 pub mod embedded;
+mod layered;
 mod parquet_snapshot;
 mod record;
 pub mod redis_store;
@@ -15,8 +16,9 @@ pub mod update;
 pub use assemble::{Assembled, SlotSource};
 pub use cache::{CacheConfig, CachedItems, RequestItems};
 pub use embedded::{BuildReport, DataDir, Generation, SnapshotFormat, StoreError};
+pub use layered::LayeredConfig;
 pub use record::{AttachedValue, Columns, ItemRecord, MAX_COLUMNS};
-pub use redis_store::{RedisConfig, RedisStore, RedisStoreError};
+pub use redis_store::{RedisConfig, RedisStore, RedisStoreError, ValueFormat};
 pub use spec::{FeatureDecl, FeatureSpec, SourceKind, SpecError};
 pub use update::{parse_updates, OpKind, Update, UpdateError, UpdateOp};
 
@@ -32,6 +34,9 @@ pub enum StoreKind {
     Embedded,
     /// The Redis online store of `[item_store.redis]`.
     Redis,
+    /// Redis in front of the embedded snapshot: Redis answers the items it has, the snapshot
+    /// the rest, and everything while Redis is down or slow (`[item_store.layered]`).
+    Layered,
 }
 
 /// `[item_store.embedded]`.
@@ -62,6 +67,7 @@ pub struct ItemStoreConfig {
     pub cache: CacheConfig,
     pub embedded: EmbeddedConfig,
     pub redis: RedisConfig,
+    pub layered: LayeredConfig,
 }
 
 impl ItemStoreConfig {
@@ -72,9 +78,10 @@ impl ItemStoreConfig {
                 "item_store.embedded.read_cache_bytes must be at least 1048576 (1 MiB)".into(),
             );
         }
-        if self.backend == StoreKind::Redis {
+        if matches!(self.backend, StoreKind::Redis | StoreKind::Layered) {
             self.redis.validate()?;
         }
+        self.layered.validate()?;
         Ok(())
     }
 }
@@ -90,6 +97,8 @@ pub mod metric_names {
     pub const ITEM_STORE_DURATION: &str = "rescore_item_store_duration_seconds";
     pub const ITEM_STORE_REQUESTS: &str = "rescore_item_store_requests_total";
     pub const ITEM_STORE_FALLBACKS: &str = "rescore_item_store_fallbacks_total";
+    pub const ITEM_STORE_LAYER_READS: &str = "rescore_item_store_layer_reads_total";
+    pub const ITEM_STORE_LAYER_DEGRADED: &str = "rescore_item_store_layer_degraded_total";
 }
 
 /// Registers help texts for this crate's metrics, and the series with known labels at 0.
@@ -129,6 +138,14 @@ pub fn describe_metrics() {
         ITEM_STORE_FALLBACKS,
         "Item lookups served without store data (features missing/default) because the store timed out or failed, by reason."
     );
+    metrics::describe_counter!(
+        ITEM_STORE_LAYER_READS,
+        "Layered store: item lookups (item cache misses) answered per layer, redis (a value or a tombstone) or snapshot."
+    );
+    metrics::describe_counter!(
+        ITEM_STORE_LAYER_DEGRADED,
+        "Layered store: item lookups answered by the snapshot because Redis did not answer, by reason (timeout, error, skipped)."
+    );
     metrics::counter!(ITEM_CACHE_HITS).absolute(0);
     metrics::counter!(ITEM_CACHE_MISSES).absolute(0);
     for cause in ["size", "expired"] {
@@ -136,6 +153,12 @@ pub fn describe_metrics() {
     }
     for reason in ["timeout", "error"] {
         metrics::counter!(ITEM_STORE_FALLBACKS, "reason" => reason).absolute(0);
+    }
+    for layer in ["redis", "snapshot"] {
+        metrics::counter!(ITEM_STORE_LAYER_READS, "layer" => layer).absolute(0);
+    }
+    for reason in ["timeout", "error", "skipped"] {
+        metrics::counter!(ITEM_STORE_LAYER_DEGRADED, "reason" => reason).absolute(0);
     }
     for result in ["success", "failure"] {
         metrics::counter!(ITEM_STORE_SWAPS, "result" => result).absolute(0);

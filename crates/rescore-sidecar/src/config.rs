@@ -62,7 +62,7 @@ pub struct CommonFlags {
     /// Data directory of the embedded item store [default: /var/lib/rescore-sidecar].
     #[arg(long, env = "RESCORE_DATA_DIR", value_name = "DIR", global = true)]
     pub data_dir: Option<PathBuf>,
-    /// Item store that serves lookups: embedded or redis [default: embedded].
+    /// Item store that serves lookups: embedded, redis, or layered (Redis in front of the --items snapshot) [default: embedded].
     #[arg(long, env = "RESCORE_ITEM_STORE", value_name = "KIND", global = true)]
     pub item_store: Option<StoreArg>,
     /// Redis URL of the online item store [default: redis://127.0.0.1:6379/0].
@@ -74,6 +74,7 @@ pub struct CommonFlags {
 pub enum StoreArg {
     Embedded,
     Redis,
+    Layered,
 }
 
 impl From<StoreArg> for StoreKind {
@@ -81,6 +82,7 @@ impl From<StoreArg> for StoreKind {
         match s {
             StoreArg::Embedded => StoreKind::Embedded,
             StoreArg::Redis => StoreKind::Redis,
+            StoreArg::Layered => StoreKind::Layered,
         }
     }
 }
@@ -310,6 +312,11 @@ impl Config {
             if !std::fs::metadata(models).is_ok_and(|m| m.is_dir()) {
                 anyhow::bail!("--models {}: not a readable directory", models.display());
             }
+        }
+        if self.item_store.backend == StoreKind::Layered && self.items.is_none() {
+            anyhow::bail!(
+                "item_store.backend is layered: --items is needed for the snapshot layer behind Redis"
+            );
         }
         if let Some(items) = &self.items {
             if !std::fs::metadata(items).is_ok_and(|m| m.is_file()) {

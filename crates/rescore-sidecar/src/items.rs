@@ -17,9 +17,14 @@ use crate::config::{CommonFlags, Config, ItemsCommand, Target};
 /// Updates per Redis round trip.
 const REDIS_BATCH: usize = 500;
 
+/// The Redis store of `[item_store.redis]` (connections are made lazily, on the tokio runtime
+/// this runs on).
+pub fn redis_store(config: &ItemStoreConfig) -> anyhow::Result<RedisStore> {
+    RedisStore::new(&config.redis).map_err(|e| anyhow::anyhow!("item_store.redis: {e}"))
+}
+
 pub fn redis_items(config: &ItemStoreConfig) -> anyhow::Result<CachedItems> {
-    let store =
-        RedisStore::new(&config.redis).map_err(|e| anyhow::anyhow!("item_store.redis: {e}"))?;
+    let store = redis_store(config)?;
     tracing::info!(url = %redact(&config.redis.url), pool = config.redis.pool_size,
         timeout_ms = config.redis.timeout_ms, "item store: redis");
     Ok(CachedItems::redis(
@@ -29,13 +34,33 @@ pub fn redis_items(config: &ItemStoreConfig) -> anyhow::Result<CachedItems> {
     ))
 }
 
-/// Builds the embedded store from the snapshot (or reuses the live generation built from
-/// this very file) and opens it.
-pub fn embedded_items(
+/// The embedded store of `snapshot`, with `redis` in front of it when layered.
+pub fn snapshot_items(
     snapshot: &Path,
     data_dir: &Path,
     config: &ItemStoreConfig,
+    redis: Option<RedisStore>,
 ) -> anyhow::Result<CachedItems> {
+    let generation = embedded_generation(snapshot, data_dir, config)?;
+    Ok(match redis {
+        Some(store) => {
+            tracing::info!(url = %redact(&config.redis.url), pool = config.redis.pool_size,
+                redis_budget_ms = config.layered.redis_budget_ms,
+                retry_after_ms = config.layered.retry_after_ms,
+                "item store: layered (redis in front of the snapshot)");
+            CachedItems::layered(generation, store, &config.layered, &config.cache)
+        }
+        None => CachedItems::embedded(generation, &config.cache),
+    })
+}
+
+/// Builds the embedded store from the snapshot (or reuses the live generation built from
+/// this very file) and opens it.
+fn embedded_generation(
+    snapshot: &Path,
+    data_dir: &Path,
+    config: &ItemStoreConfig,
+) -> anyhow::Result<rescore_features::Generation> {
     let context = |e: StoreError| anyhow::anyhow!("--items {}: {e}", snapshot.display());
     let dir = DataDir::open(data_dir).map_err(context)?;
     let (generation, report) = dir
@@ -48,7 +73,7 @@ pub fn embedded_items(
             path = %generation.path().display(), "item store reused"),
     }
     tracing::info!(items = generation.len(), path = %snapshot.display(), "item store loaded");
-    Ok(CachedItems::embedded(generation, &config.cache))
+    Ok(generation)
 }
 
 /// Polls `CURRENT` in the data directory and swaps to a newer generation when one is
@@ -145,7 +170,8 @@ fn updates(
 ) -> anyhow::Result<serde_json::Value> {
     let target = target.unwrap_or(match config.item_store.backend {
         StoreKind::Embedded => Target::Embedded,
-        StoreKind::Redis => Target::Redis,
+        // Layered: updates go to the fresh layer; the snapshot is rebuilt by `items import`.
+        StoreKind::Redis | StoreKind::Layered => Target::Redis,
     });
     if target == Target::Redis || target == Target::Both {
         config

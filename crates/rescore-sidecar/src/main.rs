@@ -110,7 +110,11 @@ async fn serve(config: Config, discovery: Discovery, rescorer: Rescorer) -> anyh
     let redis_items = match config.item_store.backend {
         // Connections are made lazily: a Redis that is down does not delay readiness.
         StoreKind::Redis => Some(Arc::new(items::redis_items(&config.item_store)?)),
-        StoreKind::Embedded => None,
+        StoreKind::Embedded | StoreKind::Layered => None,
+    };
+    let layered_redis = match config.item_store.backend {
+        StoreKind::Layered => Some(items::redis_store(&config.item_store)?),
+        StoreKind::Embedded | StoreKind::Redis => None,
     };
     let loader = {
         let rescorer = rescorer.clone();
@@ -120,10 +124,11 @@ async fn serve(config: Config, discovery: Discovery, rescorer: Rescorer) -> anyh
         tokio::task::spawn_blocking(move || -> anyhow::Result<(Option<Arc<CachedItems>>, Option<rescore_serving::Watcher>)> {
             let items = match (redis_items, items_path) {
                 (Some(redis), _) => Some(redis),
-                (None, Some(path)) => Some(Arc::new(items::embedded_items(
+                (None, Some(path)) => Some(Arc::new(items::snapshot_items(
                     &path,
                     &data_dir,
                     &store_config,
+                    layered_redis,
                 )?)),
                 (None, None) => None,
             };

@@ -1,9 +1,13 @@
-//! The Redis online store. One key per item, `<prefix><id>`, whose value is
-//! `<version> <features as a JSON object>` or `<version> null` for a deleted item (a tombstone
-//! that keeps an older put from reviving it). Reads are one `MGET` per request for every id the
-//! cache lacks; writes go through a Lua compare-and-set on the version, pipelined.
+//! The Redis online store. One key per item, `<prefix><id>`, whose value carries the item's
+//! version and features, in text (`<version> <JSON object>`) or in the compact binary layout of
+//! [`value`]; a deleted item keeps a tombstone with its version, so that an older put cannot
+//! revive it. Reads are one `MGET` per request for every id the cache lacks and take both
+//! formats; writes go through a Lua compare-and-set on the version, pipelined.
 
-use std::collections::BTreeMap;
+mod value;
+
+pub use value::{Decoder, Stored, ValueFormat, BINARY_MAGIC};
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +36,8 @@ pub struct RedisConfig {
     /// How long a delete's tombstone is kept (0 = forever). An update older than a delete that
     /// arrives after its tombstone expired would revive the item.
     pub tombstone_ttl_secs: u64,
+    /// How `items put|delete` encode values: `text` or `binary` (the sidecar reads both).
+    pub write_format: ValueFormat,
 }
 
 impl Default for RedisConfig {
@@ -43,6 +49,7 @@ impl Default for RedisConfig {
             timeout_ms: 20,
             connect_timeout_ms: 200,
             tombstone_ttl_secs: 7 * 24 * 3600,
+            write_format: ValueFormat::Text,
         }
     }
 }
@@ -64,12 +71,21 @@ impl RedisConfig {
     }
 }
 
-/// Compare-and-set on the version: applies ARGV[2] only if it is newer than the stored value.
-/// Versions are decimal integers <= 2^53 (exact in Lua's doubles).
-const CAS_SCRIPT: &str = r"
+/// Compare-and-set on the version: applies ARGV[2] only if it is newer than the stored value,
+/// whichever format either is in (binary: 0xB1 = 177, then the version as u64 LE; text: a
+/// decimal version before the first space). Versions are <= 2^53 (exact in Lua's doubles).
+pub const CAS_SCRIPT: &str = r"
 local cur = redis.call('GET', KEYS[1])
 if cur then
-  local v = tonumber(string.match(cur, '^(%d+) '))
+  local v
+  if string.byte(cur, 1) == 177 then
+    if #cur >= 9 then
+      v = 0
+      for i = 9, 2, -1 do v = v * 256 + string.byte(cur, i) end
+    end
+  else
+    v = tonumber(string.match(cur, '^(%d+) '))
+  end
   if v and v >= tonumber(ARGV[1]) then return 0 end
 end
 if ARGV[3] ~= '0' then
@@ -86,6 +102,8 @@ pub enum RedisStoreError {
     Redis(#[from] redis::RedisError),
     #[error("redis value of {key:?}: {problem}")]
     Value { key: String, problem: String },
+    #[error("item {id:?}: {problem}")]
+    Encode { id: String, problem: String },
 }
 
 pub struct RedisStore {
@@ -93,6 +111,7 @@ pub struct RedisStore {
     next: AtomicUsize,
     prefix: String,
     tombstone_ttl_secs: u64,
+    write_format: ValueFormat,
     columns: Arc<Columns>,
     script: redis::Script,
 }
@@ -126,6 +145,7 @@ impl RedisStore {
             next: AtomicUsize::new(0),
             prefix: config.key_prefix.clone(),
             tombstone_ttl_secs: config.tombstone_ttl_secs,
+            write_format: config.write_format,
             columns: Arc::new(Columns::default()),
             script: redis::Script::new(CAS_SCRIPT),
         })
@@ -144,8 +164,27 @@ impl RedisStore {
         format!("{}{id}", self.prefix)
     }
 
-    /// All ids in one `MGET` round trip; `None` for unknown or deleted ids.
+    /// All ids in one `MGET` round trip, decoded into the store's own column space; `None`
+    /// for unknown or deleted ids.
     pub async fn mget(&self, ids: &[Box<str>]) -> Result<Vec<Option<ItemRecord>>, RedisStoreError> {
+        Ok(self
+            .mget_stored(ids, &self.columns)
+            .await?
+            .into_iter()
+            .map(|v| match v {
+                Some(Stored::Live(record)) => Some(record),
+                Some(Stored::Deleted) | None => None,
+            })
+            .collect())
+    }
+
+    /// All ids in one `MGET` round trip, decoded into `columns` (names new to it are added):
+    /// `None` for a key Redis does not have, else the live value or the tombstone.
+    pub async fn mget_stored(
+        &self,
+        ids: &[Box<str>],
+        columns: &Columns,
+    ) -> Result<Vec<Option<Stored>>, RedisStoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -154,18 +193,29 @@ impl RedisStore {
             cmd.arg(self.key(id));
         }
         let values: Vec<Option<Vec<u8>>> = cmd.query_async(&mut self.connection()).await?;
-        ids.iter()
+        let mut decoder = Decoder::default();
+        let out = ids
+            .iter()
             .zip(values)
             .map(|(id, v)| match v {
                 None => Ok(None),
-                Some(bytes) => {
-                    decode(&self.columns, &bytes).map_err(|problem| RedisStoreError::Value {
+                Some(bytes) => decoder
+                    .decode(columns, &bytes)
+                    .map(Some)
+                    .map_err(|problem| RedisStoreError::Value {
                         key: self.key(id),
                         problem,
-                    })
-                }
+                    }),
             })
-            .collect()
+            .collect();
+        let dropped = decoder.take_dropped();
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                "item feature names beyond the column limit ignored"
+            );
+        }
+        out
     }
 
     /// Applies a batch of updates in one round trip; per update, whether it was newer than
@@ -179,15 +229,17 @@ impl RedisStore {
         let mut pipe = redis::pipe();
         pipe.cmd("SCRIPT").arg("LOAD").arg(CAS_SCRIPT).ignore();
         for u in updates {
-            let (payload, ttl) = match &u.op {
-                UpdateOp::Put(features) => {
-                    let map: BTreeMap<&str, f64> =
-                        features.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-                    let json = serde_json::to_string(&map).unwrap_or_else(|_| "{}".into());
-                    (format!("{} {json}", u.version), 0)
-                }
-                UpdateOp::Delete => (format!("{} null", u.version), self.tombstone_ttl_secs),
+            let (features, ttl) = match &u.op {
+                UpdateOp::Put(features) => (Some(features.as_slice()), 0),
+                UpdateOp::Delete => (None, self.tombstone_ttl_secs),
             };
+            let payload =
+                value::encode(self.write_format, u.version, features).map_err(|problem| {
+                    RedisStoreError::Encode {
+                        id: u.id.clone(),
+                        problem: format!("line {}: {problem}", u.line),
+                    }
+                })?;
             pipe.cmd("EVALSHA")
                 .arg(self.script.get_hash())
                 .arg(1)
@@ -198,67 +250,5 @@ impl RedisStore {
         }
         let applied: Vec<i64> = pipe.query_async(&mut self.connection()).await?;
         Ok(applied.into_iter().map(|a| a == 1).collect())
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(transparent)]
-struct Features(Option<BTreeMap<String, Option<f64>>>);
-
-/// `<version> <json object | null>` → the record (`None` for a tombstone).
-fn decode(columns: &Columns, bytes: &[u8]) -> Result<Option<ItemRecord>, String> {
-    let space = bytes
-        .iter()
-        .position(|b| *b == b' ')
-        .ok_or("expected `<version> <json>`")?;
-    std::str::from_utf8(&bytes[..space])
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .ok_or("the version is not an unsigned integer")?;
-    let Features(features) =
-        serde_json::from_slice(&bytes[space + 1..]).map_err(|e| e.to_string())?;
-    Ok(features.map(|f| {
-        let (record, dropped) = ItemRecord::from_pairs(
-            columns,
-            f.iter().filter_map(|(k, v)| v.map(|v| (k.as_str(), v))),
-        );
-        if dropped > 0 {
-            tracing::warn!(
-                dropped,
-                "item feature names beyond the column limit ignored"
-            );
-        }
-        record
-    }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn values_decode_exactly_and_tombstones_are_none() {
-        let c = Columns::default();
-        let r = decode(
-            &c,
-            b"17 {\"p\":0.30000000000000004,\"q\":-1e-300,\"n\":null}",
-        )
-        .expect("valid")
-        .expect("live");
-        let p = c.column("p").expect("p");
-        assert_eq!(
-            r.value(p).map(f64::to_bits),
-            Some(0.30000000000000004f64.to_bits())
-        );
-        assert_eq!(r.value(c.column("q").expect("q")), Some(-1e-300));
-        assert!(c.column("n").is_none());
-        assert!(decode(&c, b"18 null").expect("valid").is_none());
-        for bad in [&b"{}"[..], b"x {}", b"1 {", b"1 [1]", b"1 {\"a\":\"s\"}"] {
-            assert!(
-                decode(&c, bad).is_err(),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
-        }
     }
 }

@@ -1,0 +1,375 @@
+//! The layered item store end to end: a real `redis-server` in front of the embedded
+//! snapshot, the real binary over HTTP, requests running all the time while Redis is killed,
+//! paused (SIGSTOP) and slowed (CLIENT PAUSE). Every score is LightGBM's own prediction for
+//! the features of the layer that should have answered; no request fails or falls back.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::redis::Redis;
+use common::{golden_cases, golden_models, metric, run_to_end, GoldenCase, Sidecar, TempDir};
+use serde_json::{json, Value};
+
+const ITEMS: usize = 200;
+/// Redis deletes this item (a tombstone newer than the snapshot).
+const DELETED: usize = 1;
+
+fn features(case: &GoldenCase, row: usize) -> serde_json::Map<String, Value> {
+    case.features
+        .iter()
+        .zip(&case.rows[row % case.rows.len()])
+        .filter_map(|(name, v)| v.map(|v| (name.clone(), json!(v))))
+        .collect()
+}
+
+/// The snapshot gives item i golden row i; Redis gives the even items row i + 1.
+fn snapshot_row(i: usize) -> usize {
+    i
+}
+fn fresh_row(i: usize) -> Option<usize> {
+    i.is_multiple_of(2).then_some(i + 1)
+}
+
+fn items_cmd(args: &[&str]) -> Value {
+    let (code, out) = run_to_end(args, &[]);
+    assert_eq!(code, 0, "{args:?}: {out}");
+    let last = out
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .expect("summary");
+    serde_json::from_str(last).expect("json summary")
+}
+
+/// Fresh values into Redis: items 0, 4, 8, ... as text, 2, 6, 10, ... as binary, and the
+/// tombstone of [`DELETED`].
+fn fill_redis(redis: &Redis, case: &GoldenCase, tmp: &TempDir, version: u64) {
+    for (format, residue) in [("text", 0), ("binary", 2)] {
+        let lines: String = (0..ITEMS)
+            .filter(|i| i % 4 == residue)
+            .map(|i| {
+                let row = fresh_row(i).expect("even");
+                json!({"id": format!("item-{i}"), "version": version, "features": features(case, row)})
+                    .to_string()
+                    + "\n"
+            })
+            .collect();
+        let path = tmp.path().join(format!("fresh-{format}.jsonl"));
+        std::fs::write(&path, lines).expect("write");
+        let config = tmp.path().join(format!("{format}.toml"));
+        std::fs::write(
+            &config,
+            format!("[item_store.redis]\nwrite_format = \"{format}\"\n"),
+        )
+        .expect("config");
+        let s = items_cmd(&[
+            "items",
+            "put",
+            path.to_str().expect("utf-8"),
+            "--target",
+            "redis",
+            "--redis-url",
+            &redis.url(),
+            "--config",
+            config.to_str().expect("utf-8"),
+        ]);
+        assert_eq!(s["redis"]["applied"], ITEMS / 4, "{s}");
+    }
+    let path = tmp.path().join("delete.jsonl");
+    std::fs::write(
+        &path,
+        format!(
+            "{}\n",
+            json!({"id": format!("item-{DELETED}"), "version": version})
+        ),
+    )
+    .expect("write");
+    items_cmd(&[
+        "items",
+        "delete",
+        path.to_str().expect("utf-8"),
+        "--target",
+        "redis",
+        "--redis-url",
+        &redis.url(),
+    ]);
+}
+
+fn request_body() -> String {
+    let hits: Vec<Value> = (0..ITEMS)
+        .map(|i| json!({"id": format!("item-{i}"), "score": (ITEMS - i) as f64}))
+        .collect();
+    json!({"model": "lambdarank", "hits": hits, "timeout_ms": 5000}).to_string()
+}
+
+/// Scores of one request to the sidecar at `base`; panics on anything but a scored 200.
+fn scores_at(base: &str, body: &str) -> Vec<f64> {
+    let resp = ureq::post(&format!("{base}/v1/rescore"))
+        .set("content-type", "application/json")
+        .timeout(Duration::from_secs(60))
+        .send_string(body)
+        .expect("a 200 answer");
+    let resp: Value = resp.into_json().expect("JSON");
+    assert_eq!(resp["fallback"], Value::Null, "{resp}");
+    resp["scores"]
+        .as_array()
+        .expect("scores")
+        .iter()
+        .map(|s| s.as_f64().expect("number"))
+        .collect()
+}
+
+fn matches(got: &[f64], want: &[f64]) -> bool {
+    got.len() == want.len() && got.iter().zip(want).all(|(g, w)| (g - w).abs() <= 1e-9)
+}
+
+/// Requests until the scores are `want` (the cache's short entries expire, Redis reconnects).
+fn wait_for(sidecar: &Sidecar, body: &str, want: &[f64], what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = scores_at(&sidecar.base, body);
+        if matches(&got, want) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {got:?} vs {want:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn counter(sidecar: &Sidecar, series: &str) -> f64 {
+    metric(&sidecar.get_text("/metrics"), series).unwrap_or(0.0)
+}
+
+fn degraded(sidecar: &Sidecar, reason: &str) -> f64 {
+    counter(
+        sidecar,
+        &format!("rescore_item_store_layer_degraded_total{{reason=\"{reason}\"}}"),
+    )
+}
+
+#[test]
+fn redis_answers_fresh_items_and_the_snapshot_the_rest_through_kill_pause_and_slowness() {
+    let case = golden_cases()
+        .into_iter()
+        .find(|c| c.model == "lambdarank")
+        .expect("lambdarank case");
+    let expected = |row: usize| case.expected[row % case.rows.len()];
+    let tmp = TempDir::new("layered");
+    let mut redis = Redis::start();
+    fill_redis(&redis, &case, &tmp, 2);
+
+    let snapshot: String = (0..ITEMS)
+        .map(|i| {
+            json!({"id": format!("item-{i}"), "version": 1, "features": features(&case, snapshot_row(i))})
+                .to_string()
+                + "\n"
+        })
+        .collect();
+    let snapshot_path = tmp.path().join("items.jsonl");
+    std::fs::write(&snapshot_path, snapshot).expect("write");
+    let config = tmp.path().join("sidecar.toml");
+    std::fs::write(
+        &config,
+        "[item_store]\nbackend = \"layered\"\n\
+         [item_store.layered]\nredis_budget_ms = 250\nretry_after_ms = 1500\n\
+         [item_store.cache]\nttl_secs = 1\nunknown_ttl_secs = 1\n",
+    )
+    .expect("config");
+    let models = golden_models();
+    let sidecar = Sidecar::start(&[
+        "--models",
+        models.to_str().expect("utf-8"),
+        "--items",
+        snapshot_path.to_str().expect("utf-8"),
+        "--data-dir",
+        tmp.path().join("data").to_str().expect("utf-8"),
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--redis-url",
+        &redis.url(),
+    ]);
+    let body = request_body();
+
+    // The deleted item scores as an item without features: the model's answer for no values.
+    let (status, resp) = sidecar.post(
+        "/v1/rescore",
+        &json!({"model": "lambdarank", "hits": [{"id": "nothing-known", "score": 0}]}).to_string(),
+    );
+    assert_eq!(status, 200, "{resp}");
+    let no_features = resp["scores"][0].as_f64().expect("score");
+    let healthy: Vec<f64> = (0..ITEMS)
+        .map(|i| match (i, fresh_row(i)) {
+            (DELETED, _) => no_features,
+            (_, Some(row)) => expected(row),
+            (_, None) => expected(snapshot_row(i)),
+        })
+        .collect();
+    let snapshot_only: Vec<f64> = (0..ITEMS).map(|i| expected(snapshot_row(i))).collect();
+    assert!(!matches(&healthy, &snapshot_only), "the layers must differ");
+
+    // Healthy: Redis wins where it has the key, the snapshot answers the rest.
+    let got = scores_at(&sidecar.base, &body);
+    assert!(matches(&got, &healthy), "{got:?} vs {healthy:?}");
+    let reads = |layer: &str| {
+        counter(
+            &sidecar,
+            &format!("rescore_item_store_layer_reads_total{{layer=\"{layer}\"}}"),
+        )
+    };
+    // Redis: the even items and the tombstone; the snapshot: the other odd items, and the
+    // unknown id of the request above (Redis lacks it, so the snapshot was asked).
+    assert_eq!(reads("redis"), (ITEMS / 2 + 1) as f64);
+    assert_eq!(reads("snapshot"), (ITEMS / 2) as f64);
+
+    // From here on, requests run all the time; each hit must carry one of its two exact
+    // scores (a request may meet a layer change half-way), and none may fail.
+    let stop = AtomicBool::new(false);
+    let requests = AtomicU64::new(0);
+    let base = sidecar.base.clone();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                let got = scores_at(&base, &body);
+                for (i, g) in got.iter().enumerate() {
+                    assert!(
+                        (g - healthy[i]).abs() <= 1e-9 || (g - snapshot_only[i]).abs() <= 1e-9,
+                        "hit {i}: {g} is neither layer's score ({} / {})",
+                        healthy[i],
+                        snapshot_only[i]
+                    );
+                }
+                requests.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+
+        // Killed: every item from the snapshot, counted as degraded, never as missing.
+        let before = degraded(&sidecar, "error") + degraded(&sidecar, "timeout");
+        redis.stop();
+        wait_for(
+            &sidecar,
+            &body,
+            &snapshot_only,
+            "Redis killed: snapshot answers",
+        );
+        assert!(degraded(&sidecar, "error") + degraded(&sidecar, "timeout") > before);
+
+        // Back (empty, no persistence) and refilled: fresh values again.
+        redis.restart();
+        fill_redis(&redis, &case, &tmp, 3);
+        wait_for(&sidecar, &body, &healthy, "Redis back");
+
+        // Paused (SIGSTOP): the call hits its budget; the snapshot answers.
+        let before = degraded(&sidecar, "timeout");
+        redis.signal("STOP");
+        wait_for(
+            &sidecar,
+            &body,
+            &snapshot_only,
+            "Redis paused: snapshot answers",
+        );
+        assert!(degraded(&sidecar, "timeout") > before);
+        // Within retry_after_ms of the failure, ids not cached are not even asked of Redis.
+        let skipped = degraded(&sidecar, "skipped");
+        let (status, resp) = sidecar.post(
+            "/v1/rescore",
+            &json!({"model": "lambdarank", "hits": [{"id": "new-1", "score": 1}, {"id": "new-2", "score": 0}]})
+                .to_string(),
+        );
+        assert_eq!(status, 200, "{resp}");
+        assert_eq!(degraded(&sidecar, "skipped"), skipped + 2.0);
+        redis.signal("CONT");
+        wait_for(&sidecar, &body, &healthy, "Redis resumed");
+
+        // Slow: every command waits 2 s (CLIENT PAUSE), longer than the budget.
+        let before = degraded(&sidecar, "timeout");
+        assert_eq!(
+            redis
+                .command(&["CLIENT", "PAUSE", "2000", "ALL"])
+                .as_deref(),
+            Some("+OK")
+        );
+        wait_for(
+            &sidecar,
+            &body,
+            &snapshot_only,
+            "Redis slow: snapshot answers",
+        );
+        assert!(degraded(&sidecar, "timeout") > before);
+        wait_for(&sidecar, &body, &healthy, "Redis fast again");
+        stop.store(true, Ordering::Relaxed);
+    });
+    assert!(requests.load(Ordering::Relaxed) > 10);
+
+    // Nothing was ever served as a missing feature, and Redis round trips were counted.
+    let text = sidecar.get_text("/metrics");
+    for reason in ["timeout", "error"] {
+        assert_eq!(
+            metric(
+                &text,
+                &format!("rescore_item_store_fallbacks_total{{reason=\"{reason}\"}}")
+            ),
+            Some(0.0),
+            "{text}"
+        );
+    }
+    assert!(
+        metric(
+            &text,
+            "rescore_item_store_requests_total{store=\"redis\",result=\"ok\"}"
+        )
+        .unwrap_or(0.0)
+            >= 3.0
+    );
+}
+
+#[test]
+fn layered_without_a_snapshot_and_bad_layered_settings_exit_2() {
+    let tmp = TempDir::new("layered-config");
+    let models = golden_models();
+    let (code, out) = run_to_end(
+        &[
+            "--models",
+            models.to_str().expect("utf-8"),
+            "--item-store",
+            "layered",
+        ],
+        &[],
+    );
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("--items"), "{out}");
+    let items = tmp.path().join("items.jsonl");
+    std::fs::write(&items, "{\"id\":\"a\",\"features\":{\"x\":1}}\n").expect("write");
+    for (toml, names) in [
+        (
+            "[item_store.layered]\nredis_budget_ms = 0\n",
+            "redis_budget_ms",
+        ),
+        ("[item_store.layered]\nbudget = 5\n", "budget"),
+        (
+            "[item_store.redis]\nwrite_format = \"xml\"\n",
+            "write_format",
+        ),
+    ] {
+        let config = tmp.path().join("bad.toml");
+        std::fs::write(
+            &config,
+            format!("[item_store]\nbackend = \"layered\"\n{toml}"),
+        )
+        .expect("config");
+        let (code, out) = run_to_end(
+            &[
+                "--models",
+                models.to_str().expect("utf-8"),
+                "--items",
+                items.to_str().expect("utf-8"),
+                "--config",
+                config.to_str().expect("utf-8"),
+            ],
+            &[],
+        );
+        assert_eq!(code, 2, "{toml}: {out}");
+        assert!(out.contains(names), "{toml}: {out}");
+    }
+}
