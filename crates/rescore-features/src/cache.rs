@@ -11,9 +11,12 @@
 //!   for instead of fetched again (one fetch per key under concurrent misses). A request stops
 //!   waiting at its own budget; ids not answered by then are missing for that request
 //!   (counted) and are not cached, so the next request asks again.
+//! - A store failure is never an unknown item: ids the store could not read (Redis error or
+//!   timeout, embedded read error) are counted per request ([`RequestItems::unread`]), so
+//!   serving can return the baseline (`fallback: "feature_store"`), and are not cached.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -75,6 +78,9 @@ struct Cached {
     /// Embedded generation the record was read from; 0 for Redis.
     generation: u64,
     record: Option<Arc<ItemRecord>>,
+    /// The store failed to read it (embedded read error): seen only by lookups that joined
+    /// the failed read, then expired at once, so the next request reads again.
+    failed: bool,
 }
 
 struct Expiry {
@@ -84,7 +90,9 @@ struct Expiry {
 
 impl Expiry {
     fn of(&self, value: &Cached) -> Option<Duration> {
-        Some(if value.record.is_some() {
+        Some(if value.failed {
+            Duration::ZERO
+        } else if value.record.is_some() {
             self.ttl
         } else {
             self.unknown_ttl
@@ -258,10 +266,17 @@ impl CachedItems {
         ids: impl IntoIterator<Item = &'a str>,
         deadline: Instant,
     ) -> RequestItems {
+        let mut unread = 0;
         let view = match &self.backend {
             Backend::Embedded(live) => View::Embedded(live.load_full()),
             Backend::Redis { store, timeout } => {
-                let found = self.fetch_remote(*timeout, ids, deadline).await;
+                let ids: Vec<&str> = ids.into_iter().collect();
+                let (found, failed) = self
+                    .fetch_remote(*timeout, ids.iter().copied(), deadline)
+                    .await;
+                if !failed.is_empty() {
+                    unread = ids.iter().filter(|id| failed.contains(**id)).count();
+                }
                 View::Remote {
                     found,
                     columns: store.columns().clone(),
@@ -271,6 +286,7 @@ impl CachedItems {
         RequestItems {
             items: self.clone(),
             view,
+            unread: AtomicUsize::new(unread),
         }
     }
 
@@ -279,8 +295,9 @@ impl CachedItems {
         timeout: Duration,
         ids: impl IntoIterator<Item = &'a str>,
         deadline: Instant,
-    ) -> Fetched {
+    ) -> (Fetched, HashSet<Box<str>, IdHasher>) {
         let mut found: Fetched = HashMap::default();
+        let mut failed: HashSet<Box<str>, IdHasher> = HashSet::default();
         let mut missing: Vec<&str> = Vec::new();
         let mut seen: HashSet<&str, IdHasher> = HashSet::default();
         for id in ids {
@@ -295,7 +312,7 @@ impl CachedItems {
             }
         }
         if missing.is_empty() {
-            return found;
+            return (found, failed);
         }
         let mut waits: Vec<(SharedFetch, Vec<&str>)> = Vec::new();
         let mut mine: Vec<Box<str>> = Vec::new();
@@ -347,8 +364,9 @@ impl CachedItems {
             };
             metrics::counter!(m::ITEM_STORE_FALLBACKS, "reason" => reason.as_str())
                 .increment(ids.len() as u64);
+            failed.extend(ids.into_iter().map(Box::from));
         }
-        found
+        (found, failed)
     }
 
     /// One `MGET` on its own task, so that it completes (and fills the cache for later
@@ -375,6 +393,7 @@ impl CachedItems {
                             Cached {
                                 generation: 0,
                                 record: record.clone(),
+                                failed: false,
                             },
                         );
                         map.insert(id.clone(), record);
@@ -437,6 +456,8 @@ enum View {
 pub struct RequestItems {
     items: Arc<CachedItems>,
     view: View,
+    /// Hits whose item the store failed to read (not unknown ids).
+    unread: AtomicUsize,
 }
 
 impl std::fmt::Debug for RequestItems {
@@ -451,6 +472,13 @@ impl RequestItems {
             View::Embedded(g) => g.columns(),
             View::Remote { columns, .. } => columns,
         }
+    }
+
+    /// Hits of this request whose item the store failed to read so far: Redis errors and
+    /// timeouts (known once the request is prepared), embedded read errors (known after
+    /// assembly). Unknown and deleted ids do not count.
+    pub fn unread(&self) -> usize {
+        self.unread.load(Ordering::Relaxed)
     }
 
     /// The item's record; `None` when unknown, deleted, or not answered in time.
@@ -480,7 +508,7 @@ impl RequestItems {
         let mut misses: Vec<(&str, usize)> = Vec::new();
         for (i, id) in ids.enumerate() {
             match self.items.cache.get(id) {
-                Some(c) if c.generation == number => out.push(c.record),
+                Some(c) if c.generation == number && !c.failed => out.push(c.record),
                 _ => {
                     out.push(None);
                     misses.push((id, i));
@@ -490,13 +518,21 @@ impl RequestItems {
         self.items.hits.increment((out.len() - misses.len()) as u64);
         misses.sort_unstable();
         let mut previous: Option<&str> = None;
+        let mut previous_failed = false;
         for (k, &(id, i)) in misses.iter().enumerate() {
             out[i] = if previous == Some(id) {
-                // The same id twice in one request: the second look is a cache hit.
+                // The same id twice in one request: the second look is a cache hit (or the
+                // same failure, counted for this hit too).
                 self.items.hits.increment(1);
+                if previous_failed {
+                    self.unread.fetch_add(1, Ordering::Relaxed);
+                }
                 out[misses[k - 1].1].clone()
             } else {
-                self.embedded_load(generation, id)
+                let unread = self.unread();
+                let record = self.embedded_load(generation, id);
+                previous_failed = self.unread() > unread;
+                record
             };
             previous = Some(id);
         }
@@ -505,7 +541,7 @@ impl RequestItems {
 
     fn embedded_get(&self, generation: &Generation, id: &str) -> Option<Arc<ItemRecord>> {
         if let Some(c) = self.items.cache.get(id) {
-            if c.generation == generation.number() {
+            if c.generation == generation.number() && !c.failed {
                 self.items.hits.increment(1);
                 return c.record;
             }
@@ -521,13 +557,13 @@ impl RequestItems {
         let entry = cache.entry(Box::from(id)).or_insert_with_if(
             || {
                 let started = Instant::now();
-                let record = match generation.get(id) {
-                    Ok(r) => r.map(Arc::new),
+                let (record, failed) = match generation.get(id) {
+                    Ok(r) => (r.map(Arc::new), false),
                     Err(error) => {
                         metrics::counter!(m::ITEM_STORE_REQUESTS, "store" => "embedded", "result" => "error")
                             .increment(1);
-                        self.items.warn_sometimes(|| tracing::error!(%error, "embedded item store read failed"));
-                        None
+                        self.items.warn_sometimes(|| tracing::error!(%error, "embedded item store read failed; features missing for this hit"));
+                        (None, true)
                     }
                 };
                 metrics::histogram!(m::ITEM_STORE_DURATION, "store" => "embedded")
@@ -535,15 +571,23 @@ impl RequestItems {
                 Cached {
                     generation: number,
                     record,
+                    failed,
                 }
             },
-            |c| c.generation != number,
+            |c| c.generation != number || c.failed,
         );
         if entry.is_fresh() {
             self.items.misses.increment(1);
         } else {
             self.items.hits.increment(1);
         }
-        entry.into_value().record
+        let cached = entry.into_value();
+        if cached.failed {
+            // Not an unknown item: counted for this request and never served from the cache.
+            cache.invalidate(id);
+            self.unread.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(m::ITEM_STORE_FALLBACKS, "reason" => "error").increment(1);
+        }
+        cached.record
     }
 }

@@ -272,6 +272,10 @@ impl Rescorer {
             }
             _ => None,
         };
+        // A Redis store that failed is known here: answer before taking a scoring slot.
+        if self.store_failed(request_items.as_ref(), request.hits.len()) {
+            return Ok(fallback(FallbackReason::FeatureStore, version));
+        }
         let deadline_tokio = tokio::time::Instant::from_std(deadline);
         let hits = request.hits.len();
         let ticket = if self.config.admission_control {
@@ -315,6 +319,10 @@ impl Rescorer {
         };
         let outcome = tokio::time::timeout_at(deadline_tokio, task).await;
         match outcome {
+            // Embedded read errors are known after assembly.
+            Ok(Ok(Ok(_))) if self.store_failed(request_items.as_deref(), hits) => {
+                Ok(fallback(FallbackReason::FeatureStore, version))
+            }
             Ok(Ok(Ok(scores))) => {
                 if !shadows.is_empty() {
                     self.shadow.submit(shadow::ShadowJob {
@@ -348,6 +356,13 @@ impl Rescorer {
                 Ok(fallback(FallbackReason::ScoringError, version))
             }
         }
+    }
+
+    /// Whether the store failed to read more than `serving.max_store_failure_share` of the
+    /// request's hits (ADR 0002); unknown ids never count.
+    fn store_failed(&self, items: Option<&rescore_features::RequestItems>, hits: usize) -> bool {
+        let unread = items.map_or(0, |i| i.unread());
+        unread > 0 && unread as f64 > self.config.max_store_failure_share * hits as f64
     }
 
     /// The requested (or default) name, then its rules, then the target's A/B arm.
