@@ -294,6 +294,15 @@ impl Rescorer {
         else {
             return Ok(fallback(FallbackReason::Overloaded, version));
         };
+        // Waited too long for the slot to finish in time: hand it on at once (ADR 0010).
+        if self.config.admission_control
+            && !self
+                .admission
+                .fits(hits, deadline.saturating_duration_since(Instant::now()))
+        {
+            drop(permit);
+            return Ok(fallback(FallbackReason::Overloaded, version));
+        }
         let request = Arc::new(request);
         let request_items = request_items.map(Arc::new);
         let task = {
