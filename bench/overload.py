@@ -5,7 +5,8 @@ Starts the release binary on the demo model and items (once with `serving.admiss
 true`, once with `false`), and drives it with the `rescore_load` example: closed-loop clients of
 1,000-hit requests with `timeout_ms` 50, each waiting 5 ms between its requests. Reports per
 concurrency answers/s, scored answers/s, fallbacks by reason, p50/p99 of all answers, of scored
-ones and of fallbacks, and the sidecar's RSS before, at the end of and 10 s after the load.
+ones and of fallbacks, the sidecar's own time (`took_us`, from the parsed request to the answer)
+and the sidecar's RSS before, at the end of and 10 s after the load.
 
 Usage (from the repo root, after `cargo build --release --bin rescore-sidecar --example rescore_load`):
   python3 bench/overload.py [--clients 4,8,16,64,256] [--seconds 15]
@@ -64,13 +65,14 @@ def ms(v):
 
 
 def table(rows):
-    print("| admission | clients | answers/s | scored/s | fallbacks | all p50 / p99 ms | scored p50 / p99 ms | fallback p50 / p99 ms | RSS before / end of load / 10 s after (MB) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| admission | clients | answers/s | scored/s | fallbacks | all p50 / p99 ms | scored p50 / p99 ms | fallback p50 / p99 ms | sidecar `took` p99 all / fallback ms | RSS before / end of load / 10 s after (MB) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         fb = ", ".join(f"{k} {v}" for k, v in r["fallbacks"].items()) or "0"
         print(f"| {'on' if r['admission_control'] else 'off'} | {r['clients']} | {r['answers_per_s']:.0f} | {r['scored_per_s']:.0f} | {fb} "
               f"| {ms(r['all_p50_ms'])} / {ms(r['all_p99_ms'])} | {ms(r['scored_p50_ms'])} / {ms(r['scored_p99_ms'])} "
               f"| {ms(r['fallback_p50_ms'])} / {ms(r['fallback_p99_ms'])} "
+              f"| {ms(r.get('server_p99_ms'))} / {ms(r.get('server_fallback_p99_ms'))} "
               f"| {r['rss_mb_before']:.0f} / {r['rss_mb_during']:.0f} / {r['rss_mb_after']:.0f} |")
 
 

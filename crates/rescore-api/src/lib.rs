@@ -159,14 +159,18 @@ pub enum FallbackReason {
     ScoringError,
     /// All scoring slots stayed busy for the whole budget.
     Overloaded,
+    /// The item store failed (error or timeout, not unknown ids) for more than
+    /// `serving.max_store_failure_share` of the hits.
+    FeatureStore,
 }
 
 impl FallbackReason {
-    pub const ALL: [FallbackReason; 4] = [
+    pub const ALL: [FallbackReason; 5] = [
         FallbackReason::Timeout,
         FallbackReason::ModelUnavailable,
         FallbackReason::ScoringError,
         FallbackReason::Overloaded,
+        FallbackReason::FeatureStore,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -175,6 +179,7 @@ impl FallbackReason {
             FallbackReason::ModelUnavailable => "model_unavailable",
             FallbackReason::ScoringError => "scoring_error",
             FallbackReason::Overloaded => "overloaded",
+            FallbackReason::FeatureStore => "feature_store",
         }
     }
 }

@@ -14,9 +14,12 @@
 //! - Layered (Redis in front of the embedded snapshot, [`crate::layered`]): the same fetch,
 //!   decoded into the pinned generation's columns and cached under its number; what Redis
 //!   lacks, or cannot answer in its budget, is read from the snapshot.
+//! - A store failure is never an unknown item: ids the store could not read (Redis error or
+//!   timeout, embedded read error) are counted per request ([`RequestItems::unread`]), so
+//!   serving can return the baseline (`fallback: "feature_store"`), and are not cached.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -83,6 +86,9 @@ pub(crate) struct Cached {
     /// Kept only for `unknown_ttl_secs`: a layered snapshot answer given while Redis did
     /// not answer.
     pub(crate) short: bool,
+    /// The store failed to read it (embedded read error): seen only by lookups that joined
+    /// the failed read, then expired at once, so the next request reads again.
+    pub(crate) failed: bool,
 }
 
 struct Expiry {
@@ -92,7 +98,9 @@ struct Expiry {
 
 impl Expiry {
     fn of(&self, value: &Cached) -> Option<Duration> {
-        Some(if value.record.is_some() && !value.short {
+        Some(if value.failed {
+            Duration::ZERO
+        } else if value.record.is_some() && !value.short {
             self.ttl
         } else {
             self.unknown_ttl
@@ -285,13 +293,20 @@ impl CachedItems {
         ids: impl IntoIterator<Item = &'a str>,
         deadline: Instant,
     ) -> RequestItems {
+        let mut unread = 0;
         let view = match &self.backend {
             Backend::Embedded(live) => View::Embedded(live.load_full()),
             Backend::Redis { store, timeout } => {
-                let (found, unanswered) = self.fetch_remote(*timeout, ids, deadline, None).await;
+                let ids: Vec<&str> = ids.into_iter().collect();
+                let (found, unanswered, failed) = self
+                    .fetch_remote(*timeout, ids.iter().copied(), deadline, None)
+                    .await;
                 for (reason, n) in unanswered {
                     metrics::counter!(m::ITEM_STORE_FALLBACKS, "reason" => reason.as_str())
                         .increment(n);
+                }
+                if !failed.is_empty() {
+                    unread = ids.iter().filter(|id| failed.contains(**id)).count();
                 }
                 View::Remote {
                     found,
@@ -314,22 +329,24 @@ impl CachedItems {
         RequestItems {
             items: self.clone(),
             view,
+            unread: AtomicUsize::new(unread),
         }
     }
 
     /// The ids from the cache, else from one Redis fetch (or one already in flight for the
     /// same cache tag). `pinned` is the layered view's generation: records are decoded into
     /// its columns and cached under its number, and ids Redis lacks come back `Absent`.
-    /// Returns the answers and, per reason, how many ids were not answered.
+    /// Returns the answers, per reason how many ids were not answered, and those ids.
     pub(crate) async fn fetch_remote<'a>(
         self: &Arc<Self>,
         timeout: Duration,
         ids: impl IntoIterator<Item = &'a str>,
         deadline: Instant,
         pinned: Option<&Arc<Generation>>,
-    ) -> (Fetched, Vec<(Unanswered, u64)>) {
+    ) -> (Fetched, Vec<(Unanswered, u64)>, HashSet<Box<str>, IdHasher>) {
         let tag = pinned.map_or(0, |g| g.number());
         let mut found: Fetched = HashMap::default();
+        let mut failed: HashSet<Box<str>, IdHasher> = HashSet::default();
         let mut missing: Vec<&str> = Vec::new();
         let mut seen: HashSet<&str, IdHasher> = HashSet::default();
         for id in ids {
@@ -346,7 +363,7 @@ impl CachedItems {
         }
         let mut unanswered = Vec::new();
         if missing.is_empty() {
-            return (found, unanswered);
+            return (found, unanswered, failed);
         }
         let mut waits: Vec<(SharedFetch, Vec<&str>)> = Vec::new();
         let mut mine: Vec<Box<str>> = Vec::new();
@@ -398,8 +415,9 @@ impl CachedItems {
                 Err(_) => Unanswered::Timeout,
             };
             unanswered.push((reason, ids.len() as u64));
+            failed.extend(ids.into_iter().map(Box::from));
         }
-        (found, unanswered)
+        (found, unanswered, failed)
     }
 
     /// One `MGET` on its own task, so that it completes (and fills the cache for later
@@ -454,6 +472,7 @@ impl CachedItems {
                                 generation: tag,
                                 record: record.clone(),
                                 short: false,
+                                failed: false,
                             },
                         );
                         map.insert(id.clone(), Answer::Found(record));
@@ -531,6 +550,8 @@ pub(crate) enum View {
 pub struct RequestItems {
     pub(crate) items: Arc<CachedItems>,
     pub(crate) view: View,
+    /// Hits whose item the store failed to read (not unknown ids).
+    pub(crate) unread: AtomicUsize,
 }
 
 impl std::fmt::Debug for RequestItems {
@@ -545,6 +566,13 @@ impl RequestItems {
             View::Embedded(g) | View::Layered { generation: g, .. } => g.columns(),
             View::Remote { columns, .. } => columns,
         }
+    }
+
+    /// Hits of this request whose item the store failed to read so far: Redis errors and
+    /// timeouts (known once the request is prepared), embedded read errors (known after
+    /// assembly). Unknown and deleted ids do not count.
+    pub fn unread(&self) -> usize {
+        self.unread.load(Ordering::Relaxed)
     }
 
     /// The item's record; `None` when unknown, deleted, or not answered in time.
@@ -578,7 +606,7 @@ impl RequestItems {
         let mut misses: Vec<(&str, usize)> = Vec::new();
         for (i, id) in ids.enumerate() {
             match self.items.cache.get(id) {
-                Some(c) if c.generation == number => out.push(c.record),
+                Some(c) if c.generation == number && !c.failed => out.push(c.record),
                 _ => {
                     out.push(None);
                     misses.push((id, i));
@@ -588,13 +616,21 @@ impl RequestItems {
         self.items.hits.increment((out.len() - misses.len()) as u64);
         misses.sort_unstable();
         let mut previous: Option<&str> = None;
+        let mut previous_failed = false;
         for (k, &(id, i)) in misses.iter().enumerate() {
             out[i] = if previous == Some(id) {
-                // The same id twice in one request: the second look is a cache hit.
+                // The same id twice in one request: the second look is a cache hit (or the
+                // same failure, counted for this hit too).
                 self.items.hits.increment(1);
+                if previous_failed {
+                    self.unread.fetch_add(1, Ordering::Relaxed);
+                }
                 out[misses[k - 1].1].clone()
             } else {
-                self.embedded_load(generation, id)
+                let unread = self.unread();
+                let record = self.embedded_load(generation, id);
+                previous_failed = self.unread() > unread;
+                record
             };
             previous = Some(id);
         }
@@ -607,7 +643,7 @@ impl RequestItems {
         id: &str,
     ) -> Option<Arc<ItemRecord>> {
         if let Some(c) = self.items.cache.get(id) {
-            if c.generation == generation.number() {
+            if c.generation == generation.number() && !c.failed {
                 self.items.hits.increment(1);
                 return c.record;
             }
@@ -623,13 +659,13 @@ impl RequestItems {
         let entry = cache.entry(Box::from(id)).or_insert_with_if(
             || {
                 let started = Instant::now();
-                let record = match generation.get(id) {
-                    Ok(r) => r.map(Arc::new),
+                let (record, failed) = match generation.get(id) {
+                    Ok(r) => (r.map(Arc::new), false),
                     Err(error) => {
                         metrics::counter!(m::ITEM_STORE_REQUESTS, "store" => "embedded", "result" => "error")
                             .increment(1);
-                        self.items.warn_sometimes(|| tracing::error!(%error, "embedded item store read failed"));
-                        None
+                        self.items.warn_sometimes(|| tracing::error!(%error, "embedded item store read failed; features missing for this hit"));
+                        (None, true)
                     }
                 };
                 metrics::histogram!(m::ITEM_STORE_DURATION, "store" => "embedded")
@@ -638,16 +674,24 @@ impl RequestItems {
                     generation: number,
                     record,
                     short: false,
+                    failed,
                 }
             },
-            |c| c.generation != number,
+            |c| c.generation != number || c.failed,
         );
         if entry.is_fresh() {
             self.items.misses.increment(1);
         } else {
             self.items.hits.increment(1);
         }
-        entry.into_value().record
+        let cached = entry.into_value();
+        if cached.failed {
+            // Not an unknown item: counted for this request and never served from the cache.
+            cache.invalidate(id);
+            self.unread.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(m::ITEM_STORE_FALLBACKS, "reason" => "error").increment(1);
+        }
+        cached.record
     }
 }
 

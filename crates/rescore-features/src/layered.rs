@@ -115,7 +115,7 @@ impl CachedItems {
         deadline: Instant,
     ) -> Fetched {
         if !breaker.open(self.started) {
-            let (found, unanswered) = self
+            let (found, unanswered, _) = self
                 .fetch_remote(budget, ids, deadline, Some(generation))
                 .await;
             for (reason, n) in unanswered {
@@ -205,13 +205,13 @@ impl RequestItems {
         let entry = items.cache.entry(Box::from(id)).or_insert_with_if(
             || {
                 let started = Instant::now();
-                let record = match generation.get(id) {
-                    Ok(r) => r.map(Arc::new),
+                let (record, failed) = match generation.get(id) {
+                    Ok(r) => (r.map(Arc::new), false),
                     Err(error) => {
                         metrics::counter!(m::ITEM_STORE_REQUESTS, "store" => "embedded", "result" => "error")
                             .increment(1);
                         items.warn_sometimes(|| tracing::error!(%error, "embedded item store read failed"));
-                        None
+                        (None, true)
                     }
                 };
                 metrics::histogram!(m::ITEM_STORE_DURATION, "store" => "embedded")
@@ -221,10 +221,18 @@ impl RequestItems {
                     generation: number,
                     record,
                     short: degraded,
+                    failed,
                 }
             },
-            |c| c.generation != number,
+            |c| c.generation != number || c.failed,
         );
-        entry.into_value().record
+        let cached = entry.into_value();
+        if cached.failed {
+            // Both layers failed for this id: a store failure, not an unknown item.
+            items.cache.invalidate(id);
+            self.unread.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(m::ITEM_STORE_FALLBACKS, "reason" => "error").increment(1);
+        }
+        cached.record
     }
 }

@@ -64,6 +64,13 @@ impl Admission {
         Some(ticket)
     }
 
+    /// Whether `hits` hits can be scored in `remaining` by the recent cost: checked again when a
+    /// slot is granted, so that a request that waited too long gives its slot to the next
+    /// waiter at once instead of starting work it cannot finish (ADR 0010).
+    pub(crate) fn fits(&self, hits: usize, remaining: Duration) -> bool {
+        u128::from(self.estimate_us(hits)) <= remaining.as_micros()
+    }
+
     /// Folds one scoring run into the per-hit cost.
     pub(crate) fn observe(&self, hits: usize, took: Duration) {
         if hits == 0 {
@@ -118,6 +125,16 @@ mod tests {
         drop((first, second, third));
         assert_eq!(a.queued_us(), 0);
         assert!(a.admit(1000, budget).is_some());
+    }
+
+    #[test]
+    fn a_granted_slot_is_kept_only_when_the_rest_of_the_budget_fits() {
+        let a = Admission::new(1);
+        assert!(a.fits(1000, Duration::ZERO), "no cost known yet");
+        a.observe(1000, Duration::from_millis(2)); // 2 µs per hit
+        assert!(a.fits(1000, Duration::from_millis(2)));
+        assert!(!a.fits(1000, Duration::from_micros(1999)));
+        assert!(a.fits(10, Duration::from_micros(20)));
     }
 
     #[test]

@@ -40,6 +40,11 @@ pub struct ServingConfig {
     /// Refuse at once a request that cannot be scored within its budget (ADR 0002). Off by
     /// default: the first measurement (docs/reliability.md) showed no benefit yet.
     pub admission_control: bool,
+    /// Largest share of a request's hits whose item the store failed to read (Redis error or
+    /// timeout, embedded read error; unknown ids do not count) that is still scored with those
+    /// items' features missing; above it the request gets the baseline with
+    /// `fallback: "feature_store"`. 1.0 = always score.
+    pub max_store_failure_share: f64,
     /// Entries of the item cache (unknown ids included).
     pub item_cache_capacity: u64,
     /// Engine for models without an entry in `engines`.
@@ -80,6 +85,7 @@ impl Default for ServingConfig {
             max_hits: 10_000,
             scoring_threads: 0,
             admission_control: false,
+            max_store_failure_share: 0.1,
             item_cache_capacity: 1_000_000,
             default_engine: EngineChoice::Native,
             engines: BTreeMap::new(),
@@ -106,6 +112,9 @@ impl ServingConfig {
         if self.max_hits == 0 {
             return Err("serving.max_hits must be at least 1".into());
         }
+        if !(0.0..=1.0).contains(&self.max_store_failure_share) {
+            return Err("serving.max_store_failure_share must be in 0.0..=1.0".into());
+        }
         if self.item_cache_capacity == 0 {
             return Err("serving.item_cache_capacity must be at least 1".into());
         }
@@ -128,6 +137,70 @@ impl ServingConfig {
             self.scoring_threads
         } else {
             std::thread::available_parallelism().map_or(2, |n| n.get())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/configuration.md: the `[serving]` key table and the example's `[serving]` section.
+    fn documented() -> (Vec<String>, String) {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md");
+        let text = std::fs::read_to_string(path).expect("docs/configuration.md");
+        let table = text
+            .split("### `[serving]`")
+            .nth(1)
+            .and_then(|t| t.split("\n### ").next())
+            .expect("[serving] table");
+        let keys = table
+            .lines()
+            .filter(|l| !l.contains("**Deprecated"))
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split('`').next())
+            .map(str::to_string)
+            .collect();
+        let example = text
+            .split("```toml")
+            .nth(1)
+            .and_then(|b| b.split("\n[serving]\n").nth(1))
+            .and_then(|s| s.split("\n[").next())
+            .expect("[serving] in the example");
+        (keys, example.to_string())
+    }
+
+    #[test]
+    fn documented_serving_keys_parse_and_match_the_defaults() {
+        let (keys, example) = documented();
+        assert!(keys.len() >= 9, "{keys:?}");
+        for key in &keys {
+            assert!(
+                example.contains(&format!("\n{key} = "))
+                    || example.contains(&format!("# {key} = ")),
+                "`{key}` of the [serving] table is missing from the example"
+            );
+        }
+        let parsed: ServingConfig = toml::from_str(&example).expect("example [serving] parses");
+        parsed.validate().expect("example [serving] is valid");
+        let defaults = ServingConfig::default();
+        assert_eq!(
+            parsed.max_store_failure_share,
+            defaults.max_store_failure_share
+        );
+        assert_eq!(parsed.admission_control, defaults.admission_control);
+    }
+
+    #[test]
+    fn store_failure_share_is_validated() {
+        for bad in [-0.1, 1.5, f64::NAN] {
+            let config = ServingConfig {
+                max_store_failure_share: bad,
+                ..ServingConfig::default()
+            };
+            let error = config.validate().expect_err("out of range");
+            assert!(error.contains("max_store_failure_share"), "{error}");
         }
     }
 }

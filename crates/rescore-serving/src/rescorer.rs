@@ -272,6 +272,10 @@ impl Rescorer {
             }
             _ => None,
         };
+        // A Redis store that failed is known here: answer before taking a scoring slot.
+        if self.store_failed(request_items.as_ref(), request.hits.len()) {
+            return Ok(fallback(FallbackReason::FeatureStore, version));
+        }
         let deadline_tokio = tokio::time::Instant::from_std(deadline);
         let hits = request.hits.len();
         let ticket = if self.config.admission_control {
@@ -290,6 +294,15 @@ impl Rescorer {
         else {
             return Ok(fallback(FallbackReason::Overloaded, version));
         };
+        // Waited too long for the slot to finish in time: hand it on at once (ADR 0010).
+        if self.config.admission_control
+            && !self
+                .admission
+                .fits(hits, deadline.saturating_duration_since(Instant::now()))
+        {
+            drop(permit);
+            return Ok(fallback(FallbackReason::Overloaded, version));
+        }
         let request = Arc::new(request);
         let request_items = request_items.map(Arc::new);
         let task = {
@@ -315,6 +328,10 @@ impl Rescorer {
         };
         let outcome = tokio::time::timeout_at(deadline_tokio, task).await;
         match outcome {
+            // Embedded read errors are known after assembly.
+            Ok(Ok(Ok(_))) if self.store_failed(request_items.as_deref(), hits) => {
+                Ok(fallback(FallbackReason::FeatureStore, version))
+            }
             Ok(Ok(Ok(scores))) => {
                 if !shadows.is_empty() {
                     self.shadow.submit(shadow::ShadowJob {
@@ -348,6 +365,13 @@ impl Rescorer {
                 Ok(fallback(FallbackReason::ScoringError, version))
             }
         }
+    }
+
+    /// Whether the store failed to read more than `serving.max_store_failure_share` of the
+    /// request's hits (ADR 0002); unknown ids never count.
+    fn store_failed(&self, items: Option<&rescore_features::RequestItems>, hits: usize) -> bool {
+        let unread = items.map_or(0, |i| i.unread());
+        unread > 0 && unread as f64 > self.config.max_store_failure_share * hits as f64
     }
 
     /// The requested (or default) name, then its rules, then the target's A/B arm.

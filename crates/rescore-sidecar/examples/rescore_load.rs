@@ -2,7 +2,9 @@
 //! threads, each on its own keep-alive connection, POST a request of H hits (ids drawn from the
 //! demo catalogue, `i0`..`i9999`), wait `think` ms (the engine's other work between calls), and
 //! repeat for S seconds. Prints one JSON line: answers/s, scored answers/s, answers by fallback
-//! reason, and latency quantiles of all answers, of scored ones and of fallbacks.
+//! reason, and latency quantiles of all answers, of scored ones and of fallbacks, as the client
+//! measured them and as the sidecar did (`took_us`: the serving layer only; the difference is
+//! connection queueing, body reading, parsing and the client's own scheduling).
 //! `cargo run --release -p rescore-sidecar --example rescore_load -- ADDR CLIENTS HITS SECONDS TIMEOUT_MS [THINK_MS] [MODEL]`
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -10,6 +12,8 @@ use std::time::{Duration, Instant};
 #[derive(serde::Deserialize)]
 struct Answer {
     fallback: Option<String>,
+    /// The sidecar's own time (from the parsed request to the answer), µs.
+    took_us: u64,
 }
 
 fn quantile(sorted: &[f64], q: f64) -> f64 {
@@ -38,7 +42,7 @@ fn main() -> anyhow::Result<()> {
     let threads: Vec<_> = (0..clients)
         .map(|c| {
             let (url, model) = (url.clone(), model.clone());
-            std::thread::spawn(move || -> Vec<(f64, Option<String>)> {
+            std::thread::spawn(move || -> Vec<(f64, Option<f64>, Option<String>)> {
                 // a fixed pseudo-random id set per client (xorshift): deterministic, no extra crate
                 let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ (c as u64 + 1);
                 let ids: Vec<String> = (0..hits)
@@ -69,13 +73,10 @@ fn main() -> anyhow::Result<()> {
                         .ok()
                         .and_then(|r| r.into_json::<Answer>().ok());
                     let ms = t0.elapsed().as_secs_f64() * 1e3;
-                    out.push((
-                        ms,
-                        match answer {
-                            Some(a) => a.fallback,
-                            None => Some("client_error".into()),
-                        },
-                    ));
+                    out.push(match answer {
+                        Some(a) => (ms, Some(a.took_us as f64 / 1e3), a.fallback),
+                        None => (ms, None, Some("client_error".into())),
+                    });
                     std::thread::sleep(think);
                 }
                 out
@@ -92,17 +93,27 @@ fn main() -> anyhow::Result<()> {
     let mut every: Vec<f64> = Vec::new();
     let mut scored: Vec<f64> = Vec::new();
     let mut fallbacks: Vec<f64> = Vec::new();
-    for (ms, reason) in &all {
+    let mut server_all: Vec<f64> = Vec::new();
+    let mut server_fallbacks: Vec<f64> = Vec::new();
+    for (ms, server_ms, reason) in &all {
         every.push(*ms);
+        server_all.extend(*server_ms);
         match reason {
             None => scored.push(*ms),
             Some(r) => {
                 fallbacks.push(*ms);
+                server_fallbacks.extend(*server_ms);
                 *by_reason.entry(r.clone()).or_default() += 1;
             }
         }
     }
-    for v in [&mut every, &mut scored, &mut fallbacks] {
+    for v in [
+        &mut every,
+        &mut scored,
+        &mut fallbacks,
+        &mut server_all,
+        &mut server_fallbacks,
+    ] {
         v.sort_by(f64::total_cmp);
     }
     let summary = serde_json::json!({
@@ -112,6 +123,9 @@ fn main() -> anyhow::Result<()> {
         "all_p50_ms": quantile(&every, 0.5), "all_p99_ms": quantile(&every, 0.99),
         "scored_p50_ms": quantile(&scored, 0.5), "scored_p99_ms": quantile(&scored, 0.99),
         "fallback_p50_ms": quantile(&fallbacks, 0.5), "fallback_p99_ms": quantile(&fallbacks, 0.99),
+        "server_p50_ms": quantile(&server_all, 0.5), "server_p99_ms": quantile(&server_all, 0.99),
+        "server_fallback_p50_ms": quantile(&server_fallbacks, 0.5),
+        "server_fallback_p99_ms": quantile(&server_fallbacks, 0.99),
     });
     println!("{summary}");
     Ok(())

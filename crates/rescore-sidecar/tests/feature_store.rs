@@ -68,6 +68,29 @@ fn rescore(sidecar: &Sidecar, hits: Value, timeout_ms: u64) -> (Vec<f64>, Value)
     (scores, resp)
 }
 
+/// The model's scores for `hits`, retried for up to 10 s while the store fails (their ids are
+/// looked up even when every feature is inline).
+fn scored(sidecar: &Sidecar, hits: Value) -> Vec<f64> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (scores, resp) = rescore(sidecar, hits.clone(), 1000);
+        if resp["fallback"].is_null() {
+            return scores;
+        }
+        assert!(Instant::now() < deadline, "not scored: {resp}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The hits' own scores: what a fallback returns.
+fn hit_scores(hits: &Value) -> Vec<f64> {
+    hits.as_array()
+        .expect("hits")
+        .iter()
+        .map(|h| h["score"].as_f64().expect("score"))
+        .collect()
+}
+
 fn id_hits(items: &[(String, serde_json::Map<String, Value>)], prefix: &str) -> Value {
     Value::Array(
         items
@@ -124,25 +147,35 @@ fn redis_outage_degrades_within_the_budget_and_recovers_with_fresh_values() {
     let (fresh, _) = rescore(&sidecar, id_hits(&items, ""), 1000);
     let (inline, _) = rescore(&sidecar, inline_hits(&items), 1000);
     assert_eq!(fresh, inline, "Redis features are served exactly");
-    let (all_missing, _) = rescore(&sidecar, id_hits(&items, "unknown-"), 1000);
+    // Unknown ids are unknown items, not a store failure: scored on defaults.
+    let (all_missing, resp) = rescore(&sidecar, id_hits(&items, "unknown-"), 1000);
+    assert_eq!(resp["fallback"], Value::Null, "{resp}");
     assert_ne!(fresh, all_missing);
 
-    // Redis down: the cache expires, the fetch fails or times out, and the request is still
-    // scored within its budget with the items' features missing.
+    // Redis down: the cache expires, the fetch fails or times out, and the request gets the
+    // baseline (`feature_store`) within its budget instead of a ranking on defaults.
     redis.stop();
     std::thread::sleep(Duration::from_millis(1300));
     let before = sidecar.get_text("/metrics");
     let budget_ms = 300;
+    let baseline = hit_scores(&id_hits(&items, ""));
     for _ in 0..3 {
         let (degraded, resp) = rescore(&sidecar, id_hits(&items, ""), budget_ms);
-        assert_eq!(resp["fallback"], Value::Null, "{resp}");
+        assert_eq!(resp["fallback"], "feature_store", "{resp}");
         assert!(
             resp["took_us"].as_u64().expect("took_us") < budget_ms * 1000,
             "{resp}"
         );
-        assert_eq!(degraded, all_missing);
+        assert_eq!(degraded, baseline);
     }
     let after = sidecar.get_text("/metrics");
+    let store_fallbacks =
+        |text: &str| metric(text, "rescore_fallbacks_total{reason=\"feature_store\"}");
+    assert_eq!(
+        store_fallbacks(&after).expect("counted") - store_fallbacks(&before).expect("at 0"),
+        3.0,
+        "{after}"
+    );
     let counted = |text: &str| {
         metric(text, "rescore_item_store_fallbacks_total{reason=\"error\"}").unwrap_or(0.0)
             + metric(
@@ -177,7 +210,8 @@ fn redis_outage_degrades_within_the_budget_and_recovers_with_fresh_values() {
         "--redis-url",
         &redis.url(),
     ]);
-    let (expected, _) = rescore(&sidecar, inline_hits(&changed), 1000);
+    // Inline hits still look their id up: retried until the reconnected store answers.
+    let expected = scored(&sidecar, inline_hits(&changed));
     assert_ne!(expected, fresh);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -200,6 +234,185 @@ fn redis_outage_degrades_within_the_budget_and_recovers_with_fresh_values() {
         .unwrap_or(0.0)
             >= 2.0
     );
+}
+
+/// Redis hung (SIGSTOP): each fetch times out. A few failed ids among cached ones are scored
+/// with their features missing; a window the store cannot answer gets the baseline; after
+/// SIGCONT the same ids are served again (failures were not cached as unknown items).
+#[test]
+fn redis_paused_fails_over_to_the_baseline_beyond_the_configured_share() {
+    let redis = Redis::start();
+    let tmp = TempDir::new("redis-paused");
+    let items = demo_items(60);
+    let updates = tmp.path().join("v1.jsonl");
+    std::fs::write(&updates, put_lines(&items, 1)).expect("write");
+    items_cmd(&[
+        "items",
+        "put",
+        updates.to_str().expect("utf-8"),
+        "--target",
+        "redis",
+        "--redis-url",
+        &redis.url(),
+    ]);
+    let config = tmp.path().join("sidecar.toml");
+    std::fs::write(
+        &config,
+        "[item_store]\nbackend = \"redis\"\n[item_store.redis]\ntimeout_ms = 50\n[item_store.cache]\nttl_secs = 600\n",
+    )
+    .expect("config");
+    let sidecar = Sidecar::start(&[
+        "--models",
+        &models(),
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--redis-url",
+        &redis.url(),
+    ]);
+    let (warm, cold) = items.split_at(40);
+    let (expected_warm, _) = rescore(&sidecar, inline_hits(warm), 1000);
+    let (fresh, resp) = rescore(&sidecar, id_hits(warm, ""), 1000);
+    assert_eq!(resp["fallback"], Value::Null, "{resp}");
+    assert_eq!(fresh, expected_warm);
+
+    redis.signal("STOP");
+    let before = sidecar.get_text("/metrics");
+    // 40 cached + 2 unread ids: 2/42 is within the default share (0.1): scored.
+    let mut mixed = warm.to_vec();
+    mixed.extend_from_slice(&cold[..2]);
+    let (_, resp) = rescore(&sidecar, id_hits(&mixed, ""), 300);
+    assert_eq!(resp["fallback"], Value::Null, "{resp}");
+    // 20 ids the store cannot answer: the baseline, within the budget.
+    let budget_ms = 300;
+    let hits = id_hits(cold, "");
+    let (scores, resp) = rescore(&sidecar, hits.clone(), budget_ms);
+    assert_eq!(resp["fallback"], "feature_store", "{resp}");
+    assert_eq!(scores, hit_scores(&hits));
+    assert!(
+        resp["took_us"].as_u64().expect("took_us") < budget_ms * 1000,
+        "{resp}"
+    );
+    let after = sidecar.get_text("/metrics");
+    let delta = |series: &str| {
+        metric(&after, series).unwrap_or(0.0) - metric(&before, series).unwrap_or(0.0)
+    };
+    assert_eq!(
+        delta("rescore_fallbacks_total{reason=\"feature_store\"}"),
+        1.0
+    );
+    assert_eq!(
+        delta("rescore_item_store_fallbacks_total{reason=\"timeout\"}"),
+        22.0,
+        "{after}"
+    );
+
+    redis.signal("CONT");
+    let expected_cold = scored(&sidecar, inline_hits(cold));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (now, resp) = rescore(&sidecar, id_hits(cold, ""), 1000);
+        if resp["fallback"].is_null() {
+            assert_eq!(
+                now, expected_cold,
+                "served from Redis, not as unknown items"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not scored after SIGCONT: {resp}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// An embedded generation whose file is cut short while serving: reads fail, the request gets
+/// the baseline (not a ranking on defaults), and the failures are not cached as unknown items
+/// (the next request reads again and fails again). redb refuses every read after an I/O error
+/// until the file is reopened: the next published generation brings the items back.
+#[test]
+fn embedded_read_errors_are_a_feature_store_fallback_and_are_not_cached() {
+    let tmp = TempDir::new("embedded-errors");
+    let items = demo_items(10_000);
+    let snapshot = tmp.path().join("items.jsonl");
+    std::fs::write(&snapshot, put_lines(&items, 1)).expect("write");
+    let data = tmp.path().join("data");
+    let config = tmp.path().join("sidecar.toml");
+    std::fs::write(
+        &config,
+        "[item_store.embedded]\nreload_interval_ms = 100\nread_cache_bytes = 1048576\n",
+    )
+    .expect("config");
+    let sidecar = Sidecar::start(&[
+        "--models",
+        &models(),
+        "--items",
+        snapshot.to_str().expect("utf-8"),
+        "--data-dir",
+        data.to_str().expect("utf-8"),
+        "--config",
+        config.to_str().expect("utf-8"),
+    ]);
+    // Ids spread over the whole key range, so their pages are not all in redb's cache.
+    let picked: Vec<_> = items.iter().step_by(250).cloned().collect();
+    let (expected, _) = rescore(&sidecar, inline_hits(&picked), 1000);
+    let generation = std::fs::read_dir(&data)
+        .expect("data dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "redb"))
+        .expect("a generation file");
+    let size = std::fs::metadata(&generation).expect("generation").len();
+    assert!(size > 2 << 20, "{size} bytes");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&generation)
+        .and_then(|f| f.set_len(4096))
+        .expect("truncate");
+
+    let hits = id_hits(&picked, "");
+    for attempt in 0..2 {
+        let before = sidecar.get_text("/metrics");
+        let (scores, resp) = rescore(&sidecar, hits.clone(), 1000);
+        assert_eq!(
+            resp["fallback"], "feature_store",
+            "attempt {attempt}: {resp}"
+        );
+        assert_eq!(scores, hit_scores(&hits));
+        let after = sidecar.get_text("/metrics");
+        let delta = |series: &str| {
+            metric(&after, series).unwrap_or(0.0) - metric(&before, series).unwrap_or(0.0)
+        };
+        assert_eq!(
+            delta("rescore_fallbacks_total{reason=\"feature_store\"}"),
+            1.0
+        );
+        // Every id is read (and fails) again: nothing was remembered as unknown.
+        assert_eq!(
+            delta("rescore_item_store_fallbacks_total{reason=\"error\"}"),
+            picked.len() as f64,
+            "attempt {attempt}: {after}"
+        );
+    }
+
+    // A new generation (the same snapshot imported again) is picked up and the items are
+    // served again.
+    items_cmd(&[
+        "items",
+        "import",
+        snapshot.to_str().expect("utf-8"),
+        "--data-dir",
+        data.to_str().expect("utf-8"),
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (now, resp) = rescore(&sidecar, hits.clone(), 1000);
+        if resp["fallback"].is_null() {
+            assert_eq!(now, expected);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no recovery: {resp}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
