@@ -10,6 +10,7 @@ mod parquet_snapshot;
 mod record;
 pub mod redis_store;
 mod spec;
+pub mod suspicion;
 pub mod update;
 
 pub use assemble::{Assembled, SlotSource};
@@ -17,7 +18,7 @@ pub use cache::{CacheConfig, CachedItems, RequestItems};
 pub use embedded::{BuildReport, DataDir, Generation, SnapshotFormat, StoreError};
 pub use record::{AttachedValue, Columns, ItemRecord, MAX_COLUMNS};
 pub use redis_store::{RedisConfig, RedisStore, RedisStoreError};
-pub use spec::{FeatureDecl, FeatureSpec, SourceKind, SpecError};
+pub use spec::{seller_controlled_keys, FeatureDecl, FeatureSpec, SourceKind, SpecError};
 pub use update::{parse_updates, OpKind, Update, UpdateError, UpdateOp};
 
 use serde::Deserialize;
