@@ -15,6 +15,7 @@ mod catalog;
 mod engine;
 mod export;
 mod features;
+mod gaming;
 mod metrics;
 mod replay;
 mod train;
@@ -42,6 +43,9 @@ enum Command {
     /// Time the demo's searches through the engine without and with the sidecar rescore
     /// (windows x client concurrencies); bench/engine-demo.sh runs it on real nodes.
     BenchEngine(bench::BenchArgs),
+    /// Write the item snapshot of a world with gamed listings, with suspicion columns
+    /// (for `replay --gamed-share`, docs/demo.md).
+    GamedItems(gaming::GamedItemsArgs),
     /// Write the world as CSV for the traffic simulator and SQL pipelines (docs/pipelines.md).
     ExportWorld(export::ExportArgs),
 }
@@ -53,5 +57,6 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Index(args) => engine::run_index(&args),
         Command::BenchEngine(args) => bench::run(&args),
         Command::ExportWorld(args) => export::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::GamedItems(args) => gaming::run_gamed_items(&args).map(|()| ExitCode::SUCCESS),
     }
 }

@@ -260,6 +260,12 @@ fn finite(item: &ItemValues, key: &str) -> Option<f64> {
     item.get(key).copied().filter(|v| v.is_finite())
 }
 
+/// HBOS reads features on a log scale: prices and popularity are heavy-tailed, and a faked
+/// value is an order of magnitude off, not a few units.
+fn log_scale(v: f64) -> f64 {
+    v.signum() * v.abs().ln_1p()
+}
+
 impl SuspicionModel {
     /// Fits the model on a catalogue: `(id, features)` pairs, in any order.
     pub fn fit(
@@ -286,7 +292,10 @@ impl SuspicionModel {
             let histograms = seller_controlled
                 .iter()
                 .map(|f| {
-                    let values: Vec<f64> = members.iter().filter_map(|i| finite(i, f)).collect();
+                    let values: Vec<f64> = members
+                        .iter()
+                        .filter_map(|i| finite(i, f).map(log_scale))
+                        .collect();
                     (big_enough && values.len() >= config.min_category_items)
                         .then(|| Histogram::fit(&values, config.max_bins))
                         .flatten()
@@ -325,7 +334,7 @@ impl SuspicionModel {
         self.features
             .iter()
             .zip(&category.histograms)
-            .filter_map(|(f, h)| Some(h.as_ref()?.surprise(finite(item, f)?)))
+            .filter_map(|(f, h)| Some(h.as_ref()?.surprise(log_scale(finite(item, f)?))))
             .sum()
     }
 
