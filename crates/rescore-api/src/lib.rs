@@ -43,6 +43,48 @@ pub struct RescoreRequest {
     /// that clicks can be joined to the logged features. At most [`MAX_REQUEST_ID_LEN`] bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// Opt-in details of the gamed-listing guard (`flags` in the response), and for
+    /// evaluations a policy overriding the model's (docs/api.md).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_object"
+    )]
+    pub guard: Option<GuardRequest>,
+}
+
+/// `"guard": {"flags": true, "policy": "cap"}` of a request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GuardRequest {
+    /// Answer with `flags`: per hit, what the guard found.
+    #[serde(default)]
+    pub flags: bool,
+    /// Use this policy instead of the model's `[guard] policy` (evaluations, debugging).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<GuardPolicy>,
+}
+
+/// What the gamed-listing guard does with a lifted suspicious hit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuardPolicy {
+    /// Nothing (the default).
+    #[default]
+    Off,
+    /// Counted and reported in `flags`; scores unchanged.
+    Flag,
+    /// Flagged, and its score limited to the model version's `cap_score`.
+    Cap,
+}
+
+impl GuardPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuardPolicy::Off => "off",
+            GuardPolicy::Flag => "flag",
+            GuardPolicy::Cap => "cap",
+        }
+    }
 }
 
 /// Longest accepted `request_id`, in bytes.
@@ -95,6 +137,10 @@ pub struct RescoreResponse {
     pub variant: Option<String>,
     pub fallback: Option<FallbackReason>,
     pub took_us: u64,
+    /// Only when the request asked (`"guard": {"flags": true}`) and the model was scored: per
+    /// hit, the guard's findings (a rule name, then `capped` if its score was limited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flags: Option<Vec<Vec<String>>>,
 }
 
 /// Serde's derived structs also accept JSON arrays (fields by position); the contract's
@@ -414,6 +460,32 @@ mod tests {
     }
 
     #[test]
+    fn guard_is_opt_in_and_its_policy_is_checked() {
+        let r: RescoreRequest =
+            serde_json::from_str(r#"{"hits":[],"guard":{"flags":true,"policy":"cap","future":1}}"#)
+                .expect("guard");
+        assert_eq!(
+            r.guard,
+            Some(GuardRequest {
+                flags: true,
+                policy: Some(GuardPolicy::Cap)
+            })
+        );
+        let r: RescoreRequest = serde_json::from_str(r#"{"hits":[],"guard":null}"#).expect("null");
+        assert!(r.guard.is_none());
+        for bad in [
+            r#"{"hits":[],"guard":{"policy":"block"}}"#,
+            r#"{"hits":[],"guard":{"flags":"yes"}}"#,
+            r#"{"hits":[],"guard":[true]}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<RescoreRequest>(bad).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn response_round_trips_and_fallback_is_snake_case() {
         let resp = RescoreResponse {
             scores: vec![0.1, 0.30000000000000004],
@@ -422,9 +494,12 @@ mod tests {
             variant: Some("live".into()),
             fallback: Some(FallbackReason::ModelUnavailable),
             took_us: 7,
+            flags: None,
         };
         let text = serde_json::to_string(&resp).expect("serialise");
         assert!(text.contains(r#""fallback":"model_unavailable""#), "{text}");
+        // Clients that did not ask for flags see the response they always saw.
+        assert!(!text.contains("flags"), "{text}");
         let back: RescoreResponse = serde_json::from_str(&text).expect("parse");
         assert_eq!(back, resp);
     }

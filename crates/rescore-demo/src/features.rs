@@ -20,8 +20,9 @@ pub const FEATURE_NAMES: [&str; 10] = [
     "popularity",
 ];
 
-/// The manifest the sidecar reads next to `model.txt`. The plain item features (price,
-/// condition, ...) need no entry: the default "auto" source finds them in the item store.
+/// The manifest the sidecar reads next to `model.txt` (the build appends `[guard]`, see
+/// `crate::gaming::manifest`). The plain item features (price, condition, ...) need no source:
+/// the default "auto" source finds them in the item store.
 pub const MANIFEST: &str = r#"description = "Synthetic second-hand marketplace demo (rescore-demo build): LambdaRank over BM25 candidates"
 
 [features.bm25]
@@ -41,6 +42,30 @@ args = ["user_brand", "brand"]
 [features.price_ratio]
 source = "ratio"
 args = ["price", "user_budget"]
+
+# Item suspicion (docs/monitoring.md): features the seller sets, compared within the category.
+[features.price]
+seller_controlled = true
+
+[features.condition]
+seller_controlled = true
+
+[features.seller_rating]
+seller_controlled = true
+
+[features.popularity]
+seller_controlled = true
+
+[suspicion]
+category = "category"
+
+[suspicion.popularity_vs_age]
+popularity = "popularity"
+age = "age_days"
+max_z = 3.5
+
+[suspicion.price_below_category]
+price = "price"
 "#;
 
 /// One line of the item snapshot (`demo/items.jsonl`); numbers only, as the item store expects.

@@ -15,6 +15,7 @@ mod catalog;
 mod engine;
 mod export;
 mod features;
+mod gaming;
 mod metrics;
 mod replay;
 mod train;
@@ -44,6 +45,9 @@ enum Command {
     BenchEngine(bench::BenchArgs),
     /// Write the demo model's training data (libsvm + .query), e.g. for reference statistics.
     TrainingData(train::TrainingDataArgs),
+    /// Write the item snapshot of a world with gamed listings, with suspicion columns
+    /// (for `replay --gamed-share`, docs/demo.md).
+    GamedItems(gaming::GamedItemsArgs),
     /// Write the world as CSV for the traffic simulator and SQL pipelines (docs/pipelines.md).
     ExportWorld(export::ExportArgs),
 }
@@ -56,5 +60,6 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::BenchEngine(args) => bench::run(&args),
         Command::TrainingData(args) => train::run_training_data(&args).map(|()| ExitCode::SUCCESS),
         Command::ExportWorld(args) => export::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::GamedItems(args) => gaming::run_gamed_items(&args).map(|()| ExitCode::SUCCESS),
     }
 }

@@ -53,6 +53,11 @@ pub struct ReplayArgs {
     /// With --engine: unmeasured searches (each both ways) before the measured ones.
     #[arg(long, default_value_t = 20, requires = "engine")]
     warmup: usize,
+    /// Evaluate the gamed-listing guard instead: the sidecar serves the items of
+    /// `rescore-demo gamed-items --gamed-share X`; each query is sent with guard policy off, flag
+    /// and cap, and the issue 19 targets are checked (docs/demo.md).
+    #[arg(long, default_value_t = 0.0, conflicts_with = "engine")]
+    gamed_share: f64,
 }
 
 /// The request for one query: the BM25 candidates as hits, the client's query features.
@@ -77,7 +82,33 @@ pub fn request_for(query: &Query, timeout_ms: u64) -> RescoreRequest {
         timeout_ms: Some(timeout_ms),
         context: Default::default(),
         request_id: None,
+        guard: None,
     }
+}
+
+/// `replay --gamed-share`: the guard's table and targets (crate::gaming).
+fn run_guard_evaluation(args: &ReplayArgs, endpoint: &str) -> Result<ExitCode> {
+    println!(
+        "guard evaluation: {} held-out queries of the world with {} gamed listings (seed {}) to {endpoint}",
+        args.queries, args.gamed_share, args.seed
+    );
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_millis(args.timeout_ms + 5_000))
+        .build();
+    let problems = crate::gaming::evaluate(
+        &agent,
+        endpoint,
+        args.seed,
+        args.gamed_share,
+        args.queries,
+        args.timeout_ms,
+    )?;
+    if !problems.is_empty() {
+        eprintln!("guard evaluation FAILED: {}", problems.join(", "));
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("guard evaluation OK");
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
@@ -94,9 +125,12 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
             warmup: args.warmup,
         });
     }
+    let endpoint = format!("{}/v1/rescore", args.url.trim_end_matches('/'));
+    if args.gamed_share > 0.0 {
+        return run_guard_evaluation(args, &endpoint);
+    }
     let world = World::generate(args.seed);
     let queries: Vec<&Query> = world.held_out_queries().take(args.queries).collect();
-    let endpoint = format!("{}/v1/rescore", args.url.trim_end_matches('/'));
     println!(
         "replaying {} held-out queries (seed {}) to {endpoint}",
         queries.len(),

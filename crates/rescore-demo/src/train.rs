@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::catalog::CATEGORIES;
-use crate::features::{feature_row, ItemFeatures, FEATURE_NAMES, MANIFEST};
+use crate::features::{feature_row, ItemFeatures, FEATURE_NAMES};
 use crate::metrics::mean_ndcg;
 use crate::world::{item_id, Query, QueryKind, World, CANDIDATES, CLASSIFIER_ACCURACY};
 
@@ -73,18 +73,22 @@ pub fn run(args: &BuildArgs) -> Result<()> {
     booster
         .save_file(path_str(&model_path)?)
         .context("saving model.txt")?;
-    fs::write(model_dir.join("manifest.toml"), MANIFEST).context("writing manifest.toml")?;
+    // The sidecar loads model.txt, not this in-memory booster: score with the reloaded file.
+    let reloaded = Booster::from_file(path_str(&model_path)?).context("reloading model.txt")?;
+    let train_scores = predict(&reloaded, &world, train.iter().copied())?;
+    let cap = crate::gaming::cap_score(&train_scores);
+    fs::write(
+        model_dir.join("manifest.toml"),
+        crate::gaming::manifest(cap),
+    )
+    .context("writing manifest.toml")?;
     println!(
-        "wrote {} and manifest.toml ({} trees)",
+        "wrote {} and manifest.toml ({} trees, guard cap_score {cap})",
         model_path.display(),
         booster.num_iterations()
     );
-
-    // The sidecar loads model.txt, not this in-memory booster: score with the reloaded file.
-    let reloaded = Booster::from_file(path_str(&model_path)?).context("reloading model.txt")?;
     print_importance(&reloaded)?;
     println!("\nNDCG@10 offline (baseline = BM25 order, ties by rank; model = reloaded model.txt)");
-    let train_scores = predict(&reloaded, &world, train.iter().copied())?;
     report_ndcg("train", train.iter().copied().zip(&train_scores));
     let held_scores = predict(&reloaded, &world, held_out.iter().copied())?;
     report_ndcg("held-out", held_out.iter().copied().zip(&held_scores));

@@ -48,6 +48,9 @@ pub mod relevance {
     pub const APPEAL: f64 = 0.4;
     /// Standard deviation of the per (query, item) noise: taste the model cannot know.
     pub const NOISE_SD: f64 = 0.45;
+    /// A gamed listing (see [`super::Gaming`]): the buyer finds the worn goods, the real
+    /// price in the description, the bought views out.
+    pub const GAMED: f64 = -2.5;
     /// Utility thresholds of grades 1, 2, 3 and 4.
     pub const GRADE_THRESHOLDS: [f64; 4] = [1.6, 2.5, 3.2, 3.8];
 }
@@ -63,9 +66,31 @@ pub const CLASSIFIER_ACCURACY: [(QueryKind, f64); 3] = [
 #[derive(Debug, Clone, PartialEq)]
 pub struct Item {
     pub title: Vec<&'static str>,
+    /// What the listing shows (and the item store serves).
     pub features: ItemFeatures,
     /// Hidden listing quality, standard normal.
     pub appeal: f64,
+    /// A gamed listing: its true features (the shown ones are faked).
+    pub gamed: Option<ItemFeatures>,
+}
+
+/// World options beyond the seed. The default is the world the demo model was trained on.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct WorldOptions {
+    /// Share of listings that are gamed ([`game_items`]); 0 = none.
+    pub gamed_share: f64,
+}
+
+/// How a gamed listing fakes what ranks (each independently, at these rates).
+pub mod gaming {
+    /// Bought views: popularity multiplied by 100-400.
+    pub const INFLATED_POPULARITY: f64 = 0.8;
+    /// "New with tags" on worn goods (true condition fair or for parts).
+    pub const FALSE_CONDITION: f64 = 0.7;
+    /// A price of 2-10% of the category median (the real price in the description).
+    pub const BAIT_PRICE: f64 = 0.4;
+    /// Three of the category's most searched words added to the title.
+    pub const STUFFED_TITLE: f64 = 0.6;
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -143,6 +168,10 @@ pub struct World {
 
 impl World {
     pub fn generate(seed: u64) -> World {
+        World::generate_with(seed, WorldOptions::default())
+    }
+
+    pub fn generate_with(seed: u64, options: WorldOptions) -> World {
         let stream = |n: u64| {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             rng.set_stream(n);
@@ -158,7 +187,10 @@ impl World {
                 .map(|_| (0.3 * normal(&mut rng)).exp())
                 .collect()
         };
-        let items = gen_items(&mut stream(1), &brands, &brand_factor);
+        let mut items = gen_items(&mut stream(1), &brands, &brand_factor);
+        if options.gamed_share > 0.0 {
+            game_items(&mut stream(4), &mut items, options.gamed_share);
+        }
         let users = gen_users(&mut stream(2), &brands);
         let index = Bm25Index::new(&items.iter().map(|i| i.title.clone()).collect::<Vec<_>>());
         let queries = gen_queries(&mut stream(3), &items, &users, &index);
@@ -314,9 +346,55 @@ fn gen_items(rng: &mut ChaCha8Rng, brands: &Brands, brand_factor: &[f64]) -> Vec
                     popularity,
                 },
                 appeal,
+                gamed: None,
             }
         })
         .collect()
+}
+
+/// Turns `share` of the listings into gamed ones: low true quality, and shown features faked
+/// as [`gaming`] says (at least one of them). Draws from its own stream: the other listings stay
+/// exactly as in the default world.
+fn game_items(rng: &mut ChaCha8Rng, items: &mut [Item], share: f64) {
+    use gaming::*;
+    for item in items.iter_mut() {
+        if !rng.gen_bool(share) {
+            continue;
+        }
+        let def = &CATEGORIES[item.features.category as usize];
+        let mut truth = item.features.clone();
+        truth.condition = truth.condition.min(1);
+        item.appeal = -1.5 + 0.3 * normal(rng);
+        let mut shown = truth.clone();
+        let mut faked = false;
+        while !faked {
+            if rng.gen_bool(INFLATED_POPULARITY) {
+                shown.popularity = ((f64::from(truth.popularity.max(2)))
+                    * rng.gen_range(100.0..400.0))
+                .round() as u32;
+                faked = true;
+            }
+            if rng.gen_bool(FALSE_CONDITION) {
+                shown.condition = 4;
+                faked = true;
+            }
+            if rng.gen_bool(BAIT_PRICE) {
+                shown.price =
+                    ((def.median_price * rng.gen_range(0.02..0.10)) * 100.0).round() / 100.0;
+                faked = true;
+            }
+        }
+        shown.seller_rating = shown.seller_rating.max(4.8); // bought reviews
+        if rng.gen_bool(STUFFED_TITLE) {
+            for token in def.tokens.iter().take(3) {
+                if !item.title.contains(token) {
+                    item.title.push(token);
+                }
+            }
+        }
+        item.features = shown;
+        item.gamed = Some(truth);
+    }
 }
 
 fn gen_users(rng: &mut ChaCha8Rng, brands: &Brands) -> Vec<User> {
@@ -487,7 +565,9 @@ fn classify(
 /// Hidden utility of `item` for a user wanting category `intent`, noise included.
 pub fn utility(intent: usize, user: &User, item: &Item, rng: &mut impl Rng) -> f64 {
     use relevance::*;
-    let f = &item.features;
+    // What the buyer gets, not what the listing shows.
+    let f = item.gamed.as_ref().unwrap_or(&item.features);
+    let gamed = if item.gamed.is_some() { GAMED } else { 0.0 };
     let category = if f.category as usize == intent {
         CATEGORY
     } else {
@@ -509,6 +589,7 @@ pub fn utility(intent: usize, user: &User, item: &Item, rng: &mut impl Rng) -> f
         + SELLER_RATING * (f.seller_rating - 4.2)
         + FRESHNESS * (-f64::from(f.age_days) / FRESH_DAYS).exp()
         + APPEAL * item.appeal
+        + gamed
         + NOISE_SD * normal(rng)
 }
 

@@ -215,6 +215,7 @@ fn request_300(c: &mut Criterion) {
             variant: Some("live".into()),
             fallback: None,
             took_us: 1,
+            flags: None,
         };
         serde_json::to_vec(&response).expect("response")
     };

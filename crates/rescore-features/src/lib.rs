@@ -11,6 +11,7 @@ mod parquet_snapshot;
 mod record;
 pub mod redis_store;
 mod spec;
+pub mod suspicion;
 pub mod update;
 
 pub use assemble::{Assembled, SlotSource};
@@ -19,7 +20,7 @@ pub use embedded::{BuildReport, DataDir, Generation, SnapshotFormat, StoreError}
 pub use layered::LayeredConfig;
 pub use record::{AttachedValue, Columns, ItemRecord, MAX_COLUMNS};
 pub use redis_store::{RedisConfig, RedisStore, RedisStoreError, ValueFormat};
-pub use spec::{FeatureDecl, FeatureSpec, SourceKind, SpecError};
+pub use spec::{seller_controlled_keys, FeatureDecl, FeatureSpec, SourceKind, SpecError};
 pub use update::{parse_updates, OpKind, Update, UpdateError, UpdateOp};
 
 use serde::Deserialize;

@@ -125,6 +125,39 @@ pub struct FeatureDecl {
     pub unknown: Option<i64>,
     /// Used when the source yields a missing value.
     pub default: Option<f64>,
+    /// The seller sets this value (price, condition, popularity he can buy...): scored by the
+    /// item suspicion HBOS (`[suspicion]`, docs/monitoring.md). Only for item-store sources.
+    #[serde(default)]
+    pub seller_controlled: bool,
+}
+
+impl FeatureDecl {
+    /// The item-store key a seller-controlled feature reads.
+    fn item_key<'a>(&'a self, name: &'a str) -> Option<&'a str> {
+        matches!(self.source, SourceKind::Auto | SourceKind::Item)
+            .then(|| self.key.as_deref().unwrap_or(name))
+    }
+}
+
+/// The item-store keys of the features marked `seller_controlled`, in name order.
+pub fn seller_controlled_keys(
+    decls: &BTreeMap<String, FeatureDecl>,
+) -> Result<Vec<String>, SpecError> {
+    decls
+        .iter()
+        .filter(|(_, d)| d.seller_controlled)
+        .map(|(name, d)| {
+            d.item_key(name)
+                .map(str::to_string)
+                .ok_or_else(|| SpecError::Invalid {
+                    feature: name.clone(),
+                    problem: format!(
+                        "`seller_controlled` needs an item-store source (auto or item), not `{}`",
+                        d.source
+                    ),
+                })
+        })
+        .collect()
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -268,6 +301,11 @@ impl FeatureSpec {
                 problem,
             };
             let source = decl.source;
+            if decl.seller_controlled && decl.item_key(name).is_none() {
+                return Err(invalid(format!(
+                    "`seller_controlled` needs an item-store source (auto or item), not `{source}`"
+                )));
+            }
             if let Some(d) = decl.default {
                 if !d.is_finite() {
                     return Err(invalid(format!("default {d} is not a finite number")));
@@ -500,6 +538,10 @@ pub(crate) mod tests {
                 "`mapping` is not allowed",
             ),
             ("source = \"hit\"\nunit = \"days\"", "`unit` is not allowed"),
+            (
+                "source = \"hit_score\"\nseller_controlled = true",
+                "`seller_controlled` needs an item-store source",
+            ),
         ] {
             let text = format!("[features.f]\n{bad}\n");
             let err = FeatureSpec::new(&model, &decls(&text)).expect_err(bad);

@@ -7,6 +7,7 @@ mod admission;
 mod binned;
 mod config;
 mod error;
+mod guard;
 mod lifecycle;
 mod record_bins;
 mod registry;
@@ -17,6 +18,7 @@ mod watch;
 
 pub use config::{EngineChoice, ReloadConfig, ServingConfig};
 pub use error::{AdminError, RescoreError, StartupError};
+pub use guard::{describe_guard_metrics, GuardConfig, GuardOutcome, VersionGuard, GUARD_FLAGGED};
 pub use lifecycle::{ModelSources, DEFAULT_ROUTING_FILE};
 pub use registry::{
     ActiveExperiment, Build, Discovery, DiscoveryError, Fingerprint, LoadedVersion, Manifest,

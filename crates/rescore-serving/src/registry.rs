@@ -111,6 +111,38 @@ pub struct Manifest {
     pub metadata: toml::Table,
     #[serde(default)]
     pub features: BTreeMap<String, FeatureDecl>,
+    /// How item suspicion is computed off the request path (`rescore-sidecar items suspicion`).
+    #[serde(default)]
+    pub suspicion: Option<rescore_features::suspicion::SuspicionConfig>,
+    /// The gamed-listing guard after scoring (ADR 0011).
+    #[serde(default)]
+    pub guard: Option<crate::guard::GuardConfig>,
+}
+
+impl Manifest {
+    /// Reads and checks a manifest file (absent: the defaults).
+    pub fn read(path: &Path) -> Result<Manifest, String> {
+        let manifest = match std::fs::read_to_string(path) {
+            Ok(text) => {
+                toml::from_str::<Manifest>(&text).map_err(|e| format!("{}: {e}", path.display()))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Manifest::default(),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let check = || -> Result<(), String> {
+            rescore_features::seller_controlled_keys(&manifest.features)
+                .map_err(|e| e.to_string())?;
+            if let Some(s) = &manifest.suspicion {
+                s.validate()?;
+            }
+            if let Some(g) = &manifest.guard {
+                g.validate()?;
+            }
+            Ok(())
+        };
+        check().map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(manifest)
+    }
 }
 
 /// Identity of a version's files: resolved paths (symbolic links followed), sizes and
@@ -152,6 +184,8 @@ pub struct LoadedVersion {
     pub monitor: Option<Arc<rescore_monitor::VersionMonitor>>,
     /// The native evaluator's bin columns, for scoring from cached item bins.
     pub(crate) bin_layout: Option<crate::binned::BinLayout>,
+    /// The manifest's `[guard]`, with its counters (none: the guard never runs).
+    pub guard: Option<crate::guard::VersionGuard>,
 }
 
 impl std::fmt::Debug for LoadedVersion {
@@ -170,12 +204,7 @@ impl LoadedVersion {
         let fingerprint = Fingerprint::of(dir);
         let model = Model::load(&dir.join(MODEL_FILE), engine).map_err(|e| e.to_string())?;
         let manifest_path = dir.join(MANIFEST_FILE);
-        let manifest = match std::fs::read_to_string(&manifest_path) {
-            Ok(text) => toml::from_str::<Manifest>(&text)
-                .map_err(|e| format!("{}: {e}", manifest_path.display()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Manifest::default(),
-            Err(e) => return Err(format!("{}: {e}", manifest_path.display())),
-        };
+        let manifest = Manifest::read(&manifest_path)?;
         let spec = FeatureSpec::new(model.feature_names(), &manifest.features)
             .map_err(|e| format!("{}: {e}", manifest_path.display()))?;
         let missing_counters = model
@@ -188,8 +217,12 @@ impl LoadedVersion {
         let scoring_duration = metrics::histogram!(mon::SCORING_DURATION,
             "model" => name.to_string(), "engine" => model.engine_kind().as_str());
         let bin_layout = crate::binned::BinLayout::of(model.native(), &spec);
+        let guard = manifest
+            .guard
+            .map(|config| crate::guard::VersionGuard::new(config, name, version));
         Ok(LoadedVersion {
             bin_layout,
+            guard,
             name: name.to_string(),
             version,
             model,

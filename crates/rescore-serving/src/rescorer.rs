@@ -240,6 +240,7 @@ impl Rescorer {
             variant: Some(variant.clone()),
             fallback: Some(reason),
             took_us: micros(started),
+            flags: None,
         };
         let (Some(live), Some(loaded)) = (chosen, loaded) else {
             return Ok(fallback(FallbackReason::ModelUnavailable, None));
@@ -255,6 +256,7 @@ impl Rescorer {
                 variant: Some(variant),
                 fallback: None,
                 took_us: micros(started),
+                flags: None,
             });
         }
 
@@ -323,7 +325,14 @@ impl Rescorer {
                 if scored.is_ok() {
                     admission.observe(hits, began.elapsed());
                 }
-                scored
+                // The gamed-listing guard (ADR 0011) sees the served scores, after the model.
+                scored.map(|mut scores| {
+                    let outcome = live
+                        .guard
+                        .as_ref()
+                        .map(|g| g.run(&request, items.as_deref(), &mut scores));
+                    (scores, outcome)
+                })
             })
         };
         let outcome = tokio::time::timeout_at(deadline_tokio, task).await;
@@ -332,7 +341,12 @@ impl Rescorer {
             Ok(Ok(Ok(_))) if self.store_failed(request_items.as_deref(), hits) => {
                 Ok(fallback(FallbackReason::FeatureStore, version))
             }
-            Ok(Ok(Ok(scores))) => {
+            Ok(Ok(Ok((scores, guarded)))) => {
+                let flags = request
+                    .guard
+                    .as_ref()
+                    .filter(|g| g.flags)
+                    .map(|_| guarded.unwrap_or_default().per_hit(scores.len()));
                 if !shadows.is_empty() {
                     self.shadow.submit(shadow::ShadowJob {
                         model: name.clone(),
@@ -351,6 +365,7 @@ impl Rescorer {
                     variant: Some(variant),
                     fallback: None,
                     took_us: micros(started),
+                    flags,
                 })
             }
             Err(_) | Ok(Ok(Err(ScoreError::PastDeadline))) => {

@@ -110,6 +110,22 @@ pub enum ItemsCommand {
     Put(UpdateArgs),
     /// Streams versioned deletes ({"id", "version"} per line) from FILE or stdin (-).
     Delete(UpdateArgs),
+    /// Adds the item suspicion columns (`suspicion`, `suspicion_rules`) of a model's manifest
+    /// to a JSON Lines snapshot, fitted on the snapshot itself (docs/monitoring.md); import
+    /// the output as usual.
+    Suspicion(SuspicionArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SuspicionArgs {
+    /// The model version's manifest.toml (its `[suspicion]` and `seller_controlled` features).
+    #[arg(long)]
+    pub manifest: PathBuf,
+    /// JSON Lines snapshot ({"id", "features"} per line).
+    pub snapshot: PathBuf,
+    /// Where to write the annotated snapshot.
+    #[arg(long)]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -117,6 +117,19 @@ pub fn watch_generations(items: Arc<CachedItems>, data_dir: PathBuf, config: &It
 
 /// `rescore-sidecar items ...`: exit 0 on success, 2 on a configuration error, 1 otherwise.
 pub fn run(common: &CommonFlags, command: ItemsCommand) -> ExitCode {
+    // Needs no configuration: a manifest and two files.
+    if let ItemsCommand::Suspicion(args) = &command {
+        return match crate::suspicion::run(args) {
+            Ok(summary) => {
+                println!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("rescore-sidecar items suspicion: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let config = match Config::resolve_for_tool(common) {
         Ok(c) => c,
         Err(e) => {
@@ -150,6 +163,7 @@ fn run_command(config: &Config, command: ItemsCommand) -> anyhow::Result<serde_j
         }
         ItemsCommand::Put(args) => updates(config, &args.input, args.target, OpKind::Put),
         ItemsCommand::Delete(args) => updates(config, &args.input, args.target, OpKind::Delete),
+        ItemsCommand::Suspicion(args) => crate::suspicion::run(&args),
     }
 }
 

@@ -4,6 +4,7 @@
 mod config;
 mod items;
 mod jobs;
+mod suspicion;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,6 +73,7 @@ fn main() -> std::process::ExitCode {
 async fn serve(config: Config, discovery: Discovery, rescorer: Rescorer) -> anyhow::Result<()> {
     let metrics = rescore_monitor::install_recorder()?;
     rescore_features::describe_metrics();
+    rescore_serving::describe_guard_metrics();
     // After the recorder: the monitor registers its series when it starts.
     let monitor = rescore_monitor::Monitor::new(config.monitoring.clone())
         .map_err(|e| anyhow::anyhow!("monitoring.feature_log: {e}"))?;
