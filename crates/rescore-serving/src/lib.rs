@@ -8,6 +8,7 @@ mod binned;
 mod config;
 mod error;
 mod lifecycle;
+mod pandas;
 mod record_bins;
 mod registry;
 mod rescorer;
