@@ -280,6 +280,21 @@ pub struct FeatureSpec {
     pub(crate) needs_items: bool,
 }
 
+/// The first string whose id differs between two mappings, for an error message.
+fn first_difference(declared: &BTreeMap<String, i64>, model: &BTreeMap<String, i64>) -> String {
+    let names: std::collections::BTreeSet<&String> = declared.keys().chain(model.keys()).collect();
+    names
+        .into_iter()
+        .find_map(|k| match (declared.get(k), model.get(k)) {
+            (a, b) if a == b => None,
+            (Some(a), Some(b)) => Some(format!(": `{k}` is {a} in the manifest, {b} in the model")),
+            (Some(a), None) => Some(format!(": `{k}` ({a}) is not a category of the model")),
+            (None, Some(b)) => Some(format!(": the model's category `{k}` ({b}) is missing")),
+            (None, None) => None,
+        })
+        .unwrap_or_default()
+}
+
 /// Largest categorical id: LightGBM reads categories as non-negative 32-bit integers.
 const MAX_CATEGORY: i64 = i32::MAX as i64;
 
@@ -289,6 +304,19 @@ impl FeatureSpec {
     pub fn new(
         feature_names: &[String],
         decls: &BTreeMap<String, FeatureDecl>,
+    ) -> Result<Self, SpecError> {
+        Self::with_model_categories(feature_names, decls, &BTreeMap::new())
+    }
+
+    /// Like [`Self::new`], for a model that carries its own category lists (LightGBM's
+    /// `pandas_categorical`: feature name → its categories, in the model's order). A
+    /// `categorical` feature with such a list maps a request string to its position in the
+    /// list and an unlisted string to missing, as `predict(DataFrame)` does; its manifest
+    /// `mapping` may be left out, and if given must be exactly that, and `unknown` is refused.
+    pub fn with_model_categories(
+        feature_names: &[String],
+        decls: &BTreeMap<String, FeatureDecl>,
+        model_categories: &BTreeMap<String, Vec<String>>,
     ) -> Result<Self, SpecError> {
         if let Some(unknown) = decls.keys().find(|k| !feature_names.contains(k)) {
             return Err(SpecError::UnknownFeature(unknown.clone()));
@@ -379,7 +407,34 @@ impl FeatureSpec {
                 SourceKind::Categorical => {
                     let input =
                         StringRef::parse(input()?).map_err(|p| invalid(format!("input: {p}")))?;
-                    let Some(mapping) = decl.mapping.as_ref().filter(|m| !m.is_empty()) else {
+                    let from_model: Option<BTreeMap<String, i64>> =
+                        model_categories.get(name).map(|list| {
+                            list.iter()
+                                .enumerate()
+                                .map(|(i, c)| (c.clone(), i as i64))
+                                .collect()
+                        });
+                    if let Some(model_mapping) = &from_model {
+                        if decl.unknown.is_some() {
+                            return Err(invalid(
+                                "`unknown` is not allowed: the model's pandas categories map a string they do not list to missing, as LightGBM's predict(DataFrame)".into(),
+                            ));
+                        }
+                        if let Some(declared) = &decl.mapping {
+                            if declared != model_mapping {
+                                return Err(invalid(format!(
+                                    "`mapping` differs from the model's pandas categories {:?} (id = position in that list, as LightGBM's predict(DataFrame) codes them){}; leave `mapping` out to use the model's",
+                                    model_categories[name],
+                                    first_difference(declared, model_mapping)
+                                )));
+                            }
+                        }
+                    }
+                    let Some(mapping) = from_model
+                        .as_ref()
+                        .or(decl.mapping.as_ref())
+                        .filter(|m| !m.is_empty())
+                    else {
                         return Err(invalid(
                             "source `categorical` needs a non-empty `mapping` (string → integer id)".into(),
                         ));
@@ -605,5 +660,74 @@ pub(crate) mod tests {
             spec.per_request(),
             [true, true, true, true, true, true, false, false, false, false]
         );
+    }
+
+    #[test]
+    fn model_categories_map_strings_as_predict_dataframe() {
+        let names = names(&["x", "color"]);
+        let model: BTreeMap<String, Vec<String>> = [(
+            "color".to_string(),
+            vec!["red".into(), "green".into(), "blue".into()],
+        )]
+        .into();
+        let without_mapping = decls(
+            r#"
+            [features.color]
+            source = "categorical"
+            input = "query.attributes.color"
+            "#,
+        );
+        let spec = FeatureSpec::with_model_categories(&names, &without_mapping, &model)
+            .expect("the model's list is the mapping");
+        let Resolve::Categorical {
+            mapping, unknown, ..
+        } = &spec.slots[1].resolve
+        else {
+            panic!("categorical")
+        };
+        assert_eq!(mapping["red"], 0.0);
+        assert_eq!(mapping["green"], 1.0);
+        assert_eq!(mapping["blue"], 2.0);
+        assert_eq!(*unknown, None, "an unlisted string is missing");
+        // Without the model's list, a mapping is required as before.
+        assert!(FeatureSpec::new(&names, &without_mapping).is_err());
+        // A manifest mapping in another order is refused, naming the first difference.
+        let sorted = decls(
+            r#"
+            [features.color]
+            source = "categorical"
+            input = "query.attributes.color"
+            mapping = { blue = 0, green = 1, red = 2 }
+            "#,
+        );
+        let err = FeatureSpec::with_model_categories(&names, &sorted, &model)
+            .expect_err("mismatch")
+            .to_string();
+        assert!(
+            err.contains("feature `color`")
+                && err.contains("`blue` is 0 in the manifest, 2 in the model"),
+            "{err}"
+        );
+        let same = decls(
+            r#"
+            [features.color]
+            source = "categorical"
+            input = "query.attributes.color"
+            mapping = { red = 0, green = 1, blue = 2 }
+            "#,
+        );
+        FeatureSpec::with_model_categories(&names, &same, &model).expect("equal mapping");
+        let with_unknown = decls(
+            r#"
+            [features.color]
+            source = "categorical"
+            input = "query.attributes.color"
+            unknown = 0
+            "#,
+        );
+        let err = FeatureSpec::with_model_categories(&names, &with_unknown, &model)
+            .expect_err("unknown")
+            .to_string();
+        assert!(err.contains("`unknown` is not allowed"), "{err}");
     }
 }

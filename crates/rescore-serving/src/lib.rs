@@ -9,6 +9,7 @@ mod config;
 mod error;
 mod guard;
 mod lifecycle;
+mod pandas;
 mod record_bins;
 mod registry;
 mod rescorer;

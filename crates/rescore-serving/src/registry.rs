@@ -205,8 +205,29 @@ impl LoadedVersion {
         let model = Model::load(&dir.join(MODEL_FILE), engine).map_err(|e| e.to_string())?;
         let manifest_path = dir.join(MANIFEST_FILE);
         let manifest = Manifest::read(&manifest_path)?;
-        let spec = FeatureSpec::new(model.feature_names(), &manifest.features)
-            .map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+        // The model's own category lists (pandas_categorical), for string categories.
+        let model_path = dir.join(MODEL_FILE);
+        let model_text = std::fs::read_to_string(&model_path)
+            .map_err(|e| format!("{}: {e}", model_path.display()))?;
+        let categories = crate::pandas::model_categories(&model_text, model.feature_names())
+            .map_err(|e| format!("{}: {e}", model_path.display()))?;
+        drop(model_text);
+        let spec = FeatureSpec::with_model_categories(
+            model.feature_names(),
+            &manifest.features,
+            &categories,
+        )
+        .map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+        for feature in categories.keys() {
+            if manifest
+                .features
+                .get(feature)
+                .is_none_or(|d| d.source != rescore_features::SourceKind::Categorical)
+            {
+                tracing::warn!(model = name, version, feature = %feature,
+                    "the model maps this feature's pandas categories to their positions in its own list: numbers sent for it must be those codes; declare it `source = \"categorical\"` to send the strings");
+            }
+        }
         let missing_counters = model
             .feature_names()
             .iter()

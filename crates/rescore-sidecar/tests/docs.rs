@@ -1,7 +1,8 @@
 //! The docs and the code name the same things: every flag of `rescore-sidecar --help` is in
 //! docs/configuration.md's flag table and the reverse; every metric name the crates define is in
 //! docs/metrics.md and the reverse; every error code in docs/api.md's table is an `ErrorCode` with
-//! the HTTP status the table gives.
+//! the HTTP status the table gives; every config file key in docs/configuration.md's tables is
+//! accepted by the config parser and every key the parser accepts is documented.
 
 mod common;
 
@@ -153,4 +154,128 @@ fn every_documented_error_code_exists_with_its_status() {
         rows += 1;
     }
     assert!(rows >= 12, "the error table was not found ({rows} rows)");
+}
+
+/// (section, key) of every config key in docs/configuration.md's "Config file" tables: a
+/// `### [section]` or `` `[section]`: `` heading, then rows whose first cell is a backticked
+/// key (`cache.max_bytes` in `[item_store]` is key `max_bytes` of `[item_store.cache]`).
+fn documented_config_keys(text: &str) -> (BTreeSet<String>, BTreeSet<(String, String)>) {
+    let start = text.find("## Config file").expect("Config file section");
+    let end = text[start..]
+        .find("### Example")
+        .map_or(text.len(), |e| start + e);
+    let mut sections = BTreeSet::from([String::new()]);
+    let mut keys = BTreeSet::new();
+    let mut section = String::new();
+    for line in text[start..end].lines() {
+        let heading = line
+            .strip_prefix("### `[")
+            .or_else(|| line.strip_prefix("`["))
+            .and_then(|rest| rest.split_once("]`"))
+            .map(|(name, _)| name.to_string());
+        if let Some(name) = heading {
+            section = name;
+            sections.insert(section.clone());
+            continue;
+        }
+        if line.starts_with("### Top level") {
+            section = String::new();
+            continue;
+        }
+        let Some(key) = line
+            .strip_prefix("| `")
+            .and_then(|rest| rest.split_once('`'))
+            .map(|(key, _)| key)
+        else {
+            continue;
+        };
+        if key == "key" {
+            continue;
+        }
+        match key.rsplit_once('.') {
+            Some((sub, key)) => {
+                let full = format!("{section}.{sub}");
+                sections.insert(full.clone());
+                keys.insert((full, key.to_string()));
+            }
+            None => {
+                keys.insert((section.clone(), key.to_string()));
+            }
+        }
+    }
+    (sections, keys)
+}
+
+/// The keys the config file accepts in `section`, as the parser lists them when it refuses
+/// an unknown one (`unknown field ..., expected one of ...`).
+fn code_config_keys(section: &str, dir: &Path) -> Vec<String> {
+    let file = dir.join("probe.toml");
+    let table = if section.is_empty() {
+        String::new()
+    } else {
+        format!("[{section}]\n")
+    };
+    std::fs::write(&file, format!("{table}not_a_config_key = 1\n")).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_rescore-sidecar"))
+        .args([
+            "--config",
+            file.to_str().expect("utf-8"),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "[{section}]: {stderr}");
+    // serde: "expected `a`", "expected `a` or `b`", "expected one of `a`, `b`, ..."
+    let listed = stderr
+        .split_once("not_a_config_key`, expected ")
+        .map(|(_, rest)| rest.lines().next().unwrap_or_default())
+        .unwrap_or_else(|| panic!("[{section}] lists no keys: {stderr}"));
+    listed
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_config_key_is_documented_and_every_documented_key_exists() {
+    let (sections, documented) = documented_config_keys(&doc("configuration.md"));
+    assert!(
+        documented.len() >= 40,
+        "too few config keys parsed: {documented:?}"
+    );
+    let tmp = common::TempDir::new("config-keys");
+    let mut in_code = BTreeSet::new();
+    let mut pending: Vec<String> = vec![String::new()];
+    let mut probed = BTreeSet::new();
+    while let Some(section) = pending.pop() {
+        if !probed.insert(section.clone()) {
+            continue;
+        }
+        for key in code_config_keys(&section, tmp.path()) {
+            let sub = if section.is_empty() {
+                key.clone()
+            } else {
+                format!("{section}.{key}")
+            };
+            // A documented section is a table of its own: probe it, do not expect a row.
+            if sections.contains(&sub) {
+                pending.push(sub);
+            } else {
+                in_code.insert((section.clone(), key));
+            }
+        }
+    }
+    let undocumented: Vec<_> = in_code.difference(&documented).collect();
+    let unknown: Vec<_> = documented.difference(&in_code).collect();
+    let unprobed: Vec<_> = sections.difference(&probed).collect();
+    assert!(
+        undocumented.is_empty() && unknown.is_empty() && unprobed.is_empty(),
+        "config keys the code accepts but docs/configuration.md does not list (section, key): \
+         {undocumented:?}; documented but refused by the code: {unknown:?}; documented \
+         sections the code has not: {unprobed:?}"
+    );
 }
