@@ -31,7 +31,7 @@ use crate::embedded::Generation;
 use crate::layered::Breaker;
 use crate::metric_names as m;
 use crate::record::{Columns, ItemRecord};
-use crate::redis_store::{RedisStore, Stored};
+use crate::redis_store::{Read, RedisStore, Stored};
 
 /// `[item_store.cache]` in the config file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -402,10 +402,18 @@ impl CachedItems {
             let reason = match outcome {
                 Ok(Some(result)) => match &*result {
                     Ok(map) => {
+                        // Ids missing from a successful fetch: their cluster node failed.
+                        let mut failed = 0;
                         for id in ids {
-                            if let Some(answer) = map.get(id) {
-                                found.insert(Box::from(id), answer.clone());
+                            match map.get(id) {
+                                Some(answer) => {
+                                    found.insert(Box::from(id), answer.clone());
+                                }
+                                None => failed += 1,
                             }
+                        }
+                        if failed > 0 {
+                            unanswered.push((Unanswered::Error, failed));
                         }
                         continue;
                     }
@@ -456,14 +464,16 @@ impl CachedItems {
                     let mut from_redis = 0u64;
                     for (id, stored) in ids.iter().zip(records) {
                         let record = match stored {
-                            Some(Stored::Live(record)) => Some(Arc::new(record)),
-                            Some(Stored::Deleted) => None,
+                            Read::Value(Stored::Live(record)) => Some(Arc::new(record)),
+                            Read::Value(Stored::Deleted) => None,
                             // Layered: the snapshot answers (and its read is cached then).
-                            None if pinned.is_some() => {
+                            Read::Absent if pinned.is_some() => {
                                 map.insert(id.clone(), Answer::Absent);
                                 continue;
                             }
-                            None => None,
+                            Read::Absent => None,
+                            // A cluster node that failed: unanswered, not cached.
+                            Read::Failed => continue,
                         };
                         from_redis += 1;
                         this.cache.insert(

@@ -8,7 +8,7 @@ mod common;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::redis::Redis;
+use common::redis::{Redis, RedisCluster};
 use common::{golden_cases, golden_models, metric, run_to_end, GoldenCase, Sidecar, TempDir};
 use serde_json::{json, Value};
 
@@ -45,7 +45,7 @@ fn items_cmd(args: &[&str]) -> Value {
 
 /// Fresh values into Redis: items 0, 4, 8, ... as text, 2, 6, 10, ... as binary, and the
 /// tombstone of [`DELETED`].
-fn fill_redis(redis: &Redis, case: &GoldenCase, tmp: &TempDir, version: u64) {
+fn fill_redis(url: &str, cluster: bool, case: &GoldenCase, tmp: &TempDir, version: u64) {
     for (format, residue) in [("text", 0), ("binary", 2)] {
         let lines: String = (0..ITEMS)
             .filter(|i| i % 4 == residue)
@@ -61,7 +61,7 @@ fn fill_redis(redis: &Redis, case: &GoldenCase, tmp: &TempDir, version: u64) {
         let config = tmp.path().join(format!("{format}.toml"));
         std::fs::write(
             &config,
-            format!("[item_store.redis]\nwrite_format = \"{format}\"\n"),
+            format!("[item_store.redis]\nwrite_format = \"{format}\"\ncluster = {cluster}\n"),
         )
         .expect("config");
         let s = items_cmd(&[
@@ -71,7 +71,7 @@ fn fill_redis(redis: &Redis, case: &GoldenCase, tmp: &TempDir, version: u64) {
             "--target",
             "redis",
             "--redis-url",
-            &redis.url(),
+            url,
             "--config",
             config.to_str().expect("utf-8"),
         ]);
@@ -86,6 +86,7 @@ fn fill_redis(redis: &Redis, case: &GoldenCase, tmp: &TempDir, version: u64) {
         ),
     )
     .expect("write");
+    let config = tmp.path().join("text.toml");
     items_cmd(&[
         "items",
         "delete",
@@ -93,7 +94,9 @@ fn fill_redis(redis: &Redis, case: &GoldenCase, tmp: &TempDir, version: u64) {
         "--target",
         "redis",
         "--redis-url",
-        &redis.url(),
+        url,
+        "--config",
+        config.to_str().expect("utf-8"),
     ]);
 }
 
@@ -158,7 +161,7 @@ fn redis_answers_fresh_items_and_the_snapshot_the_rest_through_kill_pause_and_sl
     let expected = |row: usize| case.expected[row % case.rows.len()];
     let tmp = TempDir::new("layered");
     let mut redis = Redis::start();
-    fill_redis(&redis, &case, &tmp, 2);
+    fill_redis(&redis.url(), false, &case, &tmp, 2);
 
     let snapshot: String = (0..ITEMS)
         .map(|i| {
@@ -257,7 +260,7 @@ fn redis_answers_fresh_items_and_the_snapshot_the_rest_through_kill_pause_and_sl
 
         // Back (empty, no persistence) and refilled: fresh values again.
         redis.restart();
-        fill_redis(&redis, &case, &tmp, 3);
+        fill_redis(&redis.url(), false, &case, &tmp, 3);
         wait_for(&sidecar, &body, &healthy, "Redis back");
 
         // Paused (SIGSTOP): the call hits its budget; the snapshot answers.
@@ -372,4 +375,134 @@ fn layered_without_a_snapshot_and_bad_layered_settings_exit_2() {
         assert_eq!(code, 2, "{toml}: {out}");
         assert!(out.contains(names), "{toml}: {out}");
     }
+}
+
+/// The layered store on a 3-node Redis Cluster: values written by `items put` land on all
+/// three nodes (hash slots), are read back exactly; with one node killed mid-run its items come
+/// from the snapshot, the other nodes' from Redis, and no request fails.
+#[test]
+fn a_redis_cluster_serves_by_hash_slot_and_a_dead_node_degrades_to_the_snapshot() {
+    let case = golden_cases()
+        .into_iter()
+        .find(|c| c.model == "lambdarank")
+        .expect("lambdarank case");
+    let expected = |row: usize| case.expected[row % case.rows.len()];
+    let tmp = TempDir::new("layered-cluster");
+    let mut cluster = RedisCluster::start();
+    fill_redis(&cluster.url(), true, &case, &tmp, 2);
+    // Which node holds each fresh item: every node holds some.
+    let holder: Vec<Option<usize>> = (0..ITEMS)
+        .map(|i| cluster.holder(&format!("rescore:item:item-{i}")))
+        .collect();
+    for node in 0..3 {
+        assert!(
+            holder.iter().filter(|h| **h == Some(node)).count() > 10,
+            "node {node} holds few keys: {holder:?}"
+        );
+    }
+
+    let snapshot: String = (0..ITEMS)
+        .map(|i| {
+            json!({"id": format!("item-{i}"), "version": 1, "features": features(&case, snapshot_row(i))})
+                .to_string()
+                + "\n"
+        })
+        .collect();
+    let snapshot_path = tmp.path().join("items.jsonl");
+    std::fs::write(&snapshot_path, snapshot).expect("write");
+    let config = tmp.path().join("sidecar.toml");
+    std::fs::write(
+        &config,
+        "[item_store]\nbackend = \"layered\"\n[item_store.redis]\ncluster = true\n\
+         [item_store.layered]\nredis_budget_ms = 250\nretry_after_ms = 0\n\
+         [item_store.cache]\nttl_secs = 1\nunknown_ttl_secs = 1\n",
+    )
+    .expect("config");
+    let models = golden_models();
+    let sidecar = Sidecar::start(&[
+        "--models",
+        models.to_str().expect("utf-8"),
+        "--items",
+        snapshot_path.to_str().expect("utf-8"),
+        "--data-dir",
+        tmp.path().join("data").to_str().expect("utf-8"),
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--redis-url",
+        &cluster.url(),
+    ]);
+    let body = request_body();
+    let (status, resp) = sidecar.post(
+        "/v1/rescore",
+        &json!({"model": "lambdarank", "hits": [{"id": "nothing-known", "score": 0}]}).to_string(),
+    );
+    assert_eq!(status, 200, "{resp}");
+    let no_features = resp["scores"][0].as_f64().expect("score");
+    let fresh = |i: usize| match (i, fresh_row(i)) {
+        (DELETED, _) => no_features,
+        (_, Some(row)) => expected(row),
+        (_, None) => expected(snapshot_row(i)),
+    };
+    let healthy: Vec<f64> = (0..ITEMS).map(fresh).collect();
+    let got = scores_at(&sidecar.base, &body);
+    assert!(matches(&got, &healthy), "{got:?} vs {healthy:?}");
+
+    const KILLED: usize = 1;
+    let without_node: Vec<f64> = (0..ITEMS)
+        .map(|i| {
+            if holder[i] == Some(KILLED) {
+                expected(snapshot_row(i))
+            } else {
+                fresh(i)
+            }
+        })
+        .collect();
+    assert!(!matches(&without_node, &healthy));
+    let stop = AtomicBool::new(false);
+    let base = sidecar.base.clone();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                let got = scores_at(&base, &body);
+                for (i, g) in got.iter().enumerate() {
+                    assert!(
+                        (g - healthy[i]).abs() <= 1e-9 || (g - without_node[i]).abs() <= 1e-9,
+                        "hit {i}: {g} is neither layer's score"
+                    );
+                }
+            }
+        });
+        let errors = degraded(&sidecar, "error") + degraded(&sidecar, "timeout");
+        cluster.nodes[KILLED].stop();
+        let redis_reads = counter(
+            &sidecar,
+            "rescore_item_store_layer_reads_total{layer=\"redis\"}",
+        );
+        wait_for(&sidecar, &body, &without_node, "one cluster node down");
+        assert!(degraded(&sidecar, "error") + degraded(&sidecar, "timeout") > errors);
+        // The live nodes still answer theirs.
+        std::thread::sleep(Duration::from_millis(1200));
+        wait_for(
+            &sidecar,
+            &body,
+            &without_node,
+            "one cluster node down, later",
+        );
+        assert!(
+            counter(
+                &sidecar,
+                "rescore_item_store_layer_reads_total{layer=\"redis\"}"
+            ) > redis_reads
+        );
+        stop.store(true, Ordering::Relaxed);
+    });
+    let text = sidecar.get_text("/metrics");
+    assert_eq!(
+        metric(
+            &text,
+            "rescore_item_store_fallbacks_total{reason=\"error\"}"
+        ),
+        Some(0.0),
+        "{text}"
+    );
 }

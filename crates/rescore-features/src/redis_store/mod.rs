@@ -4,6 +4,7 @@
 //! revive it. Reads are one `MGET` per request for every id the cache lacks and take both
 //! formats; writes go through a Lua compare-and-set on the version, pipelined.
 
+mod cluster;
 mod value;
 
 pub use value::{Decoder, Stored, ValueFormat, BINARY_MAGIC};
@@ -38,6 +39,9 @@ pub struct RedisConfig {
     pub tombstone_ttl_secs: u64,
     /// How `items put|delete` encode values: `text` or `binary` (the sidecar reads both).
     pub write_format: ValueFormat,
+    /// `url` is one node of a Redis Cluster: keys are routed by hash slot, one pipeline per
+    /// node per request.
+    pub cluster: bool,
 }
 
 impl Default for RedisConfig {
@@ -50,6 +54,7 @@ impl Default for RedisConfig {
             connect_timeout_ms: 200,
             tombstone_ttl_secs: 7 * 24 * 3600,
             write_format: ValueFormat::Text,
+            cluster: false,
         }
     }
 }
@@ -106,8 +111,19 @@ pub enum RedisStoreError {
     Encode { id: String, problem: String },
 }
 
+/// One id's read.
+#[derive(Debug, PartialEq)]
+pub enum Read {
+    Value(Stored),
+    /// Redis has no key for the id.
+    Absent,
+    /// The node holding the id's key did not answer (Redis Cluster: that node only).
+    Failed,
+}
+
 pub struct RedisStore {
     pool: Vec<ConnectionManager>,
+    cluster: Option<Arc<cluster::Cluster>>,
     next: AtomicUsize,
     prefix: String,
     tombstone_ttl_secs: u64,
@@ -135,13 +151,20 @@ impl RedisStore {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(10))
             .set_max_delay(Duration::from_millis(200));
-        let pool = (0..config.pool_size)
-            .map(|_| {
-                ConnectionManager::new_lazy_with_config(client.clone(), manager_config.clone())
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let (pool, cluster) = if config.cluster {
+            let c = cluster::Cluster::new(&config.url, manager_config)?;
+            (Vec::new(), Some(Arc::new(c)))
+        } else {
+            let pool = (0..config.pool_size)
+                .map(|_| {
+                    ConnectionManager::new_lazy_with_config(client.clone(), manager_config.clone())
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            (pool, None)
+        };
         Ok(RedisStore {
             pool,
+            cluster,
             next: AtomicUsize::new(0),
             prefix: config.key_prefix.clone(),
             tombstone_ttl_secs: config.tombstone_ttl_secs,
@@ -172,40 +195,86 @@ impl RedisStore {
             .await?
             .into_iter()
             .map(|v| match v {
-                Some(Stored::Live(record)) => Some(record),
-                Some(Stored::Deleted) | None => None,
+                Read::Value(Stored::Live(record)) => Some(record),
+                Read::Value(Stored::Deleted) | Read::Absent | Read::Failed => None,
             })
             .collect())
     }
 
-    /// All ids in one `MGET` round trip, decoded into `columns` (names new to it are added):
-    /// `None` for a key Redis does not have, else the live value or the tombstone.
+    /// The raw values of `keys`, in order: one `MGET`, or with a cluster one pipeline of
+    /// `GET`s per node, all nodes at once (`Err` per key of a node that failed).
+    async fn fetch_raw(
+        &self,
+        keys: Vec<String>,
+    ) -> Result<Vec<Result<Option<Vec<u8>>, ()>>, RedisStoreError> {
+        let Some(cluster) = &self.cluster else {
+            let mut cmd = redis::cmd("MGET");
+            cmd.arg(&keys);
+            let values: Vec<Option<Vec<u8>>> = cmd.query_async(&mut self.connection()).await?;
+            return Ok(values.into_iter().map(Ok).collect());
+        };
+        let (batches, unserved) = cluster.route(&keys).await?;
+        let mut out: Vec<Result<Option<Vec<u8>>, ()>> = (0..keys.len()).map(|_| Err(())).collect();
+        let reads = batches.into_iter().map(|mut batch| {
+            let mut pipe = redis::pipe();
+            for &i in &batch.positions {
+                pipe.cmd("GET").arg(&keys[i]);
+            }
+            async move {
+                let values: Result<Vec<Option<Vec<u8>>>, _> =
+                    pipe.query_async(&mut batch.connection).await;
+                (batch.node, batch.positions, values)
+            }
+        });
+        let mut failed = !unserved.is_empty();
+        for (node, positions, values) in futures_util::future::join_all(reads).await {
+            match values {
+                Ok(values) => {
+                    for (i, v) in positions.into_iter().zip(values) {
+                        out[i] = Ok(v);
+                    }
+                }
+                Err(error) => {
+                    failed = true;
+                    tracing::debug!(%node, %error, keys = positions.len(), "redis cluster node failed");
+                }
+            }
+        }
+        if failed {
+            cluster.node_failed();
+        }
+        Ok(out)
+    }
+
+    /// All ids in one round trip (per node with a cluster), decoded into `columns` (names new
+    /// to it are added).
     pub async fn mget_stored(
         &self,
         ids: &[Box<str>],
         columns: &Columns,
-    ) -> Result<Vec<Option<Stored>>, RedisStoreError> {
+    ) -> Result<Vec<Read>, RedisStoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut cmd = redis::cmd("MGET");
-        for id in ids {
-            cmd.arg(self.key(id));
-        }
-        let values: Vec<Option<Vec<u8>>> = cmd.query_async(&mut self.connection()).await?;
+        let values = self
+            .fetch_raw(ids.iter().map(|id| self.key(id)).collect())
+            .await?;
         let mut decoder = Decoder::default();
         let out = ids
             .iter()
             .zip(values)
             .map(|(id, v)| match v {
-                None => Ok(None),
-                Some(bytes) => decoder
-                    .decode(columns, &bytes)
-                    .map(Some)
-                    .map_err(|problem| RedisStoreError::Value {
-                        key: self.key(id),
-                        problem,
-                    }),
+                Err(()) => Ok(Read::Failed),
+                Ok(None) => Ok(Read::Absent),
+                Ok(Some(bytes)) => {
+                    decoder
+                        .decode(columns, &bytes)
+                        .map(Read::Value)
+                        .map_err(|problem| RedisStoreError::Value {
+                            key: self.key(id),
+                            problem,
+                        })
+                }
             })
             .collect();
         let dropped = decoder.take_dropped();
@@ -224,10 +293,7 @@ impl RedisStore {
         if updates.is_empty() {
             return Ok(Vec::new());
         }
-        // SCRIPT LOAD first in the same pipeline: the EVALSHAs after it always find the script,
-        // also right after a Redis restart.
-        let mut pipe = redis::pipe();
-        pipe.cmd("SCRIPT").arg("LOAD").arg(CAS_SCRIPT).ignore();
+        let mut payloads = Vec::with_capacity(updates.len());
         for u in updates {
             let (features, ttl) = match &u.op {
                 UpdateOp::Put(features) => (Some(features.as_slice()), 0),
@@ -240,15 +306,54 @@ impl RedisStore {
                         problem: format!("line {}: {problem}", u.line),
                     }
                 })?;
-            pipe.cmd("EVALSHA")
-                .arg(self.script.get_hash())
-                .arg(1)
-                .arg(self.key(&u.id))
-                .arg(u.version)
-                .arg(payload)
-                .arg(ttl);
+            payloads.push((self.key(&u.id), payload, ttl));
         }
-        let applied: Vec<i64> = pipe.query_async(&mut self.connection()).await?;
-        Ok(applied.into_iter().map(|a| a == 1).collect())
+        // SCRIPT LOAD first in the same pipeline: the EVALSHAs after it always find the script,
+        // also right after a Redis restart.
+        let pipeline = |positions: &[usize]| {
+            let mut pipe = redis::pipe();
+            pipe.cmd("SCRIPT").arg("LOAD").arg(CAS_SCRIPT).ignore();
+            for &i in positions {
+                let (key, payload, ttl) = &payloads[i];
+                pipe.cmd("EVALSHA")
+                    .arg(self.script.get_hash())
+                    .arg(1)
+                    .arg(key)
+                    .arg(updates[i].version)
+                    .arg(payload)
+                    .arg(ttl);
+            }
+            pipe
+        };
+        let Some(cluster) = &self.cluster else {
+            let all: Vec<usize> = (0..updates.len()).collect();
+            let applied: Vec<i64> = pipeline(&all).query_async(&mut self.connection()).await?;
+            return Ok(applied.into_iter().map(|a| a == 1).collect());
+        };
+        // A cluster: one pipeline per node, all at once; any node failing fails the batch
+        // (the ETL stops; re-running it is safe).
+        let keys: Vec<String> = payloads.iter().map(|(k, _, _)| k.clone()).collect();
+        let (batches, unserved) = cluster.route(&keys).await?;
+        if let Some(&i) = unserved.first() {
+            return Err(RedisStoreError::Value {
+                key: keys[i].clone(),
+                problem: "no cluster node serves its hash slot".into(),
+            });
+        }
+        let writes = batches.into_iter().map(|mut batch| {
+            let pipe = pipeline(&batch.positions);
+            async move {
+                let applied: Result<Vec<i64>, _> = pipe.query_async(&mut batch.connection).await;
+                (batch.positions, applied)
+            }
+        });
+        let mut out = vec![false; updates.len()];
+        for (positions, applied) in futures_util::future::join_all(writes).await {
+            let applied = applied.inspect_err(|_| cluster.node_failed())?;
+            for (i, a) in positions.into_iter().zip(applied) {
+                out[i] = a == 1;
+            }
+        }
+        Ok(out)
     }
 }

@@ -8,17 +8,27 @@ use std::time::{Duration, Instant};
 /// A `redis-server` of this test's own, without persistence, on a loopback port.
 pub struct Redis {
     child: Option<Child>,
-    port: u16,
+    pub port: u16,
+    /// Arguments beyond port, bind and no persistence (cluster mode).
+    extra: Vec<String>,
 }
 
 impl Redis {
     pub fn start() -> Self {
+        Self::start_with(Vec::new())
+    }
+
+    pub fn start_with(extra: Vec<String>) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("free port")
             .local_addr()
             .expect("addr")
             .port();
-        let mut redis = Redis { child: None, port };
+        let mut redis = Redis {
+            child: None,
+            port,
+            extra,
+        };
         redis.restart();
         redis
     }
@@ -35,6 +45,7 @@ impl Redis {
                 "--appendonly",
                 "no",
             ])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -110,5 +121,74 @@ impl Redis {
 impl Drop for Redis {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A Redis Cluster of three primaries (no replicas) on loopback ports, made by
+/// `redis-cli --cluster create`. Nodes keep serving their slots while another is down
+/// (`cluster-require-full-coverage no`).
+pub struct RedisCluster {
+    pub nodes: Vec<Redis>,
+    _dir: super::TempDir,
+}
+
+impl RedisCluster {
+    pub fn start() -> Self {
+        let dir = super::TempDir::new("redis-cluster");
+        let nodes: Vec<Redis> = (0..3)
+            .map(|i| {
+                Redis::start_with(vec![
+                    "--cluster-enabled".into(),
+                    "yes".into(),
+                    "--cluster-config-file".into(),
+                    format!("nodes-{i}.conf"),
+                    "--cluster-node-timeout".into(),
+                    "2000".into(),
+                    "--cluster-require-full-coverage".into(),
+                    "no".into(),
+                    "--dir".into(),
+                    dir.path().to_str().expect("utf-8").into(),
+                ])
+            })
+            .collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli (scripts/setup.sh installs it)");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for node in &nodes {
+            loop {
+                let info = node.command(&["CLUSTER", "INFO"]).unwrap_or_default();
+                if info.contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "cluster not ok: {info}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        RedisCluster { nodes, _dir: dir }
+    }
+
+    /// A seed URL: the first node's.
+    pub fn url(&self) -> String {
+        self.nodes[0].url()
+    }
+
+    /// The index of the node that holds `key` (`EXISTS` answers 1 only there).
+    pub fn holder(&self, key: &str) -> Option<usize> {
+        self.nodes
+            .iter()
+            .position(|n| n.command(&["EXISTS", key]).as_deref() == Some(":1"))
     }
 }
