@@ -65,6 +65,10 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
             code,
@@ -154,6 +158,12 @@ const INLINE_PARSE_BYTES: usize = 64 * 1024;
 /// at depth 4 (`hits[i].features`); serde_json stops at 128 for what it parses, but skips
 /// unknown fields without a limit, so the bound is checked before parsing.
 pub const MAX_JSON_DEPTH: usize = 32;
+
+/// The body of `POST /v1/rescore` decoded as the server decodes it (the request fuzz target's
+/// entry point, fuzz/).
+pub fn decode_rescore_body(bytes: &[u8]) -> Result<RescoreRequest, ApiError> {
+    parse_json(bytes)
+}
 
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
