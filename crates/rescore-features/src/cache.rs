@@ -1,11 +1,12 @@
-//! The in-process item cache in front of either store, and the per-request view of it.
+//! The in-process item cache in front of Redis, the embedded store's live generation, and the
+//! per-request view of either.
 //!
+//! - Embedded store: not cached here. A request pins the live generation (so a swap never
+//!   mixes two generations in one request) and reads its hits' rows in place from the mapped
+//!   file (docs/adr/0008-mapped-item-snapshot.md).
 //! - Bounded by bytes (a weigher per entry), entries expire after `ttl_secs`; unknown ids are
 //!   cached too, for `unknown_ttl_secs`, so a hot unknown id neither hits the store on every
 //!   request nor stays "unknown" for long after it is added.
-//! - Embedded store: entries carry the generation they were read from; a request pins the live
-//!   generation, so a swap never mixes two generations in one request and old entries are
-//!   simply misses afterwards. One read per key under concurrent misses (`moka` entry API).
 //! - Redis: the ids a request's hits lack are fetched in one `MGET` on a spawned task bounded by
 //!   `item_store.redis.timeout_ms`; ids already being fetched for another request are waited
 //!   for instead of fetched again (one fetch per key under concurrent misses). A request stops
@@ -23,7 +24,7 @@ use serde::Deserialize;
 
 use crate::embedded::Generation;
 use crate::metric_names as m;
-use crate::record::{Columns, ItemRecord};
+use crate::record::{Columns, ItemRecord, ItemRef};
 use crate::redis_store::RedisStore;
 
 /// `[item_store.cache]` in the config file.
@@ -72,8 +73,6 @@ const ENTRY_OVERHEAD: usize = 112;
 
 #[derive(Clone)]
 struct Cached {
-    /// Embedded generation the record was read from; 0 for Redis.
-    generation: u64,
     record: Option<Arc<ItemRecord>>,
 }
 
@@ -232,6 +231,15 @@ impl CachedItems {
         true
     }
 
+    /// Releases the live embedded generation's mapped pages (benchmarks of cold reads; see
+    /// `Generation::release_pages`).
+    pub fn release_pages(&self) -> std::io::Result<()> {
+        match &self.backend {
+            Backend::Embedded(live) => live.load().release_pages(),
+            Backend::Redis { .. } => Ok(()),
+        }
+    }
+
     /// Forgets one id (an update passed through this process).
     pub fn invalidate(&self, id: &str) {
         self.cache.invalidate(id);
@@ -251,15 +259,19 @@ impl CachedItems {
 
     /// Prepares the item lookups of one request. For Redis this is the one round trip for
     /// every id the cache lacks, bounded by the store budget and by `deadline`; for the
-    /// embedded store it only pins the live generation (lookups are local, done during
-    /// assembly, and never cut short).
+    /// embedded store it only pins the live generation (rows are read during assembly, until
+    /// `deadline`).
     pub async fn for_request<'a>(
         self: &Arc<Self>,
         ids: impl IntoIterator<Item = &'a str>,
         deadline: Instant,
     ) -> RequestItems {
         let view = match &self.backend {
-            Backend::Embedded(live) => View::Embedded(live.load_full()),
+            Backend::Embedded(live) => View::Embedded {
+                generation: live.load_full(),
+                deadline,
+                enforce_deadline: true.into(),
+            },
             Backend::Redis { store, timeout } => {
                 let found = self.fetch_remote(*timeout, ids, deadline).await;
                 View::Remote {
@@ -373,7 +385,6 @@ impl CachedItems {
                         this.cache.insert(
                             id.clone(),
                             Cached {
-                                generation: 0,
                                 record: record.clone(),
                             },
                         );
@@ -426,7 +437,12 @@ impl CachedItems {
 }
 
 enum View {
-    Embedded(Arc<Generation>),
+    Embedded {
+        generation: Arc<Generation>,
+        deadline: Instant,
+        /// Off once the request is over (shadow scoring reads the items afterwards).
+        enforce_deadline: std::sync::atomic::AtomicBool,
+    },
     Remote {
         found: Fetched,
         columns: Arc<Columns>,
@@ -448,102 +464,73 @@ impl std::fmt::Debug for RequestItems {
 impl RequestItems {
     pub fn columns(&self) -> &Columns {
         match &self.view {
-            View::Embedded(g) => g.columns(),
+            View::Embedded { generation, .. } => generation.columns(),
             View::Remote { columns, .. } => columns,
         }
     }
 
-    /// The item's record; `None` when unknown, deleted, or not answered in time.
-    pub fn get(&self, id: &str) -> Option<Arc<ItemRecord>> {
-        match &self.view {
-            View::Remote { found, .. } => found.get(id).cloned().flatten(),
-            View::Embedded(generation) => self.embedded_get(generation, id),
+    /// Lets later reads of the embedded store run past the request's deadline (for work done
+    /// after the request was answered, such as shadow scoring).
+    pub fn lift_deadline(&self) {
+        if let View::Embedded {
+            enforce_deadline, ..
+        } = &self.view
+        {
+            enforce_deadline.store(false, Ordering::Relaxed);
         }
     }
 
-    /// The records of `ids`, in order: the same answers as [`RequestItems::get`] per id. For
-    /// the embedded store the ids the cache lacks are read from the store in key order (the
-    /// B-tree's pages are then visited once, in order), each through the cache's entry API as
-    /// in `get` (one read per key under concurrent misses).
+    /// The item's values; `None` when unknown, deleted, or not answered in time.
+    pub fn get(&self, id: &str) -> Option<ItemRef<'_>> {
+        self.get_many(std::iter::once(id)).pop().flatten()
+    }
+
+    /// The items of `ids`, in order: the same answers as [`RequestItems::get`] per id, borrowed
+    /// for the request. Embedded: read in place from the pinned generation's mapped file, in
+    /// file order, with no allocation per item and no lock (the item cache is not used: a
+    /// mapped row is cheaper to find than a cache entry); ids not read by the request's
+    /// deadline are missing (counted as a `timeout` fallback). Redis: what the request's
+    /// round trip answered.
     pub fn get_many<'a>(
         &self,
         ids: impl ExactSizeIterator<Item = &'a str>,
-    ) -> Vec<Option<Arc<ItemRecord>>> {
-        let generation = match &self.view {
-            View::Remote { found, .. } => {
-                return ids.map(|id| found.get(id).cloned().flatten()).collect();
-            }
-            View::Embedded(generation) => generation,
-        };
-        let number = generation.number();
-        let mut out = Vec::with_capacity(ids.len());
-        let mut misses: Vec<(&str, usize)> = Vec::new();
-        for (i, id) in ids.enumerate() {
-            match self.items.cache.get(id) {
-                Some(c) if c.generation == number => out.push(c.record),
-                _ => {
-                    out.push(None);
-                    misses.push((id, i));
-                }
-            }
-        }
-        self.items.hits.increment((out.len() - misses.len()) as u64);
-        misses.sort_unstable();
-        let mut previous: Option<&str> = None;
-        for (k, &(id, i)) in misses.iter().enumerate() {
-            out[i] = if previous == Some(id) {
-                // The same id twice in one request: the second look is a cache hit.
-                self.items.hits.increment(1);
-                out[misses[k - 1].1].clone()
-            } else {
-                self.embedded_load(generation, id)
-            };
-            previous = Some(id);
-        }
-        out
-    }
-
-    fn embedded_get(&self, generation: &Generation, id: &str) -> Option<Arc<ItemRecord>> {
-        if let Some(c) = self.items.cache.get(id) {
-            if c.generation == generation.number() {
-                self.items.hits.increment(1);
-                return c.record;
-            }
-        }
-        self.embedded_load(generation, id)
-    }
-
-    /// The entry of `id` for `generation`: read from the store unless another thread has
-    /// just put it in the cache.
-    fn embedded_load(&self, generation: &Generation, id: &str) -> Option<Arc<ItemRecord>> {
-        let cache = &self.items.cache;
-        let number = generation.number();
-        let entry = cache.entry(Box::from(id)).or_insert_with_if(
-            || {
+    ) -> Vec<Option<ItemRef<'_>>> {
+        match &self.view {
+            View::Remote { found, .. } => ids
+                .map(|id| {
+                    found
+                        .get(id)
+                        .and_then(|r| r.as_deref())
+                        .map(ItemRef::record)
+                })
+                .collect(),
+            View::Embedded {
+                generation,
+                deadline,
+                enforce_deadline,
+            } => {
                 let started = Instant::now();
-                let record = match generation.get(id) {
-                    Ok(r) => r.map(Arc::new),
-                    Err(error) => {
-                        metrics::counter!(m::ITEM_STORE_REQUESTS, "store" => "embedded", "result" => "error")
-                            .increment(1);
-                        self.items.warn_sometimes(|| tracing::error!(%error, "embedded item store read failed"));
-                        None
-                    }
-                };
+                let deadline = enforce_deadline
+                    .load(Ordering::Relaxed)
+                    .then_some(*deadline);
+                let (rows, unread) = generation.rows(ids, deadline);
                 metrics::histogram!(m::ITEM_STORE_DURATION, "store" => "embedded")
                     .record(started.elapsed().as_secs_f64());
-                Cached {
-                    generation: number,
-                    record,
+                if unread > 0 {
+                    metrics::counter!(m::ITEM_STORE_FALLBACKS, "reason" => "timeout")
+                        .increment(unread as u64);
+                    self.items.warn_sometimes(|| {
+                        tracing::warn!(
+                            ids = unread,
+                            "embedded item reads passed the request's deadline; features missing for these hits"
+                        )
+                    });
                 }
-            },
-            |c| c.generation != number,
-        );
-        if entry.is_fresh() {
-            self.items.misses.increment(1);
-        } else {
-            self.items.hits.increment(1);
+                let serial = generation.serial();
+                rows.into_iter()
+                    .map(|r| r.map(|(row, values)| ItemRef::row(values, serial, row)))
+                    .collect()
+            }
         }
-        entry.into_value().record
     }
 }
