@@ -22,6 +22,13 @@ command -v cargo-deny >/dev/null 2>&1 || cargo install --locked cargo-deny
 cargo deny --log-level error check licenses bans sources
 echo "== cargo test"
 cargo test --release --workspace
+echo "== item store benches, smoke size (docs/benchmarks.md has the real runs)"
+cargo build --release -p rescore-features --example store_bench
+cargo build --release --bin rescore-sidecar
+store_smoke=$(mktemp -d)
+target/release/examples/store_bench 20000 "$store_smoke" --smoke
+python3 bench/store_memory.py "$store_smoke/items.parquet" "$store_smoke/mapped-parquet" 20000 5
+rm -rf "$store_smoke"
 echo "== demo replay through the sidecar's HTTP API"
 cargo build --release --bin rescore-sidecar --bin rescore-demo
 scripts/demo-replay.sh

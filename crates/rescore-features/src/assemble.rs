@@ -5,7 +5,7 @@
 use rescore_api::{AttributeMap, FeatureMap, RescoreRequest};
 
 use crate::spec::{Resolve, Slot, StringRef, ValueRef};
-use crate::{Columns, FeatureSpec, ItemRecord, RequestItems, SourceKind};
+use crate::{Columns, FeatureSpec, ItemRef, RequestItems, SourceKind};
 
 /// How one feature is filled for a hit without inline features, decided once per request
 /// (see [`FeatureSpec::sources`]).
@@ -96,11 +96,11 @@ impl FeatureSpec {
     /// The item records of the request's hits, in hit order (`None`: unknown), or none at
     /// all when no feature reads the item store: one batched cache look-up, misses read in
     /// key order.
-    pub fn records(
+    pub fn records<'i>(
         &self,
         request: &RescoreRequest,
-        items: Option<&RequestItems>,
-    ) -> Vec<Option<std::sync::Arc<crate::ItemRecord>>> {
+        items: Option<&'i RequestItems>,
+    ) -> Vec<Option<ItemRef<'i>>> {
         match (self.needs_items, items) {
             (true, Some(items)) => items.get_many(request.hits.iter().map(|h| h.id.as_str())),
             _ => Vec::new(),
@@ -191,7 +191,7 @@ impl FeatureSpec {
         items: Option<&RequestItems>,
         selected: impl Iterator<Item = usize>,
         count: usize,
-        records: &[Option<std::sync::Arc<crate::ItemRecord>>],
+        records: &[Option<crate::ItemRef<'_>>],
     ) -> Assembled {
         let width = self.slots.len();
         let mut missing = vec![0u64; width];
@@ -228,7 +228,7 @@ impl FeatureSpec {
             .zip(rows.chunks_exact_mut(width.max(1)))
             .enumerate()
         {
-            let item = records.get(h).and_then(Option::as_deref);
+            let item = records.get(h).copied().flatten();
             let ctx = Context {
                 hit: &hit.features,
                 score: hit.score,
@@ -237,7 +237,7 @@ impl FeatureSpec {
                 request: &request_ctx,
             };
             if hit.features.is_empty() {
-                let values = item.map_or(no_values, ItemRecord::values);
+                let values = item.map_or(no_values, |i| i.values());
                 for run in &runs {
                     let out = &mut row[run.slot..run.slot + run.len];
                     let have = values.len().saturating_sub(run.column).min(run.len);
@@ -313,7 +313,7 @@ struct RequestCtx<'a> {
 struct Context<'a> {
     hit: &'a FeatureMap,
     score: f64,
-    item: Option<&'a ItemRecord>,
+    item: Option<ItemRef<'a>>,
     query: &'a FeatureMap,
     request: &'a RequestCtx<'a>,
 }

@@ -3,9 +3,9 @@
 //! - Bounded by bytes (a weigher per entry), entries expire after `ttl_secs`; unknown ids are
 //!   cached too, for `unknown_ttl_secs`, so a hot unknown id neither hits the store on every
 //!   request nor stays "unknown" for long after it is added.
-//! - Embedded store: entries carry the generation they were read from; a request pins the live
-//!   generation, so a swap never mixes two generations in one request and old entries are
-//!   simply misses afterwards. One read per key under concurrent misses (`moka` entry API).
+//! - Embedded store: not cached here. A request pins the live generation (so a swap never
+//!   mixes two generations in one request) and reads its hits' rows in place from the mapped
+//!   file until its deadline (docs/adr/0008-mapped-item-snapshot.md).
 //! - Redis: the ids a request's hits lack are fetched in one `MGET` on a spawned task bounded by
 //!   `item_store.redis.timeout_ms`; ids already being fetched for another request are waited
 //!   for instead of fetched again (one fetch per key under concurrent misses). A request stops
@@ -13,10 +13,11 @@
 //!   (counted) and are not cached, so the next request asks again.
 //! - Layered (Redis in front of the embedded snapshot, [`crate::layered`]): the same fetch,
 //!   decoded into the pinned generation's columns and cached under its number; what Redis
-//!   lacks, or cannot answer in its budget, is read from the snapshot.
+//!   lacks, or cannot answer in its budget, is read in place from the snapshot.
 //! - A store failure is never an unknown item: ids the store could not read (Redis error or
-//!   timeout, embedded read error) are counted per request ([`RequestItems::unread`]), so
-//!   serving can return the baseline (`fallback: "feature_store"`), and are not cached.
+//!   timeout; embedded rows not read by the request's deadline) are counted per request
+//!   ([`RequestItems::unread`]), so serving can return the baseline
+//!   (`fallback: "feature_store"`), and are not cached.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -30,7 +31,7 @@ use serde::Deserialize;
 use crate::embedded::Generation;
 use crate::layered::Breaker;
 use crate::metric_names as m;
-use crate::record::{Columns, ItemRecord};
+use crate::record::{Columns, ItemRecord, ItemRef};
 use crate::redis_store::{Read, RedisStore, Stored};
 
 /// `[item_store.cache]` in the config file.
@@ -83,12 +84,6 @@ pub(crate) struct Cached {
     /// into); 0 for Redis alone.
     pub(crate) generation: u64,
     pub(crate) record: Option<Arc<ItemRecord>>,
-    /// Kept only for `unknown_ttl_secs`: a layered snapshot answer given while Redis did
-    /// not answer.
-    pub(crate) short: bool,
-    /// The store failed to read it (embedded read error): seen only by lookups that joined
-    /// the failed read, then expired at once, so the next request reads again.
-    pub(crate) failed: bool,
 }
 
 struct Expiry {
@@ -98,9 +93,7 @@ struct Expiry {
 
 impl Expiry {
     fn of(&self, value: &Cached) -> Option<Duration> {
-        Some(if value.failed {
-            Duration::ZERO
-        } else if value.record.is_some() && !value.short {
+        Some(if value.record.is_some() {
             self.ttl
         } else {
             self.unknown_ttl
@@ -267,6 +260,15 @@ impl CachedItems {
         true
     }
 
+    /// Releases the live embedded generation's mapped pages (benchmarks of cold reads; see
+    /// `Generation::release_pages`).
+    pub fn release_pages(&self) -> std::io::Result<()> {
+        match self.live() {
+            Some(live) => live.load().release_pages(),
+            None => Ok(()),
+        }
+    }
+
     /// Forgets one id (an update passed through this process).
     pub fn invalidate(&self, id: &str) {
         self.cache.invalidate(id);
@@ -286,8 +288,8 @@ impl CachedItems {
 
     /// Prepares the item lookups of one request. For Redis this is the one round trip for
     /// every id the cache lacks, bounded by the store budget and by `deadline`; for the
-    /// embedded store it only pins the live generation (lookups are local, done during
-    /// assembly, and never cut short).
+    /// embedded store it only pins the live generation (rows are read during assembly, until
+    /// `deadline`).
     pub async fn for_request<'a>(
         self: &Arc<Self>,
         ids: impl IntoIterator<Item = &'a str>,
@@ -295,7 +297,10 @@ impl CachedItems {
     ) -> RequestItems {
         let mut unread = 0;
         let view = match &self.backend {
-            Backend::Embedded(live) => View::Embedded(live.load_full()),
+            Backend::Embedded(live) => View::Embedded {
+                generation: live.load_full(),
+                deadline: Deadline::new(deadline),
+            },
             Backend::Redis { store, timeout } => {
                 let ids: Vec<&str> = ids.into_iter().collect();
                 let (found, unanswered, failed) = self
@@ -323,7 +328,11 @@ impl CachedItems {
                 let found = self
                     .fetch_layered(&generation, *budget, breaker, ids, deadline)
                     .await;
-                View::Layered { generation, found }
+                View::Layered {
+                    generation,
+                    found,
+                    deadline: Deadline::new(deadline),
+                }
             }
         };
         RequestItems {
@@ -403,17 +412,20 @@ impl CachedItems {
                 Ok(Some(result)) => match &*result {
                     Ok(map) => {
                         // Ids missing from a successful fetch: their cluster node failed.
-                        let mut failed = 0;
+                        let mut lost = 0;
                         for id in ids {
                             match map.get(id) {
                                 Some(answer) => {
                                     found.insert(Box::from(id), answer.clone());
                                 }
-                                None => failed += 1,
+                                None => {
+                                    lost += 1;
+                                    failed.insert(Box::from(id));
+                                }
                             }
                         }
-                        if failed > 0 {
-                            unanswered.push((Unanswered::Error, failed));
+                        if lost > 0 {
+                            unanswered.push((Unanswered::Error, lost));
                         }
                         continue;
                     }
@@ -481,8 +493,6 @@ impl CachedItems {
                             Cached {
                                 generation: tag,
                                 record: record.clone(),
-                                short: false,
-                                failed: false,
                             },
                         );
                         map.insert(id.clone(), Answer::Found(record));
@@ -543,8 +553,31 @@ impl CachedItems {
     }
 }
 
+/// The request's deadline for reads from the mapped snapshot; lifted once the request is
+/// over (shadow scoring reads the items afterwards).
+pub(crate) struct Deadline {
+    at: Instant,
+    enforced: std::sync::atomic::AtomicBool,
+}
+
+impl Deadline {
+    fn new(at: Instant) -> Self {
+        Deadline {
+            at,
+            enforced: true.into(),
+        }
+    }
+
+    fn get(&self) -> Option<Instant> {
+        self.enforced.load(Ordering::Relaxed).then_some(self.at)
+    }
+}
+
 pub(crate) enum View {
-    Embedded(Arc<Generation>),
+    Embedded {
+        generation: Arc<Generation>,
+        deadline: Deadline,
+    },
     Remote {
         found: Fetched,
         columns: Arc<Columns>,
@@ -553,6 +586,7 @@ pub(crate) enum View {
     Layered {
         generation: Arc<Generation>,
         found: Fetched,
+        deadline: Deadline,
     },
 }
 
@@ -573,141 +607,113 @@ impl std::fmt::Debug for RequestItems {
 impl RequestItems {
     pub fn columns(&self) -> &Columns {
         match &self.view {
-            View::Embedded(g) | View::Layered { generation: g, .. } => g.columns(),
+            View::Embedded { generation, .. } | View::Layered { generation, .. } => {
+                generation.columns()
+            }
             View::Remote { columns, .. } => columns,
         }
     }
 
     /// Hits of this request whose item the store failed to read so far: Redis errors and
-    /// timeouts (known once the request is prepared), embedded read errors (known after
-    /// assembly). Unknown and deleted ids do not count.
+    /// timeouts (known once the request is prepared), embedded rows not read by the deadline
+    /// (known after assembly). Unknown and deleted ids do not count.
     pub fn unread(&self) -> usize {
         self.unread.load(Ordering::Relaxed)
     }
 
-    /// The item's record; `None` when unknown, deleted, or not answered in time.
-    pub fn get(&self, id: &str) -> Option<Arc<ItemRecord>> {
-        match &self.view {
-            View::Remote { found, .. } => remote_answer(found, id),
-            View::Embedded(generation) => self.embedded_get(generation, id),
-            View::Layered { generation, found } => self.layered_get(generation, found, id),
+    /// Lets later reads of the embedded store run past the request's deadline (for work done
+    /// after the request was answered, such as shadow scoring).
+    pub fn lift_deadline(&self) {
+        if let View::Embedded { deadline, .. } | View::Layered { deadline, .. } = &self.view {
+            deadline.enforced.store(false, Ordering::Relaxed);
         }
     }
 
-    /// The records of `ids`, in order: the same answers as [`RequestItems::get`] per id. For
-    /// the embedded store the ids the cache lacks are read from the store in key order (the
-    /// B-tree's pages are then visited once, in order), each through the cache's entry API as
-    /// in `get` (one read per key under concurrent misses).
+    /// The item's values; `None` when unknown, deleted, or not answered in time.
+    pub fn get(&self, id: &str) -> Option<ItemRef<'_>> {
+        self.get_many(std::iter::once(id)).pop().flatten()
+    }
+
+    /// The items of `ids`, in order: the same answers as [`RequestItems::get`] per id, borrowed
+    /// for the request. Embedded: read in place from the pinned generation's mapped file, in
+    /// file order, with no allocation per item and no lock (the item cache is not used: a
+    /// mapped row is cheaper to find than a cache entry); ids not read by the request's
+    /// deadline are missing (counted as a `timeout` fallback and as unread). Redis: what the
+    /// request's round trip answered. Layered: Redis' answers, the rest from the snapshot.
     pub fn get_many<'a>(
         &self,
         ids: impl ExactSizeIterator<Item = &'a str>,
-    ) -> Vec<Option<Arc<ItemRecord>>> {
-        let generation = match &self.view {
-            View::Remote { found, .. } => {
-                return ids.map(|id| remote_answer(found, id)).collect();
-            }
-            View::Layered { generation, found } => {
-                return self.layered_get_many(generation, found, ids);
-            }
-            View::Embedded(generation) => generation,
-        };
-        let number = generation.number();
-        let mut out = Vec::with_capacity(ids.len());
-        let mut misses: Vec<(&str, usize)> = Vec::new();
-        for (i, id) in ids.enumerate() {
-            match self.items.cache.get(id) {
-                Some(c) if c.generation == number && !c.failed => out.push(c.record),
-                _ => {
-                    out.push(None);
-                    misses.push((id, i));
-                }
-            }
-        }
-        self.items.hits.increment((out.len() - misses.len()) as u64);
-        misses.sort_unstable();
-        let mut previous: Option<&str> = None;
-        let mut previous_failed = false;
-        for (k, &(id, i)) in misses.iter().enumerate() {
-            out[i] = if previous == Some(id) {
-                // The same id twice in one request: the second look is a cache hit (or the
-                // same failure, counted for this hit too).
-                self.items.hits.increment(1);
-                if previous_failed {
-                    self.unread.fetch_add(1, Ordering::Relaxed);
-                }
-                out[misses[k - 1].1].clone()
-            } else {
-                let unread = self.unread();
-                let record = self.embedded_load(generation, id);
-                previous_failed = self.unread() > unread;
-                record
-            };
-            previous = Some(id);
-        }
-        out
-    }
-
-    pub(crate) fn embedded_get(
-        &self,
-        generation: &Generation,
-        id: &str,
-    ) -> Option<Arc<ItemRecord>> {
-        if let Some(c) = self.items.cache.get(id) {
-            if c.generation == generation.number() && !c.failed {
-                self.items.hits.increment(1);
-                return c.record;
-            }
-        }
-        self.embedded_load(generation, id)
-    }
-
-    /// The entry of `id` for `generation`: read from the store unless another thread has
-    /// just put it in the cache.
-    fn embedded_load(&self, generation: &Generation, id: &str) -> Option<Arc<ItemRecord>> {
-        let cache = &self.items.cache;
-        let number = generation.number();
-        let entry = cache.entry(Box::from(id)).or_insert_with_if(
-            || {
-                let started = Instant::now();
-                let (record, failed) = match generation.get(id) {
-                    Ok(r) => (r.map(Arc::new), false),
-                    Err(error) => {
-                        metrics::counter!(m::ITEM_STORE_REQUESTS, "store" => "embedded", "result" => "error")
-                            .increment(1);
-                        self.items.warn_sometimes(|| tracing::error!(%error, "embedded item store read failed; features missing for this hit"));
-                        (None, true)
+    ) -> Vec<Option<ItemRef<'_>>> {
+        match &self.view {
+            View::Remote { found, .. } => ids.map(|id| remote_answer(found, id)).collect(),
+            View::Embedded {
+                generation,
+                deadline,
+            } => self.snapshot_rows(generation, ids, deadline),
+            View::Layered {
+                generation,
+                found,
+                deadline,
+            } => {
+                let mut out = Vec::with_capacity(ids.len());
+                let mut rest: Vec<(usize, &str)> = Vec::new();
+                for (i, id) in ids.enumerate() {
+                    match found.get(id) {
+                        Some(Answer::Found(record)) => {
+                            out.push(record.as_deref().map(ItemRef::record))
+                        }
+                        Some(Answer::Absent) | None => {
+                            out.push(None);
+                            rest.push((i, id));
+                        }
                     }
-                };
-                metrics::histogram!(m::ITEM_STORE_DURATION, "store" => "embedded")
-                    .record(started.elapsed().as_secs_f64());
-                Cached {
-                    generation: number,
-                    record,
-                    short: false,
-                    failed,
                 }
-            },
-            |c| c.generation != number || c.failed,
-        );
-        if entry.is_fresh() {
-            self.items.misses.increment(1);
-        } else {
-            self.items.hits.increment(1);
+                if !rest.is_empty() {
+                    metrics::counter!(m::ITEM_STORE_LAYER_READS, "layer" => "snapshot")
+                        .increment(rest.len() as u64);
+                    let rows =
+                        self.snapshot_rows(generation, rest.iter().map(|&(_, id)| id), deadline);
+                    for ((i, _), row) in rest.into_iter().zip(rows) {
+                        out[i] = row;
+                    }
+                }
+                out
+            }
         }
-        let cached = entry.into_value();
-        if cached.failed {
-            // Not an unknown item: counted for this request and never served from the cache.
-            cache.invalidate(id);
-            self.unread.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!(m::ITEM_STORE_FALLBACKS, "reason" => "error").increment(1);
+    }
+
+    /// The rows of `ids` read in place from `generation` until the deadline.
+    fn snapshot_rows<'s, 'a>(
+        &'s self,
+        generation: &'s Generation,
+        ids: impl ExactSizeIterator<Item = &'a str>,
+        deadline: &Deadline,
+    ) -> Vec<Option<ItemRef<'s>>> {
+        let started = Instant::now();
+        let (rows, unread) = generation.rows(ids, deadline.get());
+        metrics::histogram!(m::ITEM_STORE_DURATION, "store" => "embedded")
+            .record(started.elapsed().as_secs_f64());
+        if unread > 0 {
+            self.unread.fetch_add(unread, Ordering::Relaxed);
+            metrics::counter!(m::ITEM_STORE_FALLBACKS, "reason" => "timeout")
+                .increment(unread as u64);
+            self.items.warn_sometimes(|| {
+                tracing::warn!(
+                    ids = unread,
+                    "embedded item reads passed the request's deadline; features missing for these hits"
+                )
+            });
         }
-        cached.record
+        let serial = generation.serial();
+        rows.into_iter()
+            .map(|r| r.map(|(row, values)| ItemRef::row(values, serial, row)))
+            .collect()
     }
 }
 
-fn remote_answer(found: &Fetched, id: &str) -> Option<Arc<ItemRecord>> {
+fn remote_answer<'f>(found: &'f Fetched, id: &str) -> Option<ItemRef<'f>> {
     match found.get(id) {
-        Some(Answer::Found(record)) => record.clone(),
+        Some(Answer::Found(record)) => record.as_deref().map(ItemRef::record),
         Some(Answer::Absent) | None => None,
     }
 }

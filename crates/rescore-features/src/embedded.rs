@@ -1,36 +1,40 @@
-//! The embedded item store: immutable generations of a redb file in a data directory, built
-//! from a snapshot (or from the previous generation plus updates) beside the live one and
-//! published by an atomic rename of `CURRENT` (docs/adr/0004-embedded-item-store.md).
+//! The embedded item store's data directory: immutable generations of the memory-mapped item
+//! file ([`crate::snapshot`]), each built from a snapshot (or from the previous generation plus
+//! updates) beside the live one and published by an atomic rename of `CURRENT`
+//! (docs/adr/0008-mapped-item-snapshot.md, which supersedes the redb layout of ADR 0006).
 //!
 //! ```text
-//! DATA_DIR/LOCK             advisory lock held while a generation is built
-//! DATA_DIR/CURRENT          name of the live generation file (replaced by rename)
-//! DATA_DIR/gen-000007.redb  one generation, never modified once published
+//! DATA_DIR/LOCK              advisory lock held while a generation is built
+//! DATA_DIR/SERVING           shared advisory lock of every server serving the directory
+//! DATA_DIR/CURRENT           name of the live generation file (replaced by rename)
+//! DATA_DIR/gen-000007.items  one generation, never modified once published
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use redb::{
-    ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
-};
 use serde::Deserialize;
 
-use crate::record::{Columns, ItemRecord};
+use crate::record::Columns;
+use crate::snapshot::writer::{Meta, Writer};
+pub use crate::snapshot::{Entry, Generation};
 use crate::update::{Update, UpdateOp};
 
-const ITEMS: TableDefinition<&str, &[u8]> = TableDefinition::new("items");
-const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
-const FORMAT: &str = "rescore-items-1";
 const CURRENT: &str = "CURRENT";
 const LOCK: &str = "LOCK";
-/// Lines per write transaction while building: bounds the builder's dirty pages.
-const BUILD_BATCH: usize = 100_000;
-/// redb's page cache while building (freed when the build ends).
-const BUILD_CACHE_BYTES: usize = 256 << 20;
+const SERVING: &str = "SERVING";
+const SUFFIX: &str = ".items";
+/// The suffix of the redb generations of older releases (replaced on the next build).
+const OLD_SUFFIX: &str = ".redb";
+
+/// Who built a generation (kept in its metadata): a server from its `--items` at start-up,
+/// `items import`, or `items put|delete|apply`.
+pub const BUILT_BY_SERVE: &str = "serve";
+pub const BUILT_BY_IMPORT: &str = "import";
+pub const BUILT_BY_UPDATES: &str = "updates";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -46,6 +50,18 @@ pub enum StoreError {
     Parquet { problem: String },
     #[error("item store file {path}: {problem}")]
     Db { path: String, problem: String },
+    /// Another running server serves the data directory with another catalogue.
+    #[error(
+        "data directory {dir} serves another catalogue to a running sidecar: {serves}; \
+         --items {requested} would replace it for that sidecar too. Give this sidecar its own \
+         --data-dir, or replace the catalogue of every sidecar on {dir} on purpose with \
+         `rescore-sidecar items import {requested} --data-dir {dir}`"
+    )]
+    Catalogue {
+        dir: String,
+        serves: String,
+        requested: String,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -55,156 +71,12 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     }
 }
 
-fn db<E: Into<redb::Error>>(path: &Path) -> impl FnOnce(E) -> StoreError + '_ {
-    move |e| StoreError::Db {
-        path: path.display().to_string(),
-        problem: e.into().to_string(),
-    }
-}
-
-/// A stored value: `version` (u64 LE), a kind byte (0 live, 1 deleted), then the values as
-/// f64 LE by column. Deleted items keep their version so an older put cannot revive them.
-fn encode(version: u64, values: Option<&[f64]>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(9 + values.map_or(0, |v| v.len() * 8));
-    out.extend_from_slice(&version.to_le_bytes());
-    match values {
-        Some(values) => {
-            out.push(0);
-            for v in values {
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-        }
-        None => out.push(1),
-    }
-    out
-}
-
-struct Stored {
-    version: u64,
-    record: Option<ItemRecord>,
-}
-
-fn decode(bytes: &[u8]) -> Option<Stored> {
-    let version = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
-    match bytes.get(8)? {
-        0 => {
-            let rest = &bytes[9..];
-            let values = rest
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-                .collect();
-            Some(Stored {
-                version,
-                record: Some(ItemRecord::from_values(values)),
-            })
-        }
-        1 => Some(Stored {
-            version,
-            record: None,
-        }),
-        _ => None,
-    }
-}
-
-/// One published generation, open read-only. Lookups read through redb's page cache (bounded
-/// by `cache_bytes`) and the OS page cache; nothing is loaded up front.
-pub struct Generation {
-    number: u64,
-    path: PathBuf,
-    table: ReadOnlyTable<&'static str, &'static [u8]>,
-    columns: Columns,
-    items: u64,
-    source: String,
-    _db: redb::ReadOnlyDatabase,
-}
-
-impl std::fmt::Debug for Generation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Generation")
-            .field("number", &self.number)
-            .field("path", &self.path)
-            .field("items", &self.items)
-            .finish()
-    }
-}
-
-impl Generation {
-    pub fn open(path: &Path, number: u64, cache_bytes: usize) -> Result<Self, StoreError> {
-        let database = redb::Builder::new()
-            .set_cache_size(cache_bytes)
-            .open_read_only(path)
-            .map_err(db(path))?;
-        let txn = database.begin_read().map_err(db(path))?;
-        let meta = txn.open_table(META).map_err(db(path))?;
-        let get = |key: &str| -> Result<String, StoreError> {
-            meta.get(key)
-                .map_err(db(path))?
-                .map(|v| v.value().to_string())
-                .ok_or_else(|| StoreError::Db {
-                    path: path.display().to_string(),
-                    problem: format!("no `{key}` in its metadata: not an item store"),
-                })
-        };
-        let format = get("format")?;
-        if format != FORMAT {
-            return Err(StoreError::Db {
-                path: path.display().to_string(),
-                problem: format!("format `{format}`, expected `{FORMAT}`"),
-            });
-        }
-        let names: Vec<String> =
-            serde_json::from_str(&get("columns")?).map_err(|e| StoreError::Db {
-                path: path.display().to_string(),
-                problem: format!("columns: {e}"),
-            })?;
-        let items = get("items")?.parse().unwrap_or(0);
-        let source = get("source")?;
-        let table = txn.open_table(ITEMS).map_err(db(path))?;
-        Ok(Generation {
-            number,
-            path: path.to_path_buf(),
-            table,
-            columns: Columns::from_names(names.iter().map(String::as_str)),
-            items,
-            source,
-            _db: database,
-        })
-    }
-
-    /// The item, `None` when unknown or deleted.
-    pub fn get(&self, id: &str) -> Result<Option<ItemRecord>, StoreError> {
-        let Some(guard) = self.table.get(id).map_err(db(&self.path))? else {
-            return Ok(None);
-        };
-        match decode(guard.value()) {
-            Some(stored) => Ok(stored.record),
-            None => Err(StoreError::Db {
-                path: self.path.display().to_string(),
-                problem: format!("undecodable record for id {id:?}"),
-            }),
-        }
-    }
-
-    pub fn number(&self) -> u64 {
-        self.number
-    }
-    pub fn columns(&self) -> &Columns {
-        &self.columns
-    }
-    /// Live (not deleted) items.
-    pub fn len(&self) -> u64 {
-        self.items
-    }
-    pub fn is_empty(&self) -> bool {
-        self.items == 0
-    }
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-    /// What the generation was built from (snapshot fingerprint, `+updates` after ETL).
-    pub fn source(&self) -> &str {
-        &self.source
-    }
+/// Held by a server for as long as it serves a data directory (a shared advisory lock on
+/// `SERVING`): another server that would publish a different catalogue there sees it and
+/// refuses to start.
+#[derive(Debug)]
+pub struct ServingClaim {
+    _file: File,
 }
 
 #[derive(Deserialize)]
@@ -303,6 +175,7 @@ impl DataDir {
 
     /// Serves `snapshot`: reuses the live generation if it was built from this very file
     /// (same path, size and modification time), else builds a new one and publishes it.
+    /// (Tools and tests; a server uses [`DataDir::serve`], which also respects other servers.)
     pub fn ensure_snapshot(
         &self,
         snapshot: &Path,
@@ -310,27 +183,91 @@ impl DataDir {
     ) -> Result<(Generation, Option<BuildReport>), StoreError> {
         let fingerprint = fingerprint(snapshot)?;
         let _lock = self.lock()?;
-        if let Some((number, path)) = self.current()? {
-            match Generation::open(&path, number, cache_bytes) {
-                Ok(generation) if base_source(generation.source()) == fingerprint => {
-                    return Ok((generation, None));
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::warn!(%error, "live generation unreadable; rebuilding from the snapshot")
-                }
-            }
+        if let Some(live) = self.live_for(&fingerprint, cache_bytes)? {
+            return Ok((live, None));
         }
-        let report = self.build_locked(snapshot, &fingerprint)?;
+        let report = self.build_locked(snapshot, &fingerprint, BUILT_BY_SERVE)?;
         let generation = Generation::open(&report.path, report.generation, cache_bytes)?;
         Ok((generation, Some(report)))
+    }
+
+    /// The live generation if it was built from the snapshot of `fingerprint`.
+    fn live_for(
+        &self,
+        fingerprint: &str,
+        cache_bytes: usize,
+    ) -> Result<Option<Generation>, StoreError> {
+        let Some((number, path)) = self.current()? else {
+            return Ok(None);
+        };
+        match Generation::open(&path, number, cache_bytes) {
+            Ok(generation) if base_source(generation.source()) == fingerprint => {
+                Ok(Some(generation))
+            }
+            Ok(_) => Ok(None),
+            Err(error) => {
+                tracing::warn!(%error, "live generation unreadable; rebuilding from the snapshot");
+                Ok(None)
+            }
+        }
+    }
+
+    /// What a server does with `--items snapshot` at start: [`DataDir::ensure_snapshot`], and
+    /// a claim on the directory held while serving. A data directory serves one catalogue:
+    /// when the live generation came from another snapshot file (or an `items import` of one)
+    /// and another server is serving the directory, nothing is built and the error names the
+    /// directory and what it serves. A newer version of the same snapshot file is built and
+    /// published (every server on the directory then swaps to it), as is any snapshot when no
+    /// other server is running.
+    pub fn serve(
+        &self,
+        snapshot: &Path,
+    ) -> Result<(Generation, Option<BuildReport>, ServingClaim), StoreError> {
+        let fingerprint = fingerprint(snapshot)?;
+        let claim_path = self.path.join(SERVING);
+        let claim = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&claim_path)
+            .map_err(io(&claim_path))?;
+        let _lock = self.lock()?;
+        if let Some(live) = self.live_for(&fingerprint, 0)? {
+            claim.lock_shared().map_err(io(&claim_path))?;
+            return Ok((live, None, ServingClaim { _file: claim }));
+        }
+        match claim.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                if let Some(live) = self.open_current(0).ok().flatten() {
+                    if snapshot_path(live.source()) != snapshot_path(&fingerprint) {
+                        return Err(StoreError::Catalogue {
+                            dir: self.path.display().to_string(),
+                            serves: format!(
+                                "generation {} ({} items) built by {} from {}",
+                                live.number(),
+                                live.len(),
+                                live.built_by(),
+                                snapshot_path(live.source()),
+                            ),
+                            requested: snapshot.display().to_string(),
+                        });
+                    }
+                }
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(&claim_path)(e)),
+        }
+        let report = self.build_locked(snapshot, &fingerprint, BUILT_BY_SERVE)?;
+        let generation = Generation::open(&report.path, report.generation, 0)?;
+        claim.lock_shared().map_err(io(&claim_path))?;
+        Ok((generation, Some(report), ServingClaim { _file: claim }))
     }
 
     /// Builds a new generation from a snapshot and publishes it, whatever is live.
     pub fn import(&self, snapshot: &Path) -> Result<BuildReport, StoreError> {
         let fingerprint = fingerprint(snapshot)?;
         let _lock = self.lock()?;
-        self.build_locked(snapshot, &fingerprint)
+        self.build_locked(snapshot, &fingerprint, BUILT_BY_IMPORT)
     }
 
     fn next_generation(&self) -> Result<u64, StoreError> {
@@ -344,16 +281,21 @@ impl DataDir {
         Ok(highest + 1)
     }
 
-    fn build_locked(&self, snapshot: &Path, fingerprint: &str) -> Result<BuildReport, StoreError> {
+    fn build_locked(
+        &self,
+        snapshot: &Path,
+        fingerprint: &str,
+        built_by: &str,
+    ) -> Result<BuildReport, StoreError> {
         self.build_generation(Instant::now(), |tmp| {
             let (items, lines) = match SnapshotFormat::of(snapshot) {
                 SnapshotFormat::JsonLines => {
                     let file = File::open(snapshot).map_err(io(snapshot))?;
                     let reader = std::io::BufReader::with_capacity(1 << 20, file);
-                    build_file(tmp, reader, fingerprint)?
+                    build_file(tmp, reader, fingerprint, built_by)?
                 }
                 SnapshotFormat::Parquet => {
-                    crate::parquet_snapshot::build(snapshot, tmp, fingerprint)?
+                    crate::parquet_snapshot::build(snapshot, tmp, fingerprint, built_by)?
                 }
             };
             Ok((items, lines, 0))
@@ -393,47 +335,21 @@ impl DataDir {
         })
     }
 
-    /// Applies versioned puts and deletes: copies the live generation, applies the updates
-    /// that are newer than what it holds, and publishes the copy as the next generation.
+    /// Applies versioned puts and deletes: reads the live generation, applies the updates
+    /// that are newer than what it holds (in input order), and writes the result as the next
+    /// generation. The updates of one run are held in memory until written (a batch, not a
+    /// stream: streams of single updates belong in Redis).
     pub fn apply_updates(
         &self,
         updates: impl Iterator<Item = Result<Update, StoreError>>,
     ) -> Result<BuildReport, StoreError> {
         let started = Instant::now();
         let _lock = self.lock()?;
-        self.build_generation(started, |tmp| {
-            let base_source = match self.current()? {
-                Some((_, live)) => {
-                    std::fs::copy(&live, tmp).map_err(io(tmp))?;
-                    let database = redb::Builder::new()
-                        .set_cache_size(BUILD_CACHE_BYTES)
-                        .open(tmp)
-                        .map_err(db(tmp))?;
-                    let txn = database.begin_read().map_err(db(tmp))?;
-                    let meta = txn.open_table(META).map_err(db(tmp))?;
-                    let source = meta
-                        .get("source")
-                        .map_err(db(tmp))?
-                        .map(|v| v.value().to_string())
-                        .unwrap_or_default();
-                    drop(meta);
-                    drop(txn);
-                    Some((database, source))
-                }
-                None => None,
-            };
-            let (database, source) = match base_source {
-                Some(v) => v,
-                None => (
-                    redb::Builder::new()
-                        .set_cache_size(BUILD_CACHE_BYTES)
-                        .create(tmp)
-                        .map_err(db(tmp))?,
-                    "empty".to_string(),
-                ),
-            };
-            apply_to(&database, tmp, updates, &source)
-        })
+        let live = match self.current()? {
+            Some((number, path)) => Some(Generation::open(&path, number, 0)?),
+            None => None,
+        };
+        self.build_generation(started, |tmp| apply_to(live.as_ref(), tmp, updates))
     }
 
     /// Renames the finished file into place, points `CURRENT` at it (write + rename, so a
@@ -470,12 +386,15 @@ impl DataDir {
 }
 
 fn generation_name(number: u64) -> String {
-    format!("gen-{number:06}.redb")
+    format!("gen-{number:06}{SUFFIX}")
 }
 
+/// The number of a generation file, this release's or an older one's (`CURRENT` may still
+/// name a redb generation: it is then rebuilt, and numbering goes on from it).
 fn parse_generation(name: &str) -> Option<u64> {
-    name.strip_prefix("gen-")?
-        .strip_suffix(".redb")?
+    let rest = name.strip_prefix("gen-")?;
+    rest.strip_suffix(SUFFIX)
+        .or_else(|| rest.strip_suffix(OLD_SUFFIX))?
         .parse()
         .ok()
 }
@@ -501,11 +420,19 @@ fn base_source(source: &str) -> &str {
     source.split(" +updates").next().unwrap_or(source)
 }
 
+/// The snapshot file a source (or fingerprint) names: what identifies a catalogue.
+pub fn snapshot_path(source: &str) -> &str {
+    let base = base_source(source);
+    let path = base.strip_prefix("snapshot ").unwrap_or(base);
+    path.rsplit_once(" size ").map_or(path, |(p, _)| p)
+}
+
 /// Writes a new store file from JSON Lines.
 fn build_file(
     path: &Path,
     reader: impl BufRead,
     fingerprint: &str,
+    built_by: &str,
 ) -> Result<(u64, u64), StoreError> {
     let mut builder = SnapshotBuilder::create(path)?;
     for (i, line) in reader.lines().enumerate() {
@@ -525,38 +452,25 @@ fn build_file(
             at,
         )?;
     }
-    builder.finish(fingerprint)
+    builder.finish(fingerprint, built_by)
 }
 
 /// Writes a snapshot's items into a new store file, whatever the snapshot's format: JSON Lines
 /// ([`build_file`]) and Parquet ([`crate::parquet_snapshot`]) feed the same rows through it,
 /// so the same data gives the same file.
-pub(crate) struct SnapshotBuilder<'p> {
-    path: &'p Path,
-    database: redb::Database,
-    txn: Option<redb::WriteTransaction>,
+pub(crate) struct SnapshotBuilder {
+    writer: Writer,
     columns: Columns,
-    items: u64,
     rows: u64,
-    in_txn: usize,
     values: Vec<f64>,
 }
 
-impl<'p> SnapshotBuilder<'p> {
-    pub(crate) fn create(path: &'p Path) -> Result<Self, StoreError> {
-        let database = redb::Builder::new()
-            .set_cache_size(BUILD_CACHE_BYTES)
-            .create(path)
-            .map_err(db(path))?;
-        let txn = begin_bulk(&database, path)?;
+impl SnapshotBuilder {
+    pub(crate) fn create(path: &Path) -> Result<Self, StoreError> {
         Ok(SnapshotBuilder {
-            path,
-            database,
-            txn: Some(txn),
+            writer: Writer::create(path)?,
             columns: Columns::default(),
-            items: 0,
             rows: 0,
-            in_txn: 0,
             values: Vec::new(),
         })
     }
@@ -571,7 +485,6 @@ impl<'p> SnapshotBuilder<'p> {
         features: impl IntoIterator<Item = (&'n str, Option<f64>)>,
         at: impl FnOnce(String) -> StoreError,
     ) -> Result<(), StoreError> {
-        let path = self.path;
         self.values.clear();
         for (name, value) in features {
             let Some(value) = value else { continue };
@@ -587,143 +500,66 @@ impl<'p> SnapshotBuilder<'p> {
             }
             self.values[column] = value;
         }
-        let Some(txn) = self.txn.as_ref() else {
-            return Err(StoreError::Db {
-                path: path.display().to_string(),
-                problem: "no open write transaction".into(),
-            });
-        };
-        {
-            let mut table = txn.open_table(ITEMS).map_err(db(path))?;
-            let old = table
-                .insert(id, encode(version, Some(&self.values)).as_slice())
-                .map_err(db(path))?;
-            if old.is_none() {
-                self.items += 1;
-            }
+        if version > crate::update::MAX_VERSION {
+            return Err(at(format!(
+                "version {version} is above 2^53 ({})",
+                crate::update::MAX_VERSION
+            )));
         }
+        self.writer.push(id, version, Some(&self.values))?;
         self.rows += 1;
-        self.in_txn += 1;
-        if self.in_txn >= BUILD_BATCH {
-            if let Some(txn) = self.txn.take() {
-                txn.commit().map_err(db(path))?;
-            }
-            self.txn = Some(begin_bulk(&self.database, path)?);
-            self.in_txn = 0;
-        }
         Ok(())
     }
 
-    /// Writes the metadata and commits durably; returns (items, rows).
-    pub(crate) fn finish(mut self, fingerprint: &str) -> Result<(u64, u64), StoreError> {
-        let path = self.path;
-        let mut txn = match self.txn.take() {
-            Some(txn) => txn,
-            None => begin_bulk(&self.database, path)?,
-        };
-        write_meta(&txn, path, &self.columns, self.items, fingerprint)?;
-        txn.set_durability(redb::Durability::Immediate)
-            .map_err(|e| StoreError::Db {
-                path: path.display().to_string(),
-                problem: e.to_string(),
-            })?;
-        txn.commit().map_err(db(path))?;
-        drop(self.database);
-        Ok((self.items, self.rows))
+    /// Sorts and writes the file durably; returns (items, rows).
+    pub(crate) fn finish(
+        self,
+        fingerprint: &str,
+        built_by: &str,
+    ) -> Result<(u64, u64), StoreError> {
+        let (items, _) = self.writer.finish(
+            &self.columns,
+            Meta {
+                source: fingerprint,
+                built_by,
+            },
+        )?;
+        Ok((items, self.rows))
     }
 }
 
-fn begin_bulk(
-    database: &redb::Database,
-    path: &Path,
-) -> Result<redb::WriteTransaction, StoreError> {
-    let mut txn = database.begin_write().map_err(db(path))?;
-    // Intermediate commits need not reach the disk: only the final one makes the file live.
-    txn.set_durability(redb::Durability::None)
-        .map_err(|e| StoreError::Db {
-            path: path.display().to_string(),
-            problem: e.to_string(),
-        })?;
-    Ok(txn)
-}
+/// The state of an id after the updates seen so far: version, and the values unless deleted.
+type Updated = (u64, Option<Vec<f64>>);
 
-fn write_meta(
-    txn: &redb::WriteTransaction,
-    path: &Path,
-    columns: &Columns,
-    items: u64,
-    source: &str,
-) -> Result<(), StoreError> {
-    let mut meta = txn.open_table(META).map_err(db(path))?;
-    let names = serde_json::to_string(&columns.names()).unwrap_or_else(|_| "[]".into());
-    for (k, v) in [
-        ("format", FORMAT.to_string()),
-        ("columns", names),
-        ("items", items.to_string()),
-        ("source", source.to_string()),
-    ] {
-        meta.insert(k, v.as_str()).map_err(db(path))?;
-    }
-    // Make sure the items table exists even for an empty snapshot.
-    txn.open_table(ITEMS).map_err(db(path))?;
-    Ok(())
-}
-
-/// Applies updates to an open (copied) store file; returns live items, lines, stale lines.
+/// Writes `live` with `updates` applied into `path`; returns live items, lines, stale lines.
 fn apply_to(
-    database: &redb::Database,
+    live: Option<&Generation>,
     path: &Path,
     updates: impl Iterator<Item = Result<Update, StoreError>>,
-    source: &str,
 ) -> Result<(u64, u64, u64), StoreError> {
-    let (columns, mut items) = {
-        let txn = database.begin_read().map_err(db(path))?;
-        match txn.open_table(META) {
-            Ok(meta) => {
-                let names: Vec<String> = meta
-                    .get("columns")
-                    .map_err(db(path))?
-                    .and_then(|v| serde_json::from_str(v.value()).ok())
-                    .unwrap_or_default();
-                let items = meta
-                    .get("items")
-                    .map_err(db(path))?
-                    .and_then(|v| v.value().parse().ok())
-                    .unwrap_or(0u64);
-                (Columns::from_names(names.iter().map(String::as_str)), items)
-            }
-            Err(redb::TableError::TableDoesNotExist(_)) => (Columns::default(), 0),
-            Err(e) => return Err(db(path)(e)),
-        }
+    let columns = match live {
+        Some(g) => Columns::from_names(g.columns().names().iter().map(String::as_str)),
+        None => Columns::default(),
     };
     let mut lines = 0u64;
     let mut stale = 0u64;
-    let mut txn = begin_bulk(database, path)?;
-    let mut in_txn = 0usize;
+    let mut changed: HashMap<String, Updated> = HashMap::new();
     for update in updates {
         let update = update?;
         lines += 1;
-        {
-            let mut table = txn.open_table(ITEMS).map_err(db(path))?;
-            let existing = table
-                .get(update.id.as_str())
-                .map_err(db(path))?
-                .and_then(|g| decode(g.value()));
-            if existing
-                .as_ref()
-                .is_some_and(|s| s.version >= update.version)
-            {
-                stale += 1;
-                continue;
-            }
-            let was_live = existing.is_some_and(|s| s.record.is_some());
-            let encoded = match &update.op {
-                UpdateOp::Put(features) => {
-                    let (record, dropped) = ItemRecord::from_pairs(
-                        &columns,
-                        features.iter().map(|(k, v)| (k.as_str(), *v)),
-                    );
-                    if dropped > 0 {
+        let current = match changed.get(update.id.as_str()) {
+            Some((version, _)) => Some(*version),
+            None => live.and_then(|g| g.entry(&update.id)).map(|e| e.version),
+        };
+        if current.is_some_and(|v| v >= update.version) {
+            stale += 1;
+            continue;
+        }
+        let values = match &update.op {
+            UpdateOp::Put(features) => {
+                let mut values = Vec::new();
+                for (name, value) in features {
+                    let Some(column) = columns.intern(name) else {
                         return Err(StoreError::Line {
                             line: update.line,
                             problem: format!(
@@ -731,45 +567,50 @@ fn apply_to(
                                 crate::record::MAX_COLUMNS
                             ),
                         });
+                    };
+                    let column = column as usize;
+                    if values.len() <= column {
+                        values.resize(column + 1, f64::NAN);
                     }
-                    if !was_live {
-                        items += 1;
-                    }
-                    encode(update.version, Some(record.values()))
+                    values[column] = *value;
                 }
-                UpdateOp::Delete => {
-                    if was_live {
-                        items -= 1;
-                    }
-                    encode(update.version, None)
-                }
-            };
-            table
-                .insert(update.id.as_str(), encoded.as_slice())
-                .map_err(db(path))?;
-        }
-        in_txn += 1;
-        if in_txn >= BUILD_BATCH {
-            txn.commit().map_err(db(path))?;
-            txn = begin_bulk(database, path)?;
-            in_txn = 0;
+                Some(values)
+            }
+            UpdateOp::Delete => None,
+        };
+        changed.insert(update.id, (update.version, values));
+    }
+    let mut writer = Writer::create(path)?;
+    if let Some(live) = live {
+        for (id, entry) in live.entries() {
+            if !changed.contains_key(id) {
+                writer.push(id, entry.version, entry.values)?;
+            }
         }
     }
-    let source = format!("{} +updates", base_source(source));
-    write_meta(&txn, path, &columns, items, &source)?;
-    txn.set_durability(redb::Durability::Immediate)
-        .map_err(|e| StoreError::Db {
-            path: path.display().to_string(),
-            problem: e.to_string(),
-        })?;
-    txn.commit().map_err(db(path))?;
+    for (id, (version, values)) in &changed {
+        writer.push(id, *version, values.as_deref())?;
+    }
+    let source = format!(
+        "{} +updates",
+        live.map_or("empty", |g| base_source(g.source()))
+    );
+    let (items, _) = writer.finish(
+        &columns,
+        Meta {
+            source: &source,
+            built_by: BUILT_BY_UPDATES,
+        },
+    )?;
     Ok((items, lines, stale))
 }
 
-/// Reads a whole store's live item count (for reports and tests).
+/// Counts a generation's live items by reading every entry (for reports and tests).
 pub fn count_items(generation: &Generation) -> Result<u64, StoreError> {
-    let n = generation.table.len().map_err(db(&generation.path))?;
-    Ok(n)
+    Ok(generation
+        .entries()
+        .filter(|(_, e)| e.values.is_some())
+        .count() as u64)
 }
 
 #[cfg(test)]

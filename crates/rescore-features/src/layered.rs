@@ -18,11 +18,10 @@ use arc_swap::ArcSwap;
 use serde::Deserialize;
 
 use crate::cache::{
-    Answer, Backend, CacheConfig, Cached, CachedItems, Fetched, IdHasher, RequestItems,
+    Answer, Backend, CacheConfig, CachedItems, Fetched, IdHasher,
 };
 use crate::embedded::Generation;
 use crate::metric_names as m;
-use crate::record::ItemRecord;
 use crate::redis_store::RedisStore;
 
 /// `[item_store.layered]` in the config file (docs/configuration.md).
@@ -143,96 +142,5 @@ impl CachedItems {
         self.misses.increment(skipped);
         metrics::counter!(m::ITEM_STORE_LAYER_DEGRADED, "reason" => "skipped").increment(skipped);
         found
-    }
-}
-
-impl RequestItems {
-    pub(crate) fn layered_get(
-        &self,
-        generation: &Generation,
-        found: &Fetched,
-        id: &str,
-    ) -> Option<Arc<ItemRecord>> {
-        match found.get(id) {
-            Some(Answer::Found(record)) => record.clone(),
-            Some(Answer::Absent) => self.snapshot_load(generation, id, false),
-            None => self.snapshot_load(generation, id, true),
-        }
-    }
-
-    /// As [`RequestItems::layered_get`] per id; the snapshot's reads in key order.
-    pub(crate) fn layered_get_many<'a>(
-        &self,
-        generation: &Generation,
-        found: &Fetched,
-        ids: impl ExactSizeIterator<Item = &'a str>,
-    ) -> Vec<Option<Arc<ItemRecord>>> {
-        let mut out = Vec::with_capacity(ids.len());
-        let mut reads: Vec<(&str, usize, bool)> = Vec::new();
-        for (i, id) in ids.enumerate() {
-            match found.get(id) {
-                Some(Answer::Found(record)) => out.push(record.clone()),
-                other => {
-                    out.push(None);
-                    reads.push((id, i, other.is_none()));
-                }
-            }
-        }
-        reads.sort_unstable();
-        let mut previous: Option<(&str, usize)> = None;
-        for &(id, i, degraded) in &reads {
-            out[i] = match previous {
-                // The same id twice in one request: read once.
-                Some((p, at)) if p == id => out[at].clone(),
-                _ => self.snapshot_load(generation, id, degraded),
-            };
-            previous = Some((id, i));
-        }
-        out
-    }
-
-    /// The snapshot's answer for `id`, through the cache's entry API (one read per key under
-    /// concurrent misses). `degraded`: Redis did not answer, so the entry is kept only for
-    /// `unknown_ttl_secs`.
-    fn snapshot_load(
-        &self,
-        generation: &Generation,
-        id: &str,
-        degraded: bool,
-    ) -> Option<Arc<ItemRecord>> {
-        let number = generation.number();
-        let items = &self.items;
-        let entry = items.cache.entry(Box::from(id)).or_insert_with_if(
-            || {
-                let started = Instant::now();
-                let (record, failed) = match generation.get(id) {
-                    Ok(r) => (r.map(Arc::new), false),
-                    Err(error) => {
-                        metrics::counter!(m::ITEM_STORE_REQUESTS, "store" => "embedded", "result" => "error")
-                            .increment(1);
-                        items.warn_sometimes(|| tracing::error!(%error, "embedded item store read failed"));
-                        (None, true)
-                    }
-                };
-                metrics::histogram!(m::ITEM_STORE_DURATION, "store" => "embedded")
-                    .record(started.elapsed().as_secs_f64());
-                metrics::counter!(m::ITEM_STORE_LAYER_READS, "layer" => "snapshot").increment(1);
-                Cached {
-                    generation: number,
-                    record,
-                    short: degraded,
-                    failed,
-                }
-            },
-            |c| c.generation != number || c.failed,
-        );
-        let cached = entry.into_value();
-        if cached.failed {
-            // Both layers failed for this id: a store failure, not an unknown item.
-            items.cache.invalidate(id);
-            self.unread.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!(m::ITEM_STORE_FALLBACKS, "reason" => "error").increment(1);
-        }
-        cached.record
     }
 }

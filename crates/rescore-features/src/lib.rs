@@ -10,15 +10,18 @@ mod layered;
 mod parquet_snapshot;
 mod record;
 pub mod redis_store;
+mod snapshot;
 mod spec;
 pub mod suspicion;
 pub mod update;
 
 pub use assemble::{Assembled, SlotSource};
 pub use cache::{CacheConfig, CachedItems, RequestItems};
-pub use embedded::{BuildReport, DataDir, Generation, SnapshotFormat, StoreError};
+pub use embedded::{
+    BuildReport, DataDir, Entry, Generation, ServingClaim, SnapshotFormat, StoreError,
+};
 pub use layered::LayeredConfig;
-pub use record::{AttachedValue, Columns, ItemRecord, MAX_COLUMNS};
+pub use record::{AttachedValue, Columns, ItemOrigin, ItemRecord, ItemRef, MAX_COLUMNS};
 pub use redis_store::{RedisConfig, RedisStore, RedisStoreError, ValueFormat};
 pub use spec::{seller_controlled_keys, FeatureDecl, FeatureSpec, SourceKind, SpecError};
 pub use update::{parse_updates, OpKind, Update, UpdateError, UpdateOp};
@@ -44,7 +47,8 @@ pub enum StoreKind {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EmbeddedConfig {
-    /// redb's page cache for reads (anonymous memory); the OS page cache holds the rest.
+    /// Deprecated and ignored: the redb store's page cache (the store is memory-mapped now,
+    /// ADR 0008). Still accepted so that existing config files load.
     pub read_cache_bytes: usize,
     /// How often the server looks for a newer generation in the data directory (published by
     /// `items import|put|delete`); 0 = never.
@@ -124,7 +128,7 @@ pub fn describe_metrics() {
     );
     metrics::describe_counter!(
         ITEM_STORE_SWAPS,
-        "Newer embedded store generations picked up while serving, by result."
+        "Newer embedded store generations seen while serving, by result: success (swapped), failure (cannot be opened), foreign (another server's catalogue; not swapped)."
     );
     metrics::describe_histogram!(
         ITEM_STORE_DURATION,
@@ -161,7 +165,7 @@ pub fn describe_metrics() {
     for reason in ["timeout", "error", "skipped"] {
         metrics::counter!(ITEM_STORE_LAYER_DEGRADED, "reason" => reason).absolute(0);
     }
-    for result in ["success", "failure"] {
+    for result in ["success", "failure", "foreign"] {
         metrics::counter!(ITEM_STORE_SWAPS, "result" => result).absolute(0);
     }
     metrics::gauge!(ITEM_STORE_ITEMS).set(0.0);

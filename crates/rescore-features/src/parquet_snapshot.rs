@@ -208,6 +208,7 @@ pub(crate) fn build(
     snapshot: &Path,
     path: &Path,
     fingerprint: &str,
+    built_by: &str,
 ) -> Result<(u64, u64), StoreError> {
     let file = File::open(snapshot).map_err(|source| StoreError::Io {
         path: snapshot.display().to_string(),
@@ -297,7 +298,7 @@ pub(crate) fn build(
             done += n;
         }
     }
-    builder.finish(fingerprint)
+    builder.finish(fingerprint, built_by)
 }
 
 #[derive(Default)]

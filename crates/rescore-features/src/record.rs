@@ -165,6 +165,55 @@ impl ItemRecord {
     }
 }
 
+/// One item's values as a request sees them, borrowed for the request: a row of the embedded
+/// store's mapped file (no copy, no allocation) or a record fetched from Redis.
+#[derive(Debug, Clone, Copy)]
+pub struct ItemRef<'a> {
+    values: &'a [f64],
+    origin: ItemOrigin<'a>,
+}
+
+/// Where an [`ItemRef`]'s values live: what consumers key data derived from them by.
+#[derive(Debug, Clone, Copy)]
+pub enum ItemOrigin<'a> {
+    /// Entry `row` of the embedded generation opened as `serial` (unique per opened
+    /// generation in this process, never reused): the values never change for that pair.
+    Row { serial: u64, row: u32 },
+    /// A record (from Redis), with its attached slot.
+    Record(&'a ItemRecord),
+}
+
+impl<'a> ItemRef<'a> {
+    pub fn row(values: &'a [f64], serial: u64, row: u32) -> Self {
+        ItemRef {
+            values,
+            origin: ItemOrigin::Row { serial, row },
+        }
+    }
+
+    pub fn record(record: &'a ItemRecord) -> Self {
+        ItemRef {
+            values: record.values(),
+            origin: ItemOrigin::Record(record),
+        }
+    }
+
+    pub fn values(&self) -> &'a [f64] {
+        self.values
+    }
+
+    pub fn value(&self, column: u32) -> Option<f64> {
+        self.values
+            .get(column as usize)
+            .copied()
+            .filter(|v| !v.is_nan())
+    }
+
+    pub fn origin(&self) -> ItemOrigin<'a> {
+        self.origin
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

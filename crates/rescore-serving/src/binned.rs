@@ -16,10 +16,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rescore_api::RescoreRequest;
-use rescore_features::{FeatureSpec, RequestItems, SlotSource};
+use rescore_features::{FeatureSpec, ItemOrigin, RequestItems, SlotSource};
 use rescore_model::NativeModel;
 
 use crate::record_bins::{record_bins, BinKey, NOT_ITEM};
+use crate::row_bins::RowBins;
 
 /// Column lists a layout interns (a list changes only when a store's columns do).
 const MAX_INTERNED: usize = 16;
@@ -37,6 +38,9 @@ pub(crate) struct BinLayout {
     id: u64,
     /// The item column lists of the keys made so far, so that equal keys share one list.
     interned: Mutex<Vec<Arc<[u32]>>>,
+    /// Bins of embedded-store rows for the latest key (a key changes only when the store's
+    /// columns do).
+    row_bins: Mutex<Option<Arc<RowBins>>>,
 }
 
 impl BinLayout {
@@ -69,6 +73,7 @@ impl BinLayout {
             by_hit_key,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             interned: Mutex::new(Vec::new()),
+            row_bins: Mutex::new(None),
         })
     }
 
@@ -95,6 +100,19 @@ impl BinLayout {
             }
         };
         BinKey::new(self.id, columns)
+    }
+
+    /// The table of row bins for `key` (`width` bytes a row), made anew when the key changed.
+    fn row_bins(&self, key: &BinKey, width: usize) -> Arc<RowBins> {
+        let mut current = self.row_bins.lock().unwrap_or_else(|e| e.into_inner());
+        match current.as_ref() {
+            Some(table) if table.key() == key && table.width() == width => table.clone(),
+            _ => {
+                let table = Arc::new(RowBins::new(key.clone(), width));
+                *current = Some(table.clone());
+                table
+            }
+        }
     }
 
     /// Bin columns: the bytes of one binned row.
@@ -183,6 +201,13 @@ pub(crate) fn assemble(
         }
     }
     let records = spec.records(request, items);
+    let derived_width = n_bins + width.div_ceil(8) + 1;
+    let row_bins = records
+        .iter()
+        .any(|r| matches!(r.map(|r| r.origin()), Some(ItemOrigin::Row { .. })))
+        .then(|| layout.row_bins(&key, derived_width));
+    // One buffer for every hit's bins: no allocation per item.
+    let mut scratch: Vec<u8> = Vec::with_capacity(derived_width);
     let mut rows = vec![0u8; n_bins * hits];
     for (h, (hit, row)) in request
         .hits
@@ -190,9 +215,32 @@ pub(crate) fn assemble(
         .zip(rows.chunks_exact_mut(n_bins.max(1)))
         .enumerate()
     {
-        let record = records.get(h).and_then(Option::as_deref);
-        let derived =
-            record.map(|r| record_bins(r, &key, |values| derive(native, layout, &sources, values)));
+        let derived: Option<&[u8]> = match records.get(h).copied().flatten() {
+            None => None,
+            Some(item) => {
+                let values = item.values();
+                let make = |out: &mut Vec<u8>| derive_into(native, layout, &sources, values, out);
+                match (item.origin(), &row_bins) {
+                    (ItemOrigin::Row { serial, row }, Some(table)) => {
+                        table.get_into(serial, row, &mut scratch, make);
+                    }
+                    (ItemOrigin::Record(record), _) => {
+                        let kept = record_bins(record, &key, |_| {
+                            let mut out = Vec::with_capacity(derived_width);
+                            make(&mut out);
+                            out.into()
+                        });
+                        scratch.clear();
+                        scratch.extend_from_slice(&kept);
+                    }
+                    (ItemOrigin::Row { .. }, None) => make({
+                        scratch.clear();
+                        &mut scratch
+                    }),
+                }
+                Some(&scratch)
+            }
+        };
         // [bins of the bin columns][bit per feature: the item lacks it][any lacking]
         let absent = |slot: usize| {
             derived
@@ -268,15 +316,15 @@ fn fill_absent(row: &mut [u8], fills: &[Fill], absent: impl Fn(usize) -> bool) {
 /// A record's bytes for the binned path: the bin of its value for each item-filled bin column
 /// (0 elsewhere), then a bit per model feature set if the item lacks it, then 1 if it lacks
 /// any. With 300 features and 200 bin columns: 239 bytes per record and model version.
-fn derive(
+fn derive_into(
     native: &NativeModel,
     layout: &BinLayout,
     sources: &[SlotSource],
     values: &[f64],
-) -> Arc<[u8]> {
+    out: &mut Vec<u8>,
+) {
     let value = |column: usize| values.get(column).copied().filter(|v| !v.is_nan());
     let n_bins = layout.features.len();
-    let mut out = Vec::with_capacity(n_bins + sources.len().div_ceil(8) + 1);
     for (c, &slot) in layout.features.iter().enumerate() {
         out.push(match sources[slot] {
             SlotSource::Item { column, .. } => value(column).map_or(0, |x| native.bin(c, x)),
@@ -293,7 +341,6 @@ fn derive(
         }
     }
     out.push(any);
-    out.into()
 }
 
 #[cfg(test)]
@@ -538,13 +585,16 @@ mod tests {
                 .score(&request, Some(&fresh_items), deadline, Some("live"))
                 .expect("scored");
             assert_eq!(got, want, "monitored, rate {rate}");
-            let records = version.spec.records(&request, Some(&fresh_items));
-            let with_bins = records
-                .iter()
-                .flatten()
-                .filter(|r| r.attached().get().is_some())
-                .count();
-            assert_eq!(with_bins, ITEMS, "every record was scored from its bins");
+            // The table of row bins is made only by the binned path's assembly.
+            let layout = version.bin_layout.as_ref().expect("binned layout");
+            assert!(
+                layout
+                    .row_bins
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .is_some(),
+                "the monitored version was scored from its items' bins"
+            );
             let unmonitored = plain
                 .score(&request, Some(&fresh_items), deadline, Some("live"))
                 .expect("scored");

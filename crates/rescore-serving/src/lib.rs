@@ -14,6 +14,7 @@ mod record_bins;
 mod registry;
 mod rescorer;
 mod routing;
+mod row_bins;
 mod shadow;
 mod watch;
 

@@ -143,6 +143,10 @@ fn worker(
             Err(_) => return,
         };
         let Ok(job) = job else { return };
+        // The served request is over: its deadline no longer bounds the item reads.
+        if let Some(items) = &job.items {
+            items.lift_deadline();
+        }
         for shadow in &job.shadows {
             let started = Instant::now();
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rescore_features::{
-    metric_names, parse_updates, CachedItems, DataDir, ItemStoreConfig, OpKind, RedisStore,
-    StoreError, StoreKind, Update,
+    embedded, metric_names, parse_updates, CachedItems, DataDir, ItemStoreConfig, OpKind,
+    RedisStore, ServingClaim, StoreError, StoreKind, Update,
 };
 
 use crate::config::{CommonFlags, Config, ItemsCommand, Target};
@@ -34,6 +34,9 @@ pub fn redis_items(config: &ItemStoreConfig) -> anyhow::Result<CachedItems> {
     ))
 }
 
+/// This process's claim on its data directory: held until it exits (see `DataDir::serve`).
+static SERVING: std::sync::OnceLock<ServingClaim> = std::sync::OnceLock::new();
+
 /// The embedded store of `snapshot`, with `redis` in front of it when layered.
 pub fn snapshot_items(
     snapshot: &Path,
@@ -41,7 +44,7 @@ pub fn snapshot_items(
     config: &ItemStoreConfig,
     redis: Option<RedisStore>,
 ) -> anyhow::Result<CachedItems> {
-    let generation = embedded_generation(snapshot, data_dir, config)?;
+    let generation = embedded_generation(snapshot, data_dir)?;
     Ok(match redis {
         Some(store) => {
             tracing::info!(url = %redact(&config.redis.url), pool = config.redis.pool_size,
@@ -55,17 +58,19 @@ pub fn snapshot_items(
 }
 
 /// Builds the embedded store from the snapshot (or reuses the live generation built from
-/// this very file) and opens it.
+/// this very file) and opens it. Refuses (an error naming the directory and what it serves)
+/// when another running server serves the data directory with another catalogue.
 fn embedded_generation(
     snapshot: &Path,
     data_dir: &Path,
-    config: &ItemStoreConfig,
 ) -> anyhow::Result<rescore_features::Generation> {
-    let context = |e: StoreError| anyhow::anyhow!("--items {}: {e}", snapshot.display());
+    let context = |e: StoreError| match e {
+        e @ StoreError::Catalogue { .. } => anyhow::anyhow!("{e}"),
+        e => anyhow::anyhow!("--items {}: {e}", snapshot.display()),
+    };
     let dir = DataDir::open(data_dir).map_err(context)?;
-    let (generation, report) = dir
-        .ensure_snapshot(snapshot, config.embedded.read_cache_bytes)
-        .map_err(context)?;
+    let (generation, report, claim) = dir.serve(snapshot).map_err(context)?;
+    let _ = SERVING.set(claim);
     match report {
         Some(r) => tracing::info!(items = r.items, lines = r.lines, generation = r.generation,
             seconds = r.seconds, bytes = r.bytes, path = %r.path.display(), "item store built"),
@@ -76,35 +81,65 @@ fn embedded_generation(
     Ok(generation)
 }
 
+/// Whether a server serving `catalogue` (its `--items`) takes `generation`: yes for what
+/// `items import|put|delete|apply` published (an explicit refresh of every server on the
+/// directory) and for a newer build of the same snapshot file; no for a generation another
+/// server built from a different `--items`.
+fn belongs(generation: &rescore_features::Generation, catalogue: &str) -> bool {
+    generation.built_by() != embedded::BUILT_BY_SERVE
+        || embedded::snapshot_path(generation.source()) == catalogue
+}
+
 /// Polls `CURRENT` in the data directory and swaps to a newer generation when one is
-/// published. A generation that cannot be opened is logged and counted; the live one stays.
-pub fn watch_generations(items: Arc<CachedItems>, data_dir: PathBuf, config: &ItemStoreConfig) {
+/// published. A generation that cannot be opened, or that belongs to another catalogue, is
+/// logged and counted (once per generation); the live one stays.
+pub fn watch_generations(
+    items: Arc<CachedItems>,
+    data_dir: PathBuf,
+    snapshot: &Path,
+    config: &ItemStoreConfig,
+) {
     let interval = config.embedded.reload_interval_ms;
     if interval == 0 {
         return;
     }
-    let cache_bytes = config.embedded.read_cache_bytes;
+    let catalogue = std::fs::canonicalize(snapshot)
+        .unwrap_or_else(|_| snapshot.to_path_buf())
+        .display()
+        .to_string();
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(Duration::from_millis(interval));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let refused = Arc::new(std::sync::Mutex::new(None::<u64>));
         loop {
             ticker.tick().await;
             let items = items.clone();
             let data_dir = data_dir.clone();
+            let catalogue = catalogue.clone();
+            let refused = refused.clone();
             let _ = tokio::task::spawn_blocking(move || {
                 let Ok(dir) = DataDir::open(&data_dir) else { return };
                 let Ok(Some((number, path))) = dir.current() else { return };
-                if items.generation() == Some(number) {
+                let mut refused = refused.lock().unwrap_or_else(|e| e.into_inner());
+                if items.generation() == Some(number) || *refused == Some(number) {
                     return;
                 }
-                match rescore_features::Generation::open(&path, number, cache_bytes) {
-                    Ok(generation) => {
+                match rescore_features::Generation::open(&path, number, 0) {
+                    Ok(generation) if belongs(&generation, &catalogue) => {
                         let count = generation.len();
                         items.swap(generation);
                         metrics::counter!(metric_names::ITEM_STORE_SWAPS, "result" => "success").increment(1);
                         tracing::info!(generation = number, items = count, path = %path.display(), "item store generation swapped");
                     }
+                    Ok(generation) => {
+                        *refused = Some(number);
+                        metrics::counter!(metric_names::ITEM_STORE_SWAPS, "result" => "foreign").increment(1);
+                        tracing::error!(generation = number, data_dir = %data_dir.display(),
+                            built_from = embedded::snapshot_path(generation.source()), serving = %catalogue,
+                            "a server started with another --items published a generation into this data directory; not swapping to it (one data directory serves one catalogue: give that server its own --data-dir)");
+                    }
                     Err(error) => {
+                        *refused = Some(number);
                         metrics::counter!(metric_names::ITEM_STORE_SWAPS, "result" => "failure").increment(1);
                         tracing::error!(%error, "newer item store generation cannot be opened; keeping the live one");
                     }

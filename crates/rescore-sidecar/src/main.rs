@@ -209,9 +209,9 @@ async fn serve(config: Config, discovery: Discovery, rescorer: Rescorer) -> anyh
                             watcher = w;
                             // Newer generations published into the data directory (by `items
                             // import|put|delete`) are picked up while serving.
-                            if let (Some(items), Some(_)) = (items, &config.items) {
+                            if let (Some(items), Some(snapshot)) = (items, &config.items) {
                                 if items.generation().is_some() {
-                                    items::watch_generations(items, config.data_dir.clone(), &config.item_store);
+                                    items::watch_generations(items, config.data_dir.clone(), snapshot, &config.item_store);
                                 }
                             }
                         }

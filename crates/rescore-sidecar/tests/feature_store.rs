@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::io::Read;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::redis::Redis;
@@ -322,95 +324,6 @@ fn redis_paused_fails_over_to_the_baseline_beyond_the_configured_share() {
             Instant::now() < deadline,
             "not scored after SIGCONT: {resp}"
         );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// An embedded generation whose file is cut short while serving: reads fail, the request gets
-/// the baseline (not a ranking on defaults), and the failures are not cached as unknown items
-/// (the next request reads again and fails again). redb refuses every read after an I/O error
-/// until the file is reopened: the next published generation brings the items back.
-#[test]
-fn embedded_read_errors_are_a_feature_store_fallback_and_are_not_cached() {
-    let tmp = TempDir::new("embedded-errors");
-    let items = demo_items(10_000);
-    let snapshot = tmp.path().join("items.jsonl");
-    std::fs::write(&snapshot, put_lines(&items, 1)).expect("write");
-    let data = tmp.path().join("data");
-    let config = tmp.path().join("sidecar.toml");
-    std::fs::write(
-        &config,
-        "[item_store.embedded]\nreload_interval_ms = 100\nread_cache_bytes = 1048576\n",
-    )
-    .expect("config");
-    let sidecar = Sidecar::start(&[
-        "--models",
-        &models(),
-        "--items",
-        snapshot.to_str().expect("utf-8"),
-        "--data-dir",
-        data.to_str().expect("utf-8"),
-        "--config",
-        config.to_str().expect("utf-8"),
-    ]);
-    // Ids spread over the whole key range, so their pages are not all in redb's cache.
-    let picked: Vec<_> = items.iter().step_by(250).cloned().collect();
-    let (expected, _) = rescore(&sidecar, inline_hits(&picked), 1000);
-    let generation = std::fs::read_dir(&data)
-        .expect("data dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|x| x == "redb"))
-        .expect("a generation file");
-    let size = std::fs::metadata(&generation).expect("generation").len();
-    assert!(size > 2 << 20, "{size} bytes");
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&generation)
-        .and_then(|f| f.set_len(4096))
-        .expect("truncate");
-
-    let hits = id_hits(&picked, "");
-    for attempt in 0..2 {
-        let before = sidecar.get_text("/metrics");
-        let (scores, resp) = rescore(&sidecar, hits.clone(), 1000);
-        assert_eq!(
-            resp["fallback"], "feature_store",
-            "attempt {attempt}: {resp}"
-        );
-        assert_eq!(scores, hit_scores(&hits));
-        let after = sidecar.get_text("/metrics");
-        let delta = |series: &str| {
-            metric(&after, series).unwrap_or(0.0) - metric(&before, series).unwrap_or(0.0)
-        };
-        assert_eq!(
-            delta("rescore_fallbacks_total{reason=\"feature_store\"}"),
-            1.0
-        );
-        // Every id is read (and fails) again: nothing was remembered as unknown.
-        assert_eq!(
-            delta("rescore_item_store_fallbacks_total{reason=\"error\"}"),
-            picked.len() as f64,
-            "attempt {attempt}: {after}"
-        );
-    }
-
-    // A new generation (the same snapshot imported again) is picked up and the items are
-    // served again.
-    items_cmd(&[
-        "items",
-        "import",
-        snapshot.to_str().expect("utf-8"),
-        "--data-dir",
-        data.to_str().expect("utf-8"),
-    ]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (now, resp) = rescore(&sidecar, hits.clone(), 1000);
-        if resp["fallback"].is_null() {
-            assert_eq!(now, expected);
-            break;
-        }
-        assert!(Instant::now() < deadline, "no recovery: {resp}");
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -776,4 +689,125 @@ fn parquet_snapshot_serves_the_same_features_as_inline() {
     );
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("parquet item snapshot"), "{out}");
+}
+
+/// Issue 16: a second server on the same data directory with another `--items` neither
+/// changes what the first serves nor starts; a generation built from another catalogue is not
+/// swapped to (logged, counted); `items import` still refreshes every server on the directory.
+#[test]
+fn a_data_directory_serves_one_catalogue() {
+    let tmp = TempDir::new("catalogue");
+    let items_a = demo_items(20);
+    // The same ids with another item's features: a swap would change every score.
+    let items_b: Vec<_> = demo_items(40)[20..]
+        .iter()
+        .zip(&items_a)
+        .map(|((_, f), (id, _))| (id.clone(), f.clone()))
+        .collect();
+    let snapshot_a = tmp.path().join("a.jsonl");
+    let snapshot_b = tmp.path().join("b.jsonl");
+    std::fs::write(&snapshot_a, put_lines(&items_a, 1)).expect("write a");
+    std::fs::write(&snapshot_b, put_lines(&items_b, 1)).expect("write b");
+    let data = tmp.path().join("data");
+    let config = tmp.path().join("sidecar.toml");
+    std::fs::write(&config, "[item_store.embedded]\nreload_interval_ms = 100\n").expect("config");
+    let args = |snapshot: &std::path::Path| {
+        vec![
+            "--models".to_string(),
+            models(),
+            "--items".into(),
+            snapshot.to_str().expect("utf-8").into(),
+            "--data-dir".into(),
+            data.to_str().expect("utf-8").into(),
+            "--config".into(),
+            config.to_str().expect("utf-8").into(),
+        ]
+    };
+    let args_a = args(&snapshot_a);
+    let a = Sidecar::start(&args_a.iter().map(String::as_str).collect::<Vec<_>>());
+    let (expected_a, _) = rescore(&a, inline_hits(&items_a), 1000);
+    assert_eq!(rescore(&a, id_hits(&items_a, ""), 1000).0, expected_a);
+
+    // B: same directory, another snapshot: refuses to start, naming the directory and what
+    // it serves.
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rescore-sidecar"));
+    for var in common::SIDECAR_ENV {
+        command.env_remove(var);
+    }
+    let mut b = command
+        .args(args(&snapshot_b))
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start b");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = b.try_wait().expect("wait b") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = b.kill();
+            panic!("the second sidecar started on the first one's data directory");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    b.stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read b's stderr");
+    assert!(!status.success(), "{stderr}");
+    let canonical_a = std::fs::canonicalize(&snapshot_a).expect("canonical");
+    assert!(
+        stderr.contains(data.to_str().expect("utf-8"))
+            && stderr.contains(canonical_a.to_str().expect("utf-8"))
+            && stderr.contains("items import"),
+        "{stderr}"
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(rescore(&a, id_hits(&items_a, ""), 1000).0, expected_a);
+
+    // A generation that another server built from its own --items (here through the library,
+    // as a server that raced past the check would): A does not swap to it.
+    let dir = rescore_features::DataDir::open(&data).expect("data dir");
+    let (foreign, built) = dir.ensure_snapshot(&snapshot_b, 0).expect("build b");
+    assert!(built.is_some());
+    assert_eq!(foreign.number(), 2);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(
+        &a.get_text("/metrics"),
+        "rescore_item_store_swaps_total{result=\"foreign\"}",
+    ) != Some(1.0)
+    {
+        assert!(Instant::now() < deadline, "foreign generation not counted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let text = a.get_text("/metrics");
+    assert_eq!(metric(&text, "rescore_item_store_generation"), Some(1.0));
+    assert_eq!(
+        metric(&text, "rescore_item_store_swaps_total{result=\"foreign\"}"),
+        Some(1.0),
+        "counted once"
+    );
+    assert_eq!(rescore(&a, id_hits(&items_a, ""), 1000).0, expected_a);
+
+    // The documented refresh path: `items import` replaces the catalogue for every server.
+    let s = items_cmd(&[
+        "items",
+        "import",
+        snapshot_b.to_str().expect("utf-8"),
+        "--data-dir",
+        data.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(s["generation"].as_u64(), Some(3), "{s}");
+    let (expected_b, _) = rescore(&a, inline_hits(&items_b), 1000);
+    assert_ne!(expected_a, expected_b);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rescore(&a, id_hits(&items_a, ""), 1000).0 != expected_b {
+        assert!(Instant::now() < deadline, "import not swapped in");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
