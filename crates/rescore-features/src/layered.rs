@@ -17,9 +17,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use serde::Deserialize;
 
-use crate::cache::{
-    Answer, Backend, CacheConfig, CachedItems, Fetched, IdHasher,
-};
+use crate::cache::{Answer, Backend, CacheConfig, CachedItems, Fetched, IdHasher};
 use crate::embedded::Generation;
 use crate::metric_names as m;
 use crate::redis_store::RedisStore;
