@@ -500,11 +500,9 @@ impl SnapshotBuilder {
             }
             self.values[column] = value;
         }
-        if version > crate::update::MAX_VERSION {
-            return Err(at(format!(
-                "version {version} is above 2^53 ({})",
-                crate::update::MAX_VERSION
-            )));
+        // The top bit of a stored version marks a tombstone.
+        if version >= 1 << 63 {
+            return Err(at(format!("version {version} is above 2^63 - 1")));
         }
         self.writer.push(id, version, Some(&self.values))?;
         self.rows += 1;

@@ -365,7 +365,7 @@ fn unsupported_or_bad_parquet_fails_naming_the_column_and_the_live_generation_st
     );
     dir.import(&good).expect("good snapshot");
     let before = leftovers(dir.path());
-    assert_eq!(before, ["CURRENT", "LOCK", "gen-000001.redb"]);
+    assert_eq!(before, ["CURRENT", "LOCK", "gen-000001.items"]);
 
     let cases: Vec<(&str, &str, Vec<Data>, &[&str])> = vec![
         (
