@@ -80,6 +80,9 @@ pub struct GuardConfig {
     /// A hit counts as lifted when its model rank is at least this many places above its
     /// first-pass rank.
     pub min_rank_jump: usize,
+    /// Only the model's top `top_k` hits are checked (per request, i.e. per shard): a hit
+    /// further down is not shown, and checking fewer hits keeps the guard cheap.
+    pub top_k: usize,
     /// The most a capped hit may score: a constant of the model version (e.g. a quantile of its
     /// scores on the reference data), so that shards cap alike. Required by policy `cap`.
     pub cap_score: Option<f64>,
@@ -91,6 +94,7 @@ impl Default for GuardConfig {
             policy: GuardPolicy::Off,
             threshold: 0.99,
             min_rank_jump: 10,
+            top_k: 20,
             cap_score: None,
         }
     }
@@ -106,6 +110,9 @@ impl GuardConfig {
         }
         if self.min_rank_jump == 0 {
             return Err("guard.min_rank_jump: must be at least 1".into());
+        }
+        if self.top_k == 0 {
+            return Err("guard.top_k: must be at least 1".into());
         }
         if let Some(c) = self.cap_score {
             if !c.is_finite() {
@@ -140,43 +147,41 @@ impl GuardOutcome {
     }
 }
 
-/// Rank of every hit by `scores` (descending, ties by position: the order the plugin sorts).
-fn ranks(scores: &[f64], order: &mut Vec<u32>, rank: &mut [u32]) {
-    order.clear();
-    order.extend(0..scores.len() as u32);
-    order.sort_unstable_by(|&a, &b| {
-        scores[b as usize]
-            .total_cmp(&scores[a as usize])
-            .then(a.cmp(&b))
-    });
-    for (r, &i) in order.iter().enumerate() {
-        rank[i as usize] = r as u32;
-    }
+/// Sort key of a score: ascending key = descending score, a total order like
+/// `f64::total_cmp` (integer compares are cheaper); ties are broken by position.
+fn descending_key(score: f64) -> u64 {
+    let bits = score.to_bits();
+    let ascending = if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    };
+    !ascending
 }
 
-/// A hit's suspicion: its inline `suspicion` feature, else the item store's column.
+/// A hit's suspicion: its inline `suspicion` feature, else the item store's column. The rule
+/// bits are read only when asked (for a hit over the threshold).
 fn suspicion_of(
     request: &RescoreRequest,
     items: Option<&RequestItems>,
     columns: (Option<u32>, Option<u32>),
     i: usize,
-) -> (f64, u32) {
+    threshold: f64,
+) -> Option<u32> {
     let hit = &request.hits[i];
-    if let Some(Some(s)) = hit.features.get(SUSPICION_COLUMN) {
-        let rules = hit
-            .features
-            .get(RULES_COLUMN)
-            .copied()
-            .flatten()
-            .unwrap_or(0.0);
-        return (*s, rules as u32);
+    let over = |s: f64| s >= threshold;
+    if let Some(s) = hit.features.get(SUSPICION_COLUMN) {
+        if !over((*s)?) {
+            return None;
+        }
+        let rules = hit.features.get(RULES_COLUMN).copied().flatten();
+        return Some(rules.unwrap_or(0.0) as u32);
     }
-    let Some(record) = items.and_then(|items| items.get(&hit.id)) else {
-        return (0.0, 0);
-    };
-    let score = columns.0.and_then(|c| record.value(c)).unwrap_or(0.0);
-    let rules = columns.1.and_then(|c| record.value(c)).unwrap_or(0.0);
-    (score, rules as u32)
+    let record = items?.get(&hit.id)?;
+    if !over(record.value(columns.0?)?) {
+        return None;
+    }
+    Some(columns.1.and_then(|c| record.value(c)).unwrap_or(0.0) as u32)
 }
 
 impl GuardConfig {
@@ -194,24 +199,37 @@ impl GuardConfig {
         if policy == GuardPolicy::Off || n <= self.min_rank_jump {
             return outcome;
         }
-        let baseline: Vec<f64> = request.hits.iter().map(|h| h.score).collect();
-        let mut order = Vec::with_capacity(n);
-        let mut first_pass = vec![0u32; n];
-        let mut model = vec![0u32; n];
-        ranks(&baseline, &mut order, &mut first_pass);
-        ranks(scores, &mut order, &mut model);
+        // The model's top `top_k`, in rank order: one selection and a sort of k, not of n.
+        let k = self.top_k.min(n);
+        let mut order: Vec<(u64, u32)> = scores
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (descending_key(*s), i as u32))
+            .collect();
+        if k < n {
+            order.select_nth_unstable(k - 1);
+        }
+        order.truncate(k);
+        order.sort_unstable();
         let columns = items.map_or((None, None), |items| {
             let c = items.columns();
             (c.column(SUSPICION_COLUMN), c.column(RULES_COLUMN))
         });
         let cap = self.cap_score.filter(|_| policy == GuardPolicy::Cap);
-        for i in 0..n {
-            let jump = first_pass[i].saturating_sub(model[i]) as usize;
-            if jump < self.min_rank_jump {
+        let hits = &request.hits;
+        for (model_rank, &(_, i)) in order.iter().enumerate() {
+            let i = i as usize;
+            // Suspicion first: most hits are not suspicious, and then their first pass is moot.
+            let Some(rules) = suspicion_of(request, items, columns, i, self.threshold) else {
                 continue;
-            }
-            let (suspicion, rules) = suspicion_of(request, items, columns, i);
-            if suspicion.is_nan() || suspicion < self.threshold {
+            };
+            let key = (descending_key(hits[i].score), i);
+            let first_pass_rank = hits
+                .iter()
+                .enumerate()
+                .filter(|(j, h)| (descending_key(h.score), *j) < key)
+                .count();
+            if first_pass_rank.saturating_sub(model_rank) < self.min_rank_jump {
                 continue;
             }
             let rule = Rule::first_in(rules).map_or(HBOS_RULE, Rule::as_str);
@@ -258,6 +276,7 @@ mod tests {
             policy,
             threshold: 0.95,
             min_rank_jump: 10,
+            top_k: 20,
             cap_score: Some(0.5),
         }
     }
@@ -325,6 +344,32 @@ mod tests {
         let out = low_cap.apply(GuardPolicy::Cap, &suspicious(), None, &mut s);
         assert_eq!(out.flagged[0], (25, HBOS_RULE, false));
         assert_eq!(s, scores());
+    }
+
+    #[test]
+    fn keys_order_like_total_cmp() {
+        let scores = [0.5, -1.0, 3.0, -0.0, 0.0, f64::NEG_INFINITY, 1e-300, -2.5];
+        for a in scores {
+            for b in scores {
+                assert_eq!(
+                    descending_key(a).cmp(&descending_key(b)),
+                    b.total_cmp(&a),
+                    "{a} vs {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_models_top_k_is_checked() {
+        let mut s = scores();
+        let narrow = GuardConfig {
+            top_k: 2,
+            ..guard(GuardPolicy::Flag)
+        };
+        // Hit 28 is the model's third: outside a top 2.
+        let out = narrow.apply(GuardPolicy::Flag, &suspicious(), None, &mut s);
+        assert_eq!(out.flagged, vec![(25, HBOS_RULE, false)]);
     }
 
     #[test]

@@ -62,6 +62,9 @@ pub enum Job {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// For a model version and rows of typical windows, how far setting each seller-controlled
+    /// feature of one item to a plausible extreme moves its score and rank (docs/monitoring.md).
+    AuditSensitivity(crate::audit::SensitivityArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -97,6 +100,7 @@ pub fn run(job: Job) -> std::process::ExitCode {
             model,
             out,
         } => training_data(logs, labels, model, out),
+        Job::AuditSensitivity(args) => crate::audit::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! rescore-sidecar: validate the configuration (exit 2 before binding if it is wrong), bind,
 //! load models and items in the background (`/readyz` turns 200), serve until SIGTERM/SIGINT.
 
+mod audit;
 mod config;
 mod items;
 mod jobs;
