@@ -37,7 +37,9 @@ fn env() -> &'static Env {
     })
 }
 
-fuzz_target!(|data: &[u8]| {
+// Loading the model (with its self-check) takes seconds under the sanitizer: done before the
+// first input, outside libFuzzer's per-input timeout.
+fuzz_target!(init: { env(); }, |data: &[u8]| {
     let env = env();
     let request = match rescore_server::decode_rescore_body(data) {
         Ok(request) => request,
