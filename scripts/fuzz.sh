@@ -21,6 +21,9 @@ rustup toolchain list | grep -q '^nightly' || { echo "fuzzing needs the nightly 
 targets=${FUZZ_TARGETS:-"rescore_request model_text manifest_toml routing_toml items_jsonl items_parquet"}
 scratch=$(mktemp -d /tmp/rescore-fuzz-corpus.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
+# The nightly build compiles LightGBM's C++ again (rescore-model links it): keep it in a stable
+# place so that clean clones (CI) reuse it, as .ci/run does for the main build.
+export CARGO_TARGET_DIR="${RESCORE_FUZZ_TARGET_DIR:-$PWD/fuzz/target}"
 cd fuzz
 cargo +nightly fuzz build -O >/dev/null
 for t in $targets; do

@@ -29,6 +29,8 @@ store_smoke=$(mktemp -d)
 target/release/examples/store_bench 20000 "$store_smoke" --smoke
 python3 bench/store_memory.py "$store_smoke/items.parquet" "$store_smoke/mapped-parquet" 20000 5
 rm -rf "$store_smoke"
+echo "== fuzz targets, smoke: 2,000 runs each over the committed corpora (scripts/fuzz.sh; docs/reliability.md)"
+scripts/fuzz.sh
 echo "== demo replay through the sidecar's HTTP API"
 cargo build --release --bin rescore-sidecar --bin rescore-demo
 scripts/demo-replay.sh
