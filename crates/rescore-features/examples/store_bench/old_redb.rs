@@ -64,11 +64,9 @@ impl OldStore {
             .set_cache_size(read_cache)
             .open_read_only(path)?;
         let table = db.begin_read()?.open_table(ITEMS)?;
-        let cache = moka::sync::Cache::builder()
+        let cache = moka::sync::Cache::<Box<str>, Record>::builder()
             .max_capacity(cache_bytes)
-            .weigher(|k: &Box<str>, v: &Record| {
-                (k.len() + v.as_ref().map_or(0, |r| r.len() * 8) + 112) as u32
-            })
+            .weigher(|k, v| (k.len() + v.as_ref().map_or(0, |r| r.len() * 8) + 112) as u32)
             .build_with_hasher(foldhash::fast::RandomState::default());
         Ok(OldStore {
             table,

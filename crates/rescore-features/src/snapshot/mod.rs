@@ -53,6 +53,9 @@ struct MetaJson {
     built_by: String,
 }
 
+/// A live row found by [`Generation::rows`]: its entry number and values.
+pub type Row<'g> = (u32, &'g [f64]);
+
 /// An entry of a generation: its version and, unless deleted, its values by column.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Entry<'g> {
@@ -188,7 +191,7 @@ impl Generation {
         &'g self,
         ids: impl ExactSizeIterator<Item = &'i str>,
         deadline: Option<std::time::Instant>,
-    ) -> (Vec<Option<(u32, &'g [f64])>>, usize) {
+    ) -> (Vec<Option<Row<'g>>>, usize) {
         let mut order: Vec<(u64, u32, &str)> = ids
             .enumerate()
             .map(|(i, id)| (format::hash(id), i as u32, id))
