@@ -281,7 +281,9 @@ fn redis_answers_fresh_items_and_the_snapshot_the_rest_through_kill_pause_and_sl
                 .to_string(),
         );
         assert_eq!(status, 200, "{resp}");
-        assert_eq!(degraded(&sidecar, "skipped"), skipped + 2.0);
+        // At least these two (the requests running beside it are skipped too: the
+        // snapshot's answers are read in place, not cached).
+        assert!(degraded(&sidecar, "skipped") >= skipped + 2.0);
         redis.signal("CONT");
         wait_for(&sidecar, &body, &healthy, "Redis resumed");
 
