@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::redis::Redis;
-use common::{metric, repo_root, run_to_end, Sidecar, TempDir};
+use common::{items_cmd, metric, repo_root, run_to_end, Sidecar, TempDir};
 use serde_json::{json, Value};
 
 fn models() -> String {
@@ -39,17 +39,6 @@ fn put_lines(items: &[(String, serde_json::Map<String, Value>)], version: u64) -
         .iter()
         .map(|(id, f)| json!({"id": id, "version": version, "features": f}).to_string() + "\n")
         .collect()
-}
-
-fn items_cmd(args: &[&str]) -> Value {
-    let (code, out) = run_to_end(args, &[]);
-    assert_eq!(code, 0, "{args:?}: {out}");
-    let last = out
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .expect("summary");
-    serde_json::from_str(last).expect("json summary")
 }
 
 fn query() -> Value {

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::redis::{Redis, RedisCluster};
-use common::{golden_cases, golden_models, metric, run_to_end, GoldenCase, Sidecar, TempDir};
+use common::{
+    golden_cases, golden_models, items_cmd, metric, run_to_end, GoldenCase, Sidecar, TempDir,
+};
 use serde_json::{json, Value};
 
 const ITEMS: usize = 200;
@@ -30,17 +32,6 @@ fn snapshot_row(i: usize) -> usize {
 }
 fn fresh_row(i: usize) -> Option<usize> {
     i.is_multiple_of(2).then_some(i + 1)
-}
-
-fn items_cmd(args: &[&str]) -> Value {
-    let (code, out) = run_to_end(args, &[]);
-    assert_eq!(code, 0, "{args:?}: {out}");
-    let last = out
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .expect("summary");
-    serde_json::from_str(last).expect("json summary")
 }
 
 /// Fresh values into Redis: items 0, 4, 8, ... as text, 2, 6, 10, ... as binary, and the

@@ -325,3 +325,15 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
             .and_then(|rest| rest.trim().parse().ok())
     })
 }
+
+/// Runs an `items` subcommand of the binary to success and returns its JSON summary line.
+pub fn items_cmd(args: &[&str]) -> serde_json::Value {
+    let (code, out) = run_to_end(args, &[]);
+    assert_eq!(code, 0, "{args:?}: {out}");
+    let last = out
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .expect("summary");
+    serde_json::from_str(last).expect("json summary")
+}
