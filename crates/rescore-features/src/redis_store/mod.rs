@@ -210,7 +210,16 @@ impl RedisStore {
         let Some(cluster) = &self.cluster else {
             let mut cmd = redis::cmd("MGET");
             cmd.arg(&keys);
-            let values: Vec<Option<Vec<u8>>> = cmd.query_async(&mut self.connection()).await?;
+            let mut connection = self.connection();
+            let values: Vec<Option<Vec<u8>>> = match cmd.query_async(&mut connection).await {
+                // A connection Redis dropped (a restart) is re-made by its manager: read once
+                // more on it (a read is safe to repeat) rather than fail one request per
+                // pooled connection; the caller's budget still bounds both attempts.
+                Err(error) if error.is_connection_dropped() => {
+                    cmd.query_async(&mut connection).await?
+                }
+                result => result?,
+            };
             return Ok(values.into_iter().map(Ok).collect());
         };
         let (batches, unserved) = cluster.route(&keys).await?;

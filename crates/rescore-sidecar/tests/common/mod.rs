@@ -7,6 +7,7 @@ pub mod redis;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -336,4 +337,15 @@ pub fn items_cmd(args: &[&str]) -> serde_json::Value {
         .find(|l| l.starts_with('{'))
         .expect("summary");
     serde_json::from_str(last).expect("json summary")
+}
+
+/// Sets the flag when dropped, also while the test body unwinds from a failed assertion:
+/// `thread::scope` joins its threads before it re-raises the panic, so a request loop
+/// waiting for this flag would otherwise keep a failed test running forever.
+pub struct StopOnDrop<'a>(pub &'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
