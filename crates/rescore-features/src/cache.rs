@@ -84,6 +84,19 @@ pub(crate) struct Cached {
     /// into); 0 for Redis alone.
     pub(crate) generation: u64,
     pub(crate) record: Option<Arc<ItemRecord>>,
+    /// Layered: Redis has no key for the id, so the snapshot answers (read in place each time;
+    /// remembering this spares the Redis round trip).
+    pub(crate) absent_in_redis: bool,
+}
+
+impl Cached {
+    pub(crate) fn answer(self) -> Answer {
+        if self.absent_in_redis {
+            Answer::Absent
+        } else {
+            Answer::Found(self.record)
+        }
+    }
 }
 
 struct Expiry {
@@ -93,7 +106,7 @@ struct Expiry {
 
 impl Expiry {
     fn of(&self, value: &Cached) -> Option<Duration> {
-        Some(if value.record.is_some() {
+        Some(if value.record.is_some() || value.absent_in_redis {
             self.ttl
         } else {
             self.unknown_ttl
@@ -365,7 +378,7 @@ impl CachedItems {
             match self.cache.get(id) {
                 Some(c) if c.generation == tag => {
                     self.hits.increment(1);
-                    found.insert(Box::from(id), Answer::Found(c.record));
+                    found.insert(Box::from(id), c.answer());
                 }
                 _ => missing.push(id),
             }
@@ -383,7 +396,7 @@ impl CachedItems {
                 let cached = self.cache.get(*id).filter(|c| c.generation == tag);
                 if let Some(c) = cached {
                     self.hits.increment(1);
-                    found.insert(Box::from(*id), Answer::Found(c.record));
+                    found.insert(Box::from(*id), c.answer());
                 } else if let Some((fetch, _)) = inflight.get(*id).filter(|(_, t)| *t == tag) {
                     self.hits.increment(1);
                     match waits.iter_mut().find(|(f, _)| f.ptr_eq(fetch)) {
@@ -478,8 +491,16 @@ impl CachedItems {
                         let record = match stored {
                             Read::Value(Stored::Live(record)) => Some(Arc::new(record)),
                             Read::Value(Stored::Deleted) => None,
-                            // Layered: the snapshot answers (and its read is cached then).
+                            // Layered: the snapshot answers.
                             Read::Absent if pinned.is_some() => {
+                                this.cache.insert(
+                                    id.clone(),
+                                    Cached {
+                                        generation: tag,
+                                        record: None,
+                                        absent_in_redis: true,
+                                    },
+                                );
                                 map.insert(id.clone(), Answer::Absent);
                                 continue;
                             }
@@ -493,6 +514,7 @@ impl CachedItems {
                             Cached {
                                 generation: tag,
                                 record: record.clone(),
+                                absent_in_redis: false,
                             },
                         );
                         map.insert(id.clone(), Answer::Found(record));

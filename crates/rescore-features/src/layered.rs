@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use serde::Deserialize;
 
-use crate::cache::{Answer, Backend, CacheConfig, CachedItems, Fetched, IdHasher};
+use crate::cache::{Backend, CacheConfig, CachedItems, Fetched, IdHasher};
 use crate::embedded::Generation;
 use crate::metric_names as m;
 use crate::redis_store::RedisStore;
@@ -132,7 +132,7 @@ impl CachedItems {
             match self.cache.get(id) {
                 Some(c) if c.generation == tag => {
                     self.hits.increment(1);
-                    found.insert(Box::from(id), Answer::Found(c.record));
+                    found.insert(Box::from(id), c.answer());
                 }
                 _ => skipped += 1,
             }

@@ -145,7 +145,7 @@ pub fn describe_metrics() {
     );
     metrics::describe_counter!(
         ITEM_STORE_LAYER_READS,
-        "Layered store: item lookups (item cache misses) answered per layer, redis (a value or a tombstone) or snapshot."
+        "Layered store: item lookups per answering layer: redis (a value or tombstone fetched on an item cache miss) or snapshot (every read of the snapshot: Redis has no key, remembered for the cache TTL, or did not answer)."
     );
     metrics::describe_counter!(
         ITEM_STORE_LAYER_DEGRADED,
