@@ -449,7 +449,8 @@ class Matrix:
     def settle(self, bound=60):
         first, full = self.stats.wait_full(time.time(), bound)
         if full is None:
-            raise SystemExit("rescoring is not steady before the row (breaker still open?)")
+            raise SystemExit("rescoring is not steady before the row; the plugin's stats: "
+                             + json.dumps(self.stats.latest()[3]))
 
     def row(self, name, group, fault, recover, expect=None, check=None, fault_window=True):
         a = self.args
@@ -490,6 +491,8 @@ class Matrix:
             "sidecar_moved": "restarted" if restarted else moved(m_f, m_h, m_e),
             "first_error": failed[0][2] if failed else None,
         }
+        # rescoring was interrupted when a call fell back between the fault and the recovery
+        row["interrupted"] = any(k.startswith("fallbacks.") for k in row["plugin_moved"])
         problems = []
         if failed:
             problems.append(f"{len(failed)} failed searches (first: {failed[0][2]})")
@@ -693,6 +696,12 @@ def fmt_moved(d):
     return ", ".join(f"`{k}` +{v:g}" for k, v in sorted(d.items())) or "–"
 
 
+def recovery(r):
+    if not r["interrupted"]:
+        return "not interrupted"
+    return f"{r['first_rescored_s']} / {r['all_rescored_s']}"
+
+
 def table(rows):
     out = ["| fault | searches (in fault window) | failed | healthy p99 ms | fault p50 / p99 ms | "
            "first rescored / all rescored after recovery (s) | plugin counters moved | sidecar counters moved |",
@@ -704,8 +713,7 @@ def table(rows):
         out.append(
             f"| {r['row']} | {r['searches']} ({r['fault_searches']}) | {r['failed']} | "
             f"{r['healthy_p99_ms']} | {r['fault_p50_ms']} / {r['fault_p99_ms']} | "
-            f"{r['first_rescored_s'] if r['first_rescored_s'] is not None else 'never stopped'} / "
-            f"{r['all_rescored_s']} | {fmt_moved(r['plugin_moved'])} | {fmt_moved(r['sidecar_moved'])} |")
+            f"{recovery(r)} | {fmt_moved(r['plugin_moved'])} | {fmt_moved(r['sidecar_moved'])} |")
     return "\n".join(out)
 
 
