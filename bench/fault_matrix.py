@@ -57,7 +57,7 @@ class Matrix:
         port = self.node_side_port
         if group == "proxy":
             port = free_port()
-        if group == "redis":
+        if group in ("redis", "layered"):
             if self.redis is None:
                 self.redis = Redis(self.procs, self.work)
                 self.redis.start()
@@ -72,7 +72,7 @@ class Matrix:
                                capture_output=True)
                 self.redis.cmd("SAVE")
                 self.redis_proxy = TcpDelayProxy(self.redis.port)
-            self.sidecar.write_config(port, "redis", self.redis.url(self.redis_proxy.port))
+            self.sidecar.write_config(port, group, self.redis.url(self.redis_proxy.port))
         elif group == "feature_log":
             self.sidecar.write_config(port, feature_log_dir=self.flog_dir)
         else:
@@ -249,13 +249,19 @@ def row_proxy(mode, expect, label):
     return lambda m: m.proxy_row(label, mode, expect)
 
 
-def redis_row(label, fault, recover):
+def redis_row(label, fault, recover, group="redis"):
     def run(m):
         def check(row, *_):
             moved = row["sidecar_moved"]
+            if group == "layered":
+                # the snapshot answers what Redis does not: degraded reads, never the baseline
+                p = [] if any("layer_degraded" in k for k in moved) else [
+                    "no degraded layered read counted: the fault did not show"]
+                lost = {k: v for k, v in moved.items() if 'reason="feature_store"' in k}
+                return p + ([f"the snapshot did not answer for Redis: {lost}"] if lost else [])
             keys = [k for k in moved if "item_store" in k or "feature_store" in k]
             return [] if keys else ["no item store error or fallback counted: the fault did not show"]
-        m.row(label, "redis", lambda: fault(m), lambda ctx: recover(m, ctx), check=check)
+        m.row(label, group, lambda: fault(m), lambda ctx: recover(m, ctx), check=check)
     return run
 
 
@@ -315,6 +321,12 @@ ROWS = {
                               lambda m, _: os.kill(m.redis.proc.pid, signal.SIGCONT)),
     "redis_slow": redis_row("Redis slow (+60 ms per reply, TCP proxy)", lambda m: redis_slow(m, True),
                             lambda m, _: redis_slow(m, False)),
+    "layered_redis_stopped": redis_row(
+        "layered store: Redis stopped (SIGKILL), restarted", redis_stop,
+        lambda m, _: m.redis.start(), group="layered"),
+    "layered_redis_paused": redis_row(
+        "layered store: Redis paused (SIGSTOP)", lambda m: os.kill(m.redis.proc.pid, signal.SIGSTOP),
+        lambda m, _: os.kill(m.redis.proc.pid, signal.SIGCONT), group="layered"),
     "disk_full": row_disk_full,
 }
 FULL = list(ROWS)
@@ -347,7 +359,7 @@ def fmt_moved(d, healthy):
     parts = []
     for k, v in sorted(d.items()):
         h = healthy.get(k, 0)
-        parts.append(f"`{k}` +{v:g}" + (f" (healthy window: +{h:g})" if h else ""))
+        parts.append(f"`{k}` +{v:,.0f}" + (f" (healthy window: +{h:,.0f})" if h else ""))
     return ", ".join(parts) or "–"
 
 
