@@ -6,8 +6,8 @@
 # failed search, on rescoring not resuming within the bound, or on a fault that did not show in
 # the counter it must move. Everything it starts is stopped on exit; every port is chosen free.
 #
-#   scripts/fault-matrix.sh                 # the full matrix (about 8 minutes warm)
-#   scripts/fault-matrix.sh --quick         # killed, hung, garbage, broken model (scripts/test.sh)
+#   scripts/fault-matrix.sh                 # the full matrix, 15 rows (about 6 minutes warm)
+#   scripts/fault-matrix.sh --quick         # killed, hung, garbage, broken model, Redis paused (about 90 s; scripts/test.sh)
 #   scripts/fault-matrix.sh --rows redis_paused,disk_full --fault 20
 #
 # Needs target/release/{rescore-sidecar,rescore-demo}, the es9 plugin zip (built here with Maven
