@@ -6,9 +6,10 @@ threads searching with the `sidecar` rescore clause. Each row: a healthy window,
 then recovery. Per row it records failed searches (HTTP errors, shard failures, timed-out
 searches), client-side search latency p50/p99 in the fault window, how long after the fault ended
 the plugin's `/_sidecar/stats` showed rescoring again (first rescored call, then a whole second
-with every call rescored), and which counters moved (plugin stats and sidecar /metrics) that did
-not move in the healthy window. It exits 1 when a row has a failed search, rescoring does not
-resume within --recovery-bound seconds, or the fault did not show in the counter it must move.
+with every call rescored), and which counters grew (plugin stats and sidecar /metrics, with the
+healthy window's growth beside them). It exits 1 when a search failed (in a row or between rows,
+while the sidecar is restarted with another group's configuration), rescoring does not resume
+within --recovery-bound seconds, or the fault did not show in the counter it must move.
 
 Faults the sidecar cannot make itself (slow, 5xx, garbage, short body, wrong score count) come
 from bench/fault_proxy.py between the plugin and the sidecar; the plugin's `sidecar.url` is a
@@ -174,6 +175,12 @@ class Matrix:
         finally:
             self.load.stop()
             self.stats.stopped = True
+        failed = [r for r in self.load.results if r[2]]
+        in_rows = sum(r.get("failed", 0) for r in self.rows)
+        if len(failed) > in_rows:
+            self.failures.append(f"{len(failed) - in_rows} failed searches between rows "
+                                 f"(first: {failed[0][2]})")
+        log(f"{len(self.load.results)} searches in the whole run, {len(failed)} failed")
 
     def sig(self, s):
         return lambda: os.kill(self.sidecar.proc.pid, s)
