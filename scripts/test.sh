@@ -5,7 +5,8 @@
 # data pipelines' model loop on DuckDB and Spark (docs/pipelines.md), the model rollout
 # walkthrough, the search-engine bridge (mvn verify, docker-compose config), the sidecar image's
 # user and paths outside Docker, and the demo replayed as real searches on Elasticsearch and
-# OpenSearch with the plugin zips the bridge build produced.
+# OpenSearch with the plugin zips the bridge build produced, and the quick subset of the fault matrix
+# through a real Elasticsearch node (0 failed searches, rescoring resumed after each fault).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -44,3 +45,5 @@ echo "== the sidecar image's entrypoint, user and paths outside Docker (docker-c
 scripts/test-containers.sh
 echo "== demo replay through real Elasticsearch and OpenSearch nodes with the plugin (sidecar rescore)"
 scripts/demo-engine-replay.sh
+echo "== fault matrix, quick subset: sidecar killed, hung, garbage answers, a broken model version, Redis paused, through a real Elasticsearch node (scripts/fault-matrix.sh; docs/reliability.md)"
+scripts/fault-matrix.sh --quick
