@@ -62,7 +62,7 @@ WORDS = ["apple", "charger", "mouse", "lego", "bike", "lamp", "dress", "shoes", 
 # Growth bounds over the second half of the run (the fitted slope times that half's length).
 # RSS/RssAnon: the item cache is bounded by `item_store.cache.max_bytes` (64 MiB), a model version
 # by its size plus the 16 MiB bins table, and both are warm by the second half; what is left is
-# allocator noise. A leak of 100 bytes per request at this traffic (~100 requests/s) would add
+# allocator noise. A leak of 64 bytes per request at this traffic (~150 requests/s) would add
 # 8 MiB in 15 minutes, so 8 MiB is the bound for a run of 30 minutes; it scales with the
 # half's length and is at least 8 MiB (a short smoke sees reload steps, not leaks).
 RSS_BOUND_MIB_PER_15MIN = 8.0
@@ -449,7 +449,7 @@ def main():
             if now >= next_reload:
                 version += 1
                 trigger = triggers[(version - 2) % 3]
-                src = contents[version % 2]
+                src = contents[1 - version % 2]  # even versions 120 trees, odd ones 250
                 models_dir = os.path.join(sidecar.models, MODEL)
                 tr = time.monotonic()
                 shutil.copytree(src, os.path.join(models_dir, f".upload-{version}"))
