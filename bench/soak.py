@@ -359,6 +359,10 @@ def main():
                     help="new series allowed in the second half besides the installed versions' "
                          "(a short smoke's warm-up does not see every outcome: a first fallback "
                          "adds its series)")
+    ap.add_argument("--fd-bound", type=float, default=FD_BOUND,
+                    help="allowed growth of open descriptors over the second half")
+    ap.add_argument("--thread-bound", type=float, default=THREAD_BOUND,
+                    help="allowed growth of threads over the second half")
     ap.add_argument("--out", default=None, help="directory for samples.jsonl and summary.json")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, Redis files)")
     args = ap.parse_args()
@@ -530,7 +534,7 @@ def main():
         rss_bound = max(8.0, RSS_BOUND_MIB_PER_15MIN * half_len_s / 900.0)
         resources = {}
         for key, unit, bound in [("VmRSS", "MiB", rss_bound), ("RssAnon", "MiB", rss_bound),
-                                 ("fds", "", FD_BOUND), ("Threads", "", THREAD_BOUND), ("series", "", None)]:
+                                 ("fds", "", args.fd_bound), ("Threads", "", args.thread_bound), ("series", "", None)]:
             vals = [s[key] for s in samples]
             sl = slope_per_s([(s["t"], s[key]) for s in half])
             growth = sl * half_len_s
