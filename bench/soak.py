@@ -449,7 +449,8 @@ def main():
                 if now >= run_s / 2 and "half" not in series_at:
                     series_at["half"] = series
                 series_at["last"] = series
-                next_sample += args.sample_seconds
+                while next_sample <= now:  # one sample after a blocking step, not a burst
+                    next_sample += args.sample_seconds
             if now >= next_reload:
                 version += 1
                 trigger = triggers[(version - 2) % 3]
