@@ -359,6 +359,9 @@ def main():
                     help="new series allowed in the second half besides the installed versions' "
                          "(a short smoke's warm-up does not see every outcome: a first fallback "
                          "adds its series)")
+    ap.add_argument("--rss-bound-mib", type=float, default=None,
+                    help="allowed RSS growth over the second half (default 8 MiB per 15 minutes, "
+                         "at least 8 MiB)")
     ap.add_argument("--fd-bound", type=float, default=FD_BOUND,
                     help="allowed growth of open descriptors over the second half")
     ap.add_argument("--thread-bound", type=float, default=THREAD_BOUND,
@@ -532,7 +535,7 @@ def main():
         # --- summary
         half = [s for s in samples if s["t"] >= run_s / 2]
         half_len_s = (half[-1]["t"] - half[0]["t"]) if len(half) > 1 else 0.0
-        rss_bound = max(8.0, RSS_BOUND_MIB_PER_15MIN * half_len_s / 900.0)
+        rss_bound = args.rss_bound_mib or max(8.0, RSS_BOUND_MIB_PER_15MIN * half_len_s / 900.0)
         resources = {}
         for key, unit, bound in [("VmRSS", "MiB", rss_bound), ("RssAnon", "MiB", rss_bound),
                                  ("fds", "", args.fd_bound), ("Threads", "", args.thread_bound), ("series", "", None)]:

@@ -22,10 +22,11 @@ if [ "${1:-}" = "--smoke" ]; then
   # One minute: installs at 18, 36 and 54 s, Redis down from 24 s for 5 s, items every 10 s.
   # It checks requests, installs, the restart and the series; 30 s after a Redis restart is no
   # steady state, so descriptors and threads may move by 8 (the Redis pool reconnecting, the
-  # blocking pool following load), and the short warm-up need not see every outcome, so up to
-  # 4 lazily made series (e.g. the first outcome="fallback") may appear late.
+  # blocking pool following load) and RSS by 32 MiB (its second half loads two versions), and
+  # the short warm-up need not see every outcome, so up to 4 lazily made series (e.g. the first
+  # outcome="fallback") may appear late.
   args=(--minutes 1 --reload-every 0.3 --redis-restart-at 0.4 --redis-down-seconds 5
         --etl-every 10 --clients 4 --sample-seconds 1 --series-slack 4 --fd-bound 8
-        --thread-bound 8 "${@:2}")
+        --thread-bound 8 --rss-bound-mib 32 "${@:2}")
 fi
 exec python3 bench/soak.py "${args[@]}"
