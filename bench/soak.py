@@ -620,6 +620,9 @@ def main():
     except Setup as e:
         print(f"soak setup failed: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:
+        print(f"soak interrupted ({e or 'SIGINT'}); stopping what it started", file=sys.stderr)
+        return 130
     finally:
         stop.set()
         if sidecar is not None:
