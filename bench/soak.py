@@ -28,7 +28,8 @@ that are not JSON or whose `scores` do not match the hits; fallbacks by reason a
 not failures), and per resource the first/min/max/last values and the least-squares slope over
 the second half of the run (the first half is warm-up), with the growth that slope implies over
 that half against its bound. Exit 1 if any request failed, a reload or the Redis restart did not
-take effect, or a resource grew beyond its bound; 2 on a setup error.
+take effect, or a resource grew beyond its bound; 2 on a setup error; 130 when interrupted
+(SIGINT/SIGTERM: what it started is stopped and its temp dir removed).
 
 Usage (from the repo root, after `cargo build --release --bin rescore-sidecar --bin rescore-demo`):
   python3 bench/soak.py [--minutes 30] [--reload-every 5] [--redis-restart-at 12] ...
