@@ -3,10 +3,11 @@
 # (including the dashboard/rules-to-metrics check), and the demo replayed over HTTP
 # through the real binary (fails if re-ranking does not beat BM25 by >= 0.05 NDCG@10), the
 # data pipelines' model loop on DuckDB and Spark (docs/pipelines.md), the model rollout
-# walkthrough, the search-engine bridge (mvn verify, docker-compose config), the sidecar image's
-# user and paths outside Docker, and the demo replayed as real searches on Elasticsearch and
-# OpenSearch with the plugin zips the bridge build produced, and the quick subset of the fault matrix
-# through a real Elasticsearch node (0 failed searches, rescoring resumed after each fault).
+# walkthrough, a one-minute soak smoke (model installs, a Redis restart, resources sampled),
+# the search-engine bridge (mvn verify, docker-compose config), the sidecar image's user and
+# paths outside Docker, the demo replayed as real searches on Elasticsearch and OpenSearch with
+# the plugin zips the bridge build produced, and the quick subset of the fault matrix through a
+# real Elasticsearch node (0 failed searches, rescoring resumed after each fault).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -39,6 +40,8 @@ echo "== data pipelines and model loop (DuckDB and Spark, docs/pipelines.md)"
 scripts/pipeline-loop.sh
 echo "== model rollout walkthrough of docs/operations.md (shadow, canary, promote, rollback)"
 scripts/rollout-walkthrough.sh
+echo "== soak smoke: 1 minute of mixed traffic, 3 model installs, a Redis restart (scripts/soak.sh; docs/reliability.md#soak)"
+scripts/soak.sh --smoke
 echo "== search-engine bridge: mvn verify in es-plugin-bridge (real Elasticsearch and OpenSearch nodes)"
 scripts/test-bridge.sh
 echo "== the sidecar image's entrypoint, user and paths outside Docker (docker-compose.yml)"
