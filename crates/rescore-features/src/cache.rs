@@ -282,6 +282,14 @@ impl CachedItems {
         }
     }
 
+    /// Turns the live embedded generation's cold-request prefetch off or on (benchmarks; see
+    /// `Generation::set_cold_prefetch`).
+    pub fn set_cold_prefetch(&self, on: bool) {
+        if let Some(live) = self.live() {
+            live.load().set_cold_prefetch(on);
+        }
+    }
+
     /// Forgets one id (an update passed through this process).
     pub fn invalidate(&self, id: &str) {
         self.cache.invalidate(id);

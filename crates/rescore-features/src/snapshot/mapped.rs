@@ -46,6 +46,17 @@ impl Mapped {
         }
     }
 
+    /// Starts reading the pages of `[offset, offset + len)` into the page cache without
+    /// waiting (`MADV_WILLNEED`). Advice only: errors are ignored.
+    pub(crate) fn will_need(&self, offset: usize, len: usize) {
+        let len = len.min(self.map.len().saturating_sub(offset));
+        if len > 0 {
+            let _ = self
+                .map
+                .advise_range(memmap2::Advice::WillNeed, offset, len);
+        }
+    }
+
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.map
     }
