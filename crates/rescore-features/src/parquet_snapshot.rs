@@ -203,6 +203,27 @@ fn layout(reader: &SerializedFileReader<File>) -> Result<Layout, StoreError> {
     })
 }
 
+/// Refuses column chunks whose offset or size in the footer is negative: the parquet crate
+/// asserts on them when the chunk is opened (found by the `items_parquet` fuzz target), and a
+/// damaged file must be an error naming the problem, not a crash.
+fn check_column_chunks(reader: &SerializedFileReader<File>) -> Result<(), StoreError> {
+    for (group, row_group) in reader.metadata().row_groups().iter().enumerate() {
+        for column in row_group.columns() {
+            let start = column
+                .dictionary_page_offset()
+                .unwrap_or_else(|| column.data_page_offset());
+            if start < 0 || column.compressed_size() < 0 {
+                return Err(err(format!(
+                    "row group {group}, column `{}`: negative offset ({start}) or size ({}) in the file's metadata (a damaged file)",
+                    column.column_path(),
+                    column.compressed_size()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Builds the store file at `path` from the Parquet snapshot; returns (items, rows).
 pub(crate) fn build(
     snapshot: &Path,
@@ -216,6 +237,7 @@ pub(crate) fn build(
     })?;
     let reader = SerializedFileReader::new(file)
         .map_err(|e| err(format!("not a readable Parquet file: {e}")))?;
+    check_column_chunks(&reader)?;
     let layout = layout(&reader)?;
     let mut builder = SnapshotBuilder::create(path)?;
     let mut row: u64 = 0;

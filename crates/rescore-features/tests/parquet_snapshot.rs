@@ -529,3 +529,22 @@ fn write_parquet_any(path: &PathBuf, schema: &str, columns: &[Data]) {
         _ => panic!("unsupported test layout"),
     }
 }
+
+/// Found by the `items_parquet` fuzz target (1M-run campaign): a footer whose column chunk has
+/// a negative offset made the parquet crate panic when the chunk was opened.
+#[test]
+fn a_damaged_footer_is_an_error_naming_the_chunk_not_a_crash() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = DataDir::open(&tmp.path().join("data")).expect("dir");
+    let damaged = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/damaged-negative-chunk-offset.parquet");
+    let message = parquet_error(&dir, &damaged);
+    assert!(
+        message.contains("row group 0") && message.contains("negative offset"),
+        "{message}"
+    );
+    assert!(
+        dir.current().expect("current").is_none(),
+        "nothing published"
+    );
+}
