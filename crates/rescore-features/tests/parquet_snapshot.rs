@@ -548,3 +548,32 @@ fn a_damaged_footer_is_an_error_naming_the_chunk_not_a_crash() {
         "nothing published"
     );
 }
+
+/// Found by the `items_parquet` fuzz target: a dictionary-encoded page without a dictionary
+/// page made the parquet crate panic ("Decoder for dict should have been set") while reading.
+#[test]
+fn a_panic_inside_the_parquet_reader_is_an_error_naming_the_file() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = DataDir::open(&tmp.path().join("data")).expect("dir");
+    let damaged = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/damaged-dictionary-page-missing.parquet");
+    let message = parquet_error(&dir, &damaged);
+    assert!(
+        message.contains("the Parquet reader failed on this file")
+            && message.contains("damaged or unsupported"),
+        "{message}"
+    );
+    assert!(
+        dir.current().expect("current").is_none(),
+        "nothing published"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path())
+            .expect("list")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains("scratch"))
+            .count(),
+        0,
+        "no scratch file left"
+    );
+}
