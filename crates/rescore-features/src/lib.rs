@@ -7,6 +7,7 @@ mod assemble;
 mod cache;
 pub mod embedded;
 mod layered;
+mod parquet_pages;
 mod parquet_snapshot;
 mod record;
 pub mod redis_store;

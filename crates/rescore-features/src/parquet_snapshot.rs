@@ -17,6 +17,8 @@ use parquet::data_type::{
     BoolType, ByteArrayType, DataType, DoubleType, FloatType, Int32Type, Int64Type,
 };
 use parquet::file::reader::{FileReader, SerializedFileReader};
+
+use crate::parquet_pages::CheckedPages;
 use parquet::schema::types::ColumnDescriptor;
 
 use crate::embedded::{SnapshotBuilder, StoreError};
@@ -277,9 +279,12 @@ fn read_into_store(
         let rows = usize::try_from(row_group.metadata().num_rows())
             .map_err(|_| err(format!("row group {group}: negative row count")))?;
         let open = |column: &Column| -> Result<ColumnReader, StoreError> {
-            row_group
-                .get_column_reader(column.index)
-                .map_err(|e| err(format!("column `{}`, row group {group}: {e}", column.name)))
+            let pages = row_group
+                .get_column_page_reader(column.index)
+                .map_err(|e| err(format!("column `{}`, row group {group}: {e}", column.name)))?;
+            let descr = row_group.metadata().column(column.index).column_descr_ptr();
+            let pages = Box::new(CheckedPages::new(pages, &descr));
+            Ok(parquet::column::reader::get_column_reader(descr, pages))
         };
         let mut id_reader = ByteArrayType::get_column_reader(open(&layout.id)?)
             .ok_or_else(|| err("column `id`: unexpected reader type"))?;

@@ -577,3 +577,22 @@ fn a_panic_inside_the_parquet_reader_is_an_error_naming_the_file() {
         "no scratch file left"
     );
 }
+
+/// Found by the `items_parquet` fuzz target: a 748-byte file whose dictionary page declares
+/// 2^30 `INT64` values made the parquet crate allocate 8 GB for the dictionary.
+#[test]
+fn a_dictionary_page_declaring_more_values_than_it_holds_is_refused_before_allocating() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = DataDir::open(&tmp.path().join("data")).expect("dir");
+    let damaged = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/damaged-dictionary-declares-2e30-values.parquet");
+    let message = parquet_error(&dir, &damaged);
+    assert!(
+        message.contains("a dictionary page declares") && message.contains("values but holds"),
+        "{message}"
+    );
+    assert!(
+        dir.current().expect("current").is_none(),
+        "nothing published"
+    );
+}
