@@ -83,20 +83,9 @@ pub(crate) struct Cached {
     /// Embedded generation the record was read from (layered: whose columns it was decoded
     /// into); 0 for Redis alone.
     pub(crate) generation: u64,
-    pub(crate) record: Option<Arc<ItemRecord>>,
-    /// Layered: Redis has no key for the id, so the snapshot answers (read in place each time;
-    /// remembering this spares the Redis round trip).
-    pub(crate) absent_in_redis: bool,
-}
-
-impl Cached {
-    pub(crate) fn answer(self) -> Answer {
-        if self.absent_in_redis {
-            Answer::Absent
-        } else {
-            Answer::Found(self.record)
-        }
-    }
+    /// Layered: `Absent` remembers that Redis has no key for the id, so the snapshot answers
+    /// (read in place each time) without a Redis round trip.
+    pub(crate) answer: Answer,
 }
 
 struct Expiry {
@@ -106,10 +95,9 @@ struct Expiry {
 
 impl Expiry {
     fn of(&self, value: &Cached) -> Option<Duration> {
-        Some(if value.record.is_some() || value.absent_in_redis {
-            self.ttl
-        } else {
-            self.unknown_ttl
+        Some(match value.answer {
+            Answer::Found(Some(_)) | Answer::Absent => self.ttl,
+            Answer::Found(None) => self.unknown_ttl,
         })
     }
 }
@@ -210,7 +198,11 @@ impl CachedItems {
         let cache = moka::sync::Cache::<Box<str>, Cached>::builder()
             .max_capacity(config.max_bytes)
             .weigher(|k, v| {
-                let bytes = k.len() + v.record.as_ref().map_or(0, |r| r.heap_bytes());
+                let record = match &v.answer {
+                    Answer::Found(Some(r)) => r.heap_bytes(),
+                    Answer::Found(None) | Answer::Absent => 0,
+                };
+                let bytes = k.len() + record;
                 u32::try_from(bytes + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
             })
             .expire_after(Expiry {
@@ -386,7 +378,7 @@ impl CachedItems {
             match self.cache.get(id) {
                 Some(c) if c.generation == tag => {
                     self.hits.increment(1);
-                    found.insert(Box::from(id), c.answer());
+                    found.insert(Box::from(id), c.answer);
                 }
                 _ => missing.push(id),
             }
@@ -404,7 +396,7 @@ impl CachedItems {
                 let cached = self.cache.get(*id).filter(|c| c.generation == tag);
                 if let Some(c) = cached {
                     self.hits.increment(1);
-                    found.insert(Box::from(*id), c.answer());
+                    found.insert(Box::from(*id), c.answer);
                 } else if let Some((fetch, _)) = inflight.get(*id).filter(|(_, t)| *t == tag) {
                     self.hits.increment(1);
                     match waits.iter_mut().find(|(f, _)| f.ptr_eq(fetch)) {
@@ -505,8 +497,7 @@ impl CachedItems {
                                     id.clone(),
                                     Cached {
                                         generation: tag,
-                                        record: None,
-                                        absent_in_redis: true,
+                                        answer: Answer::Absent,
                                     },
                                 );
                                 map.insert(id.clone(), Answer::Absent);
@@ -521,8 +512,7 @@ impl CachedItems {
                             id.clone(),
                             Cached {
                                 generation: tag,
-                                record: record.clone(),
-                                absent_in_redis: false,
+                                answer: Answer::Found(record.clone()),
                             },
                         );
                         map.insert(id.clone(), Answer::Found(record));

@@ -132,7 +132,7 @@ impl CachedItems {
             match self.cache.get(id) {
                 Some(c) if c.generation == tag => {
                     self.hits.increment(1);
-                    found.insert(Box::from(id), c.answer());
+                    found.insert(Box::from(id), c.answer);
                 }
                 _ => skipped += 1,
             }
