@@ -17,11 +17,10 @@ use parquet::data_type::{
     BoolType, ByteArrayType, DataType, DoubleType, FloatType, Int32Type, Int64Type,
 };
 use parquet::file::reader::{FileReader, SerializedFileReader};
-
-use crate::parquet_pages::CheckedPages;
 use parquet::schema::types::ColumnDescriptor;
 
 use crate::embedded::{SnapshotBuilder, StoreError};
+use crate::parquet_pages::CheckedPages;
 
 /// Rows read from every column at a time.
 const BATCH: usize = 4096;

@@ -530,22 +530,33 @@ fn write_parquet_any(path: &PathBuf, schema: &str, columns: &[Data]) {
     }
 }
 
+/// Imports one of the damaged files the `items_parquet` fuzz target found (tests/data/) into a
+/// fresh data directory: the error message, after checking that nothing was published and no
+/// scratch file was left.
+fn damaged_import_error(file: &str) -> String {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = DataDir::open(&tmp.path().join("data")).expect("dir");
+    let damaged = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(file);
+    let message = parquet_error(&dir, &damaged);
+    assert!(
+        dir.current().expect("current").is_none(),
+        "{file}: nothing published"
+    );
+    // The import's lock file only: no generation, no scratch file.
+    assert_eq!(leftovers(dir.path()), ["LOCK"], "{file}: nothing left over");
+    message
+}
+
 /// Found by the `items_parquet` fuzz target (1M-run campaign): a footer whose column chunk has
 /// a negative offset made the parquet crate panic when the chunk was opened.
 #[test]
 fn a_damaged_footer_is_an_error_naming_the_chunk_not_a_crash() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let dir = DataDir::open(&tmp.path().join("data")).expect("dir");
-    let damaged = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/damaged-negative-chunk-offset.parquet");
-    let message = parquet_error(&dir, &damaged);
+    let message = damaged_import_error("damaged-negative-chunk-offset.parquet");
     assert!(
         message.contains("row group 0") && message.contains("negative offset"),
         "{message}"
-    );
-    assert!(
-        dir.current().expect("current").is_none(),
-        "nothing published"
     );
 }
 
@@ -553,28 +564,11 @@ fn a_damaged_footer_is_an_error_naming_the_chunk_not_a_crash() {
 /// page made the parquet crate panic ("Decoder for dict should have been set") while reading.
 #[test]
 fn a_panic_inside_the_parquet_reader_is_an_error_naming_the_file() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let dir = DataDir::open(&tmp.path().join("data")).expect("dir");
-    let damaged = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/damaged-dictionary-page-missing.parquet");
-    let message = parquet_error(&dir, &damaged);
+    let message = damaged_import_error("damaged-dictionary-page-missing.parquet");
     assert!(
         message.contains("the Parquet reader failed on this file")
             && message.contains("damaged or unsupported"),
         "{message}"
-    );
-    assert!(
-        dir.current().expect("current").is_none(),
-        "nothing published"
-    );
-    assert_eq!(
-        std::fs::read_dir(dir.path())
-            .expect("list")
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().contains("scratch"))
-            .count(),
-        0,
-        "no scratch file left"
     );
 }
 
@@ -582,17 +576,9 @@ fn a_panic_inside_the_parquet_reader_is_an_error_naming_the_file() {
 /// 2^30 `INT64` values made the parquet crate allocate 8 GB for the dictionary.
 #[test]
 fn a_dictionary_page_declaring_more_values_than_it_holds_is_refused_before_allocating() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let dir = DataDir::open(&tmp.path().join("data")).expect("dir");
-    let damaged = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/damaged-dictionary-declares-2e30-values.parquet");
-    let message = parquet_error(&dir, &damaged);
+    let message = damaged_import_error("damaged-dictionary-declares-2e30-values.parquet");
     assert!(
         message.contains("a dictionary page declares") && message.contains("values but holds"),
         "{message}"
-    );
-    assert!(
-        dir.current().expect("current").is_none(),
-        "nothing published"
     );
 }

@@ -245,26 +245,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     row("uniform, pages evicted (fadvise DONTNEED; redb reopened, mapping released), item cache empty", old_t, new_t);
     // The same without the mapped store's cold prefetch (rounds of MADV_WILLNEED): the
     // lookups fault their pages in one at a time.
-    let mut old_t = Vec::new();
-    let mut new_t = Vec::new();
-    for prefetch in [false, true] {
+    let mut took: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+    for (times, prefetch) in took.iter_mut().zip([false, true]) {
         items.set_cold_prefetch(prefetch);
         for _ in 0..cold_requests {
             let ids = uniform(&mut rng);
             items.release_pages()?;
             evict(&mapped_file)?;
-            let took = new_request(&ids);
-            if prefetch {
-                new_t.push(took)
-            } else {
-                old_t.push(took)
-            }
+            times.push(new_request(&ids));
         }
     }
+    let [off, on] = took;
     println!(
         "| uniform, pages evicted, mapped: one fault at a time (left) vs cold prefetch (right) | {} | {} |",
-        quantiles(old_t),
-        quantiles(new_t)
+        quantiles(off),
+        quantiles(on)
     );
 
     println!("\nRssAnon at the end: {:.0} MB", rss_anon_kb() as f64 / 1e3);
