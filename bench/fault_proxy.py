@@ -58,21 +58,15 @@ def _response(status, reason, body, content_type=b"application/json", length=Non
     )
 
 
-class HttpFaultProxy:
-    def __init__(self, port, backend_port, slow_ms=200):
+class _Listener:
+    """Accepts connections on a loopback port until closed; each goes to `_handle(conn)`."""
+
+    def _start(self, port, backend_port):
         self.srv = _listen(port=port)
         self.port = self.srv.getsockname()[1]
         self.backend_port = backend_port
-        self.mode = "pass"
-        self.slow_ms = slow_ms
-        self.answered = {m: 0 for m in MODES}
-        self.lock = threading.Lock()
         self.stopped = False
         threading.Thread(target=self._accept, daemon=True).start()
-
-    def set_mode(self, mode):
-        assert mode in MODES, mode
-        self.mode = mode
 
     def close(self):
         self.stopped = True
@@ -84,8 +78,24 @@ class HttpFaultProxy:
                 conn, _ = self.srv.accept()
             except OSError:
                 return
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+            self._handle(conn)
+
+
+class HttpFaultProxy(_Listener):
+    def __init__(self, port, backend_port, slow_ms=200):
+        self.mode = "pass"
+        self.slow_ms = slow_ms
+        self.answered = {m: 0 for m in MODES}
+        self.lock = threading.Lock()
+        self._start(port, backend_port)
+
+    def set_mode(self, mode):
+        assert mode in MODES, mode
+        self.mode = mode
+
+    def _handle(self, conn):
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _backend(self):
         b = socket.create_connection(("127.0.0.1", self.backend_port), timeout=10)
@@ -146,35 +156,22 @@ class HttpFaultProxy:
             self.answered[mode] += 1
 
 
-class TcpDelayProxy:
+class TcpDelayProxy(_Listener):
     def __init__(self, backend_port):
-        self.srv = _listen()
-        self.port = self.srv.getsockname()[1]
-        self.backend_port = backend_port
         self.delay_ms = 0
-        self.stopped = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._start(0, backend_port)
 
-    def close(self):
-        self.stopped = True
-        self.srv.close()
-
-    def _accept(self):
-        while not self.stopped:
-            try:
-                conn, _ = self.srv.accept()
-            except OSError:
-                return
-            try:
-                backend = socket.create_connection(("127.0.0.1", self.backend_port), timeout=5)
-            except OSError:
-                conn.close()  # the server is down: the client sees the connection closed
-                continue
-            backend.settimeout(None)
-            for s in (conn, backend):
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            threading.Thread(target=self._pump, args=(conn, backend, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(backend, conn, True), daemon=True).start()
+    def _handle(self, conn):
+        try:
+            backend = socket.create_connection(("127.0.0.1", self.backend_port), timeout=5)
+        except OSError:
+            conn.close()  # the server is down: the client sees the connection closed
+            return
+        backend.settimeout(None)
+        for s in (conn, backend):
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        threading.Thread(target=self._pump, args=(conn, backend, False), daemon=True).start()
+        threading.Thread(target=self._pump, args=(backend, conn, True), daemon=True).start()
 
     def _pump(self, src, dst, delayed):
         try:

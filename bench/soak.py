@@ -115,6 +115,17 @@ def slope_per_s(points):
     return 0.0 if den == 0 else sum((t - mt) * (v - mv) for t, v in points) / den
 
 
+def stop_process(proc):
+    """SIGTERM, then SIGKILL after 30 s; nothing if it is not running."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Redis:
     def __init__(self, work):
         self.dir = os.path.join(work, "redis")
@@ -142,13 +153,7 @@ class Redis:
         raise Setup(f"redis-server did not start (port {port or 'any'}); see {self.dir}/redis.log")
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
 
     @property
@@ -214,13 +219,7 @@ class Sidecar:
         return None, []
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 class Stats:
