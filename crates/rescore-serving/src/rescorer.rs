@@ -156,9 +156,18 @@ impl Rescorer {
         &self.sources
     }
     /// Answers a parsed request: model scores, or the baseline with a `fallback` reason.
-    /// Only invalid requests are errors.
+    /// Only invalid requests are errors. The budget starts now.
     pub async fn rescore(&self, request: RescoreRequest) -> Result<RescoreResponse, RescoreError> {
-        let started = Instant::now();
+        self.rescore_since(request, Instant::now()).await
+    }
+
+    /// [`Self::rescore`] with the budget started at `started`: the HTTP layer passes the
+    /// moment the request arrived, so that reading and parsing its body count against it.
+    pub async fn rescore_since(
+        &self,
+        request: RescoreRequest,
+        started: Instant,
+    ) -> Result<RescoreResponse, RescoreError> {
         let result = self.rescore_inner(request, started).await;
         let (model, variant, outcome) = match &result {
             Ok(resp) => (
@@ -247,6 +256,10 @@ impl Rescorer {
         };
         let items = loaded.items.clone();
         let version = Some(live.version.to_string());
+        // The body took the whole budget to arrive or to parse: nothing is left to score in.
+        if Instant::now() >= deadline {
+            return Ok(fallback(FallbackReason::Timeout, version));
+        }
         // The items of a request are resolved once and shared with its shadows.
         if request.hits.is_empty() {
             return Ok(RescoreResponse {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 #[derive(serde::Deserialize)]
 struct Answer {
     fallback: Option<String>,
-    /// The sidecar's own time (from the parsed request to the answer), µs.
+    /// The sidecar's own time (from the request's arrival to the answer), µs.
     took_us: u64,
 }
 

@@ -163,6 +163,44 @@ fn a_dripping_body_gets_408_at_the_body_deadline() {
 }
 
 #[test]
+fn the_budget_counts_the_time_the_body_took_to_arrive() {
+    let dir = TempDir::new("conn-slow-body");
+    let s = sidecar(&dir, "body_timeout_ms = 5000");
+    let body = r#"{"model": "marketplace", "timeout_ms": 200, "hits": [{"id": "i1", "score": 3.5}, {"id": "i2", "score": 1.25}]}"#;
+    let mut c = TcpStream::connect(addr(&s)).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let head = format!(
+        "POST /v1/rescore HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let (first, rest) = body.split_at(20);
+    c.write_all(format!("{head}{first}").as_bytes())
+        .expect("write");
+    // The rest of the body arrives after more than its 200 ms budget.
+    std::thread::sleep(Duration::from_millis(400));
+    c.write_all(rest.as_bytes()).expect("write");
+    let mut out = Vec::new();
+    c.read_to_end(&mut out).expect("answer");
+    let raw = String::from_utf8_lossy(&out).into_owned();
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    let answer: serde_json::Value =
+        serde_json::from_str(raw.split("\r\n\r\n").nth(1).unwrap_or("")).expect("JSON answer");
+    assert_eq!(answer["fallback"], "timeout", "{raw}");
+    assert_eq!(
+        answer["scores"],
+        serde_json::json!([3.5, 1.25]),
+        "the baseline"
+    );
+    let took_us = answer["took_us"].as_u64().expect("took_us");
+    assert!(
+        took_us >= 400_000,
+        "took_us counts the body's arrival: {took_us}"
+    );
+    healthy(&s);
+}
+
+#[test]
 fn connections_over_the_limit_are_answered_503_and_closed() {
     let dir = TempDir::new("conn-limit");
     let s = sidecar(&dir, "max_connections = 8\nheader_timeout_ms = 5000");
