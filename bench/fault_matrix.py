@@ -412,6 +412,8 @@ def main():
     p.add_argument("--heap", default="512m")
     p.add_argument("--node-user", default="rescore-it")
     p.add_argument("--json", help="write the rows as JSON here")
+    p.add_argument("--node-setting", action="append", default=[], metavar="KEY=VALUE",
+                   help="an extra node setting (-E), e.g. sidecar.breaker.consecutive_failures=0; repeatable")
     a = p.parse_args()
     rows = a.rows.split(",") if a.rows else (QUICK if a.quick else FULL)
     if a.quick and not a.rows:

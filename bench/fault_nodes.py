@@ -173,7 +173,7 @@ class Node:
                        f"-Epath.logs={self.dir}/logs",
                        "-Ecluster.routing.allocation.disk.threshold_enabled=false",
                        f"-Esidecar.url=http://127.0.0.1:{sidecar_port}",
-                       "-Expack.security.enabled=false"],
+                       "-Expack.security.enabled=false"] + [f"-E{s}" for s in args.node_setting],
             os.path.join(self.dir, "node.log"), env=env)
         self.url = f"http://127.0.0.1:{self.port}"
         start = time.time()

@@ -9,6 +9,7 @@
 #   scripts/fault-matrix.sh                 # the full matrix, 15 rows (about 6 minutes warm)
 #   scripts/fault-matrix.sh --quick         # killed, hung, garbage, broken model, Redis paused (about 90 s; scripts/test.sh)
 #   scripts/fault-matrix.sh --rows redis_paused,disk_full --fault 20
+#   scripts/fault-matrix.sh --rows sidecar_hung --node-setting sidecar.breaker.consecutive_failures=0
 #
 # Needs target/release/{rescore-sidecar,rescore-demo}, the es9 plugin zip (built here with Maven
 # if missing), the Elasticsearch integ-test-zip in ~/.m2 (scripts/test-bridge.sh resolves it),

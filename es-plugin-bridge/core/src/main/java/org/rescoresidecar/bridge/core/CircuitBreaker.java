@@ -10,7 +10,10 @@ import java.util.function.LongSupplier;
  * <ul>
  *   <li><b>closed</b>: every call is made; outcomes go into a sliding time window. When the window
  *   holds at least {@code minCalls} counted calls and the share of failures reaches
- *   {@code failureRate}, the breaker opens. Only the sidecar's own faults are failures (the
+ *   {@code failureRate}, the breaker opens; it also opens after {@code consecutiveFailures}
+ *   failures with no success between them (0: never), because a window full of healthy calls
+ *   would otherwise take most of its length to reach the rate when the sidecar stops answering
+ *   altogether. Only the sidecar's own faults are failures (the
  *   caller decides: see {@link SidecarService}); a 4xx is the search's own error and is not counted
  *   at all.</li>
  *   <li><b>open</b>: no call for {@code coolDown}.</li>
@@ -34,6 +37,7 @@ public final class CircuitBreaker {
     private final long coolDownNanos;
     private final int probeSuccesses;
     private final long rampNanos;
+    private final int consecutiveFailures;
     private final LongSupplier nanoClock;
 
     private final long[] bucketEpoch = new long[BUCKETS];
@@ -45,10 +49,11 @@ public final class CircuitBreaker {
     private long rampStart;
     private int probesInFlight;
     private int probeSuccessesSoFar;
+    private int failuresInARow;
     private long opened;
 
     public CircuitBreaker(long windowMillis, int minCalls, double failureRate, long coolDownMillis, int probeSuccesses,
-                          long rampMillis, LongSupplier nanoClock) {
+                          long rampMillis, int consecutiveFailures, LongSupplier nanoClock) {
         if (windowMillis < BUCKETS) {
             throw new IllegalArgumentException("breaker window must be >= " + BUCKETS + " ms, got " + windowMillis);
         }
@@ -64,6 +69,10 @@ public final class CircuitBreaker {
         if (probeSuccesses < 1) {
             throw new IllegalArgumentException("breaker probe successes must be >= 1, got " + probeSuccesses);
         }
+        if (consecutiveFailures < 0) {
+            throw new IllegalArgumentException("breaker consecutive failures must be >= 0, got " + consecutiveFailures);
+        }
+        this.consecutiveFailures = consecutiveFailures;
         this.windowNanos = windowMillis * 1_000_000L;
         this.minCalls = minCalls;
         this.failureRate = failureRate;
@@ -134,10 +143,13 @@ public final class CircuitBreaker {
             bucketFailures[i] = 0;
         }
         bucketCalls[i]++;
-        if (failure) {
-            bucketFailures[i]++;
-        }
         if (!failure) {
+            failuresInARow = 0;
+            return;
+        }
+        bucketFailures[i]++;
+        if (consecutiveFailures > 0 && ++failuresInARow >= consecutiveFailures) {
+            open(now);
             return;
         }
         int calls = 0;
@@ -157,6 +169,7 @@ public final class CircuitBreaker {
         state = State.OPEN;
         openUntil = now + coolDownNanos;
         opened++;
+        failuresInARow = 0;
         java.util.Arrays.fill(bucketEpoch, Long.MIN_VALUE);
     }
 

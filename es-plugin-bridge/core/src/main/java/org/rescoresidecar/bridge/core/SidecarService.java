@@ -36,7 +36,8 @@ public final class SidecarService implements Closeable {
         this.settings = settings;
         this.client = new SidecarClient(settings);
         this.breaker = new CircuitBreaker(settings.breakerWindowMs(), settings.breakerMinCalls(), settings.breakerFailureRate(),
-            settings.breakerCooldownMs(), settings.breakerProbes(), settings.breakerRampMs(), clock);
+            settings.breakerCooldownMs(), settings.breakerProbes(), settings.breakerRampMs(),
+            settings.breakerConsecutiveFailures(), clock);
         this.memo = new FallbackMemo(clock);
     }
 

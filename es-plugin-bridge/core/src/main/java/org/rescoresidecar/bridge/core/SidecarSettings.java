@@ -16,12 +16,13 @@ import java.net.UnknownHostException;
  * sidecar.breaker.cooldown_ms      5000   how long an open breaker skips calls before probing
  * sidecar.breaker.probes           3      successful probes in a row that start the ramp-up
  * sidecar.breaker.ramp_ms          5000   ramp-up from 10% to 100% of calls
+ * sidecar.breaker.consecutive_failures 20 failures in a row that open it at once (0: only the rate)
  * sidecar.fallback_scores          rank_mapped | below_rescored  (how a fallen-back shard's hits are scored)
  * </pre>
  */
 public record SidecarSettings(URI rescoreUri, int defaultTimeoutMs, int connectTimeoutMs, int breakerWindowMs,
                               int breakerMinCalls, double breakerFailureRate, int breakerCooldownMs, int breakerProbes,
-                              int breakerRampMs, ShardRescore.FallbackMode fallbackMode) {
+                              int breakerRampMs, int breakerConsecutiveFailures, ShardRescore.FallbackMode fallbackMode) {
     public static final String DEFAULT_URL = "http://127.0.0.1:9209";
     public static final int DEFAULT_TIMEOUT_MS = 30;
     public static final int DEFAULT_CONNECT_TIMEOUT_MS = 50;
@@ -31,6 +32,8 @@ public record SidecarSettings(URI rescoreUri, int defaultTimeoutMs, int connectT
     public static final int DEFAULT_BREAKER_COOLDOWN_MS = 5000;
     public static final int DEFAULT_BREAKER_PROBES = 3;
     public static final int DEFAULT_BREAKER_RAMP_MS = 5000;
+    /** About 0.2-0.3 s of a node's calls when its sidecar stops answering (fault matrix); a hiccup shorter than that does not open it. */
+    public static final int DEFAULT_BREAKER_CONSECUTIVE_FAILURES = 20;
     public static final String DEFAULT_FALLBACK_SCORES = "rank_mapped";
 
     public SidecarSettings {
@@ -55,6 +58,9 @@ public record SidecarSettings(URI rescoreUri, int defaultTimeoutMs, int connectT
         if (breakerProbes < 1) {
             throw new IllegalArgumentException("sidecar.breaker.probes must be >= 1, got " + breakerProbes);
         }
+        if (breakerConsecutiveFailures < 0) {
+            throw new IllegalArgumentException("sidecar.breaker.consecutive_failures must be >= 0, got " + breakerConsecutiveFailures);
+        }
         if (fallbackMode == null) {
             fallbackMode = ShardRescore.FallbackMode.RANK_MAPPED;
         }
@@ -74,6 +80,7 @@ public record SidecarSettings(URI rescoreUri, int defaultTimeoutMs, int connectT
         new Key("sidecar.breaker.cooldown_ms", Integer.toString(DEFAULT_BREAKER_COOLDOWN_MS)),
         new Key("sidecar.breaker.probes", Integer.toString(DEFAULT_BREAKER_PROBES)),
         new Key("sidecar.breaker.ramp_ms", Integer.toString(DEFAULT_BREAKER_RAMP_MS)),
+        new Key("sidecar.breaker.consecutive_failures", Integer.toString(DEFAULT_BREAKER_CONSECUTIVE_FAILURES)),
         new Key("sidecar.fallback_scores", DEFAULT_FALLBACK_SCORES));
 
     /**
@@ -86,7 +93,7 @@ public record SidecarSettings(URI rescoreUri, int defaultTimeoutMs, int connectT
             intValue(value, "sidecar.connect_timeout_ms"), intValue(value, "sidecar.breaker.window_ms"),
             intValue(value, "sidecar.breaker.min_calls"), doubleValue(value, "sidecar.breaker.failure_rate"),
             intValue(value, "sidecar.breaker.cooldown_ms"), intValue(value, "sidecar.breaker.probes"),
-            intValue(value, "sidecar.breaker.ramp_ms"), ShardRescore.FallbackMode.fromSetting(value.apply("sidecar.fallback_scores")));
+            intValue(value, "sidecar.breaker.ramp_ms"), intValue(value, "sidecar.breaker.consecutive_failures"), ShardRescore.FallbackMode.fromSetting(value.apply("sidecar.fallback_scores")));
     }
 
     private static int intValue(java.util.function.Function<String, String> value, String name) {
@@ -111,7 +118,7 @@ public record SidecarSettings(URI rescoreUri, int defaultTimeoutMs, int connectT
     public static SidecarSettings withUrl(String url) {
         return new SidecarSettings(rescoreUri(url), DEFAULT_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_BREAKER_WINDOW_MS,
             DEFAULT_BREAKER_MIN_CALLS, DEFAULT_BREAKER_FAILURE_RATE, DEFAULT_BREAKER_COOLDOWN_MS, DEFAULT_BREAKER_PROBES,
-            DEFAULT_BREAKER_RAMP_MS, ShardRescore.FallbackMode.RANK_MAPPED);
+            DEFAULT_BREAKER_RAMP_MS, DEFAULT_BREAKER_CONSECUTIVE_FAILURES, ShardRescore.FallbackMode.RANK_MAPPED);
     }
 
     public static SidecarSettings defaults() {
@@ -120,17 +127,23 @@ public record SidecarSettings(URI rescoreUri, int defaultTimeoutMs, int connectT
 
     public SidecarSettings withTimeouts(int timeoutMs, int connectMs) {
         return new SidecarSettings(rescoreUri, timeoutMs, connectMs, breakerWindowMs, breakerMinCalls, breakerFailureRate,
-            breakerCooldownMs, breakerProbes, breakerRampMs, fallbackMode);
+            breakerCooldownMs, breakerProbes, breakerRampMs, breakerConsecutiveFailures, fallbackMode);
     }
 
+    /** The breaker's rate rule only (no opening on a run of failures), as the tests that count calls need it. */
     public SidecarSettings withBreaker(int windowMs, int minCalls, double failureRate, int cooldownMs, int probes, int rampMs) {
+        return withBreaker(windowMs, minCalls, failureRate, cooldownMs, probes, rampMs, 0);
+    }
+
+    public SidecarSettings withBreaker(int windowMs, int minCalls, double failureRate, int cooldownMs, int probes, int rampMs,
+                                       int consecutiveFailures) {
         return new SidecarSettings(rescoreUri, defaultTimeoutMs, connectTimeoutMs, windowMs, minCalls, failureRate, cooldownMs,
-            probes, rampMs, fallbackMode);
+            probes, rampMs, consecutiveFailures, fallbackMode);
     }
 
     public SidecarSettings withFallbackMode(ShardRescore.FallbackMode mode) {
         return new SidecarSettings(rescoreUri, defaultTimeoutMs, connectTimeoutMs, breakerWindowMs, breakerMinCalls,
-            breakerFailureRate, breakerCooldownMs, breakerProbes, breakerRampMs, mode);
+            breakerFailureRate, breakerCooldownMs, breakerProbes, breakerRampMs, breakerConsecutiveFailures, mode);
     }
 
     /** {@code http://<loopback host>:<port>} → the {@code /v1/rescore} URI; anything else is refused. */

@@ -15,9 +15,9 @@ class CircuitBreakerTest {
     static final long MS = 1_000_000L;
     final AtomicLong now = new AtomicLong(1_000_000 * MS);
 
-    /** window 1 s, at least 4 calls, 50% failures, cool-down 100 ms, 2 probes, ramp 1 s. */
+    /** window 1 s, at least 4 calls, 50% failures, cool-down 100 ms, 2 probes, ramp 1 s, no streak rule. */
     CircuitBreaker breaker() {
-        return new CircuitBreaker(1000, 4, 0.5, 100, 2, 1000, now::get);
+        return new CircuitBreaker(1000, 4, 0.5, 100, 2, 1000, 0, now::get);
     }
 
     static void call(CircuitBreaker b, boolean ok) {
@@ -41,6 +41,31 @@ class CircuitBreakerTest {
         }
         assertEquals(CircuitBreaker.State.OPEN, b.state());
         return b;
+    }
+
+    @Test
+    void opensOnARunOfFailuresEvenWhenTheWindowIsMostlyHealthy() {
+        // window 10 s, at least 10 calls, 50% failures, 5 failures in a row
+        CircuitBreaker b = new CircuitBreaker(10_000, 10, 0.5, 100, 2, 1000, 5, now::get);
+        for (int i = 0; i < 1000; i++) {
+            call(b, true);
+        }
+        for (int i = 0; i < 4; i++) {
+            call(b, false);
+        }
+        call(b, true); // a success ends the run
+        for (int i = 0; i < 4; i++) {
+            call(b, false);
+        }
+        assertEquals(CircuitBreaker.State.CLOSED, b.state(), "8 failures of 1,009, never 5 in a row");
+        call(b, false);
+        assertEquals(CircuitBreaker.State.OPEN, b.state(), "the fifth failure in a row opens it");
+        assertEquals(1, b.timesOpened());
+        now.addAndGet(100 * MS);
+        call(b, true);
+        call(b, true);
+        assertEquals(CircuitBreaker.State.RAMP_UP, b.state(), "the run does not outlive the opening");
+        assertThrows(IllegalArgumentException.class, () -> new CircuitBreaker(10_000, 10, 0.5, 100, 2, 1000, -1, now::get));
     }
 
     @Test
