@@ -1,6 +1,6 @@
-"""Issue 17's fault matrix through a real Elasticsearch node (scripts/fault-matrix.sh runs it).
+"""Issue 17's fault matrix through a real Elasticsearch or OpenSearch node (scripts/fault-matrix.sh runs it).
 
-One Elasticsearch node with the plugin zip, the real rescore-sidecar release binary (demo model and
+One Elasticsearch 9.5.4 node (or, with `--engine opensearch`, an OpenSearch 3.8.0 node) with the plugin zip, the real rescore-sidecar release binary (demo model and
 items), a real redis-server for the Redis rows, the demo catalogue indexed, and a few client
 threads searching with the `sidecar` rescore clause. Each row: a healthy window, the fault window,
 then recovery. Per row it records failed searches (HTTP errors, shard failures, timed-out
@@ -163,7 +163,7 @@ class Matrix:
         a = self.args
         self.node = Node(self.procs, self.work, a, self.node_side_port)
         subprocess.run([f"{REPO}/target/release/rescore-demo", "index", "--engine", self.node.url,
-                        "--flavor", "elasticsearch", "--index", INDEX, "--replace"], check=True)
+                        "--flavor", a.engine, "--index", INDEX, "--replace"], check=True)
         queries = load_queries(self.work)
         self.stats = StatsPoller(self.node)
         self.use_group("embedded")
@@ -405,9 +405,9 @@ def main():
     p.add_argument("--recovery-bound", type=float, default=40.0,
                    help="seconds within which every call must be rescored again")
     p.add_argument("--clients", type=int, default=3)
-    p.add_argument("--plugin-zip", default=os.path.join(
-        REPO, "es-plugin-bridge/elasticsearch/es9/target/rescore-sidecar-elasticsearch-*-es9.5.4.zip"))
-    p.add_argument("--es-dist")
+    p.add_argument("--engine", choices=["elasticsearch", "opensearch"], default="elasticsearch")
+    p.add_argument("--plugin-zip", help="default: the es9 (Elasticsearch 9.5.4) or os3 (OpenSearch 3.8.0) zip")
+    p.add_argument("--es-dist", help="the engine's integ-test-zip; default: from ~/.m2")
     p.add_argument("--java-home", default=os.environ.get("ES_JAVA_HOME", "/usr/lib/jvm/temurin-25-jdk-amd64"))
     p.add_argument("--heap", default="512m")
     p.add_argument("--node-user", default="rescore-it")
@@ -415,6 +415,9 @@ def main():
     p.add_argument("--node-setting", action="append", default=[], metavar="KEY=VALUE",
                    help="an extra node setting (-E), e.g. sidecar.breaker.consecutive_failures=0; repeatable")
     a = p.parse_args()
+    a.plugin_zip = a.plugin_zip or os.path.join(REPO, {
+        "elasticsearch": "es-plugin-bridge/elasticsearch/es9/target/rescore-sidecar-elasticsearch-*-es9.5.4.zip",
+        "opensearch": "es-plugin-bridge/opensearch/os3/target/rescore-sidecar-opensearch-*-os3.8.0.zip"}[a.engine])
     rows = a.rows.split(",") if a.rows else (QUICK if a.quick else FULL)
     if a.quick and not a.rows:
         a.healthy, a.fault = min(a.healthy, 2.0), min(a.fault, 4.0)

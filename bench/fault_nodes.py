@@ -133,30 +133,35 @@ class Redis:
 
 
 class Node:
+    """One Elasticsearch or OpenSearch node (`args.engine`) from its integ-test-zip, with the plugin."""
+
     def __init__(self, procs, work, args, sidecar_port):
         self.procs, self.work = procs, work
+        engine = args.engine
         zips = glob.glob(args.plugin_zip)
         if len(zips) != 1:
             raise SystemExit(f"expected one plugin zip matching {args.plugin_zip}, found {zips}")
         zip_path = zips[0]
-        version = zip_path.rsplit("-es", 1)[1][: -len(".zip")]
+        version = zip_path.rsplit("-es" if engine == "elasticsearch" else "-os", 1)[1][: -len(".zip")]
+        group = "org/elasticsearch" if engine == "elasticsearch" else "org/opensearch"
         dist = args.es_dist or os.path.expanduser(
-            f"~/.m2/repository/org/elasticsearch/distribution/integ-test-zip/elasticsearch/{version}/elasticsearch-{version}.zip")
+            f"~/.m2/repository/{group}/distribution/integ-test-zip/{engine}/{version}/{engine}-{version}.zip")
         if not os.path.isfile(dist):
             raise SystemExit(f"{dist} missing (scripts/test-bridge.sh downloads it through Maven)")
-        self.dir = os.path.join(work, "elasticsearch")
+        self.dir = os.path.join(work, engine)
         os.makedirs(self.dir)
         subprocess.run(["unzip", "-q", dist, "-d", self.dir], check=True)
         home = [d for d in glob.glob(os.path.join(self.dir, "*")) if os.path.isdir(d)][0]
         shutil.copy(zip_path, os.path.join(self.dir, "plugin.zip"))
         env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
-        env["ES_JAVA_HOME"] = args.java_home
-        r = subprocess.run([f"{home}/bin/elasticsearch-plugin", "install", "--batch",
+        java_var = "ES_JAVA_HOME" if engine == "elasticsearch" else "OPENSEARCH_JAVA_HOME"
+        env[java_var] = args.java_home
+        r = subprocess.run([f"{home}/bin/{engine}-plugin", "install", "--batch",
                             f"file://{self.dir}/plugin.zip"], env=env, capture_output=True, text=True)
         if r.returncode != 0:
-            raise SystemExit(f"elasticsearch-plugin install failed:\n{r.stdout}\n{r.stderr}")
+            raise SystemExit(f"{engine}-plugin install failed:\n{r.stdout}\n{r.stderr}")
         as_node = []
-        if os.getuid() == 0:  # Elasticsearch refuses root: run it as an unprivileged system user
+        if os.getuid() == 0:  # neither engine runs as root: run it as an unprivileged system user
             user = args.node_user
             if subprocess.run(["id", "-u", user], capture_output=True).returncode != 0:
                 subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
@@ -164,30 +169,31 @@ class Node:
             subprocess.run(["chown", "-R", f"{user}:{user}", self.dir], check=True)
             as_node = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--"]
         self.port = free_port()
-        env["ES_JAVA_OPTS"] = f"-Xms{args.heap} -Xmx{args.heap}"
+        env["ES_JAVA_OPTS" if engine == "elasticsearch" else "OPENSEARCH_JAVA_OPTS"] = f"-Xms{args.heap} -Xmx{args.heap}"
+        engine_only = ["-Expack.security.enabled=false"] if engine == "elasticsearch" else []
         self.proc = procs.start(
-            as_node + [f"{home}/bin/elasticsearch", "-Ecluster.name=fault-matrix",
+            as_node + [f"{home}/bin/{engine}", "-Ecluster.name=fault-matrix",
                        "-Enode.name=fault-matrix", "-Ediscovery.type=single-node",
                        "-Enetwork.host=127.0.0.1", f"-Ehttp.port={self.port}",
                        f"-Etransport.port={free_port()}", f"-Epath.data={self.dir}/data",
                        f"-Epath.logs={self.dir}/logs",
                        "-Ecluster.routing.allocation.disk.threshold_enabled=false",
-                       f"-Esidecar.url=http://127.0.0.1:{sidecar_port}",
-                       "-Expack.security.enabled=false"] + [f"-E{s}" for s in args.node_setting],
+                       f"-Esidecar.url=http://127.0.0.1:{sidecar_port}"]
+            + engine_only + [f"-E{s}" for s in args.node_setting],
             os.path.join(self.dir, "node.log"), env=env)
         self.url = f"http://127.0.0.1:{self.port}"
         start = time.time()
         while True:
             if self.proc.poll() is not None:
-                raise SystemExit(f"elasticsearch exited; see {self.dir}/node.log")
+                raise SystemExit(f"{engine} exited; see {self.dir}/node.log")
             try:
                 http_json(f"{self.url}/_cluster/health?wait_for_status=yellow&timeout=1s")
                 break
             except OSError:
                 if time.time() - start > 180:
-                    raise SystemExit("elasticsearch not up within 180 s")
+                    raise SystemExit(f"{engine} not up within 180 s")
                 time.sleep(1)
-        log(f"elasticsearch {version} up at {self.url} after {time.time() - start:.0f} s")
+        log(f"{engine} {version} up at {self.url} after {time.time() - start:.0f} s")
 
     def stats(self):
         return http_json(f"{self.url}/_sidecar/stats", timeout=5)

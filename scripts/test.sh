@@ -7,7 +7,8 @@
 # the search-engine bridge (mvn verify, docker-compose config), the sidecar image's user and
 # paths outside Docker, the demo replayed as real searches on Elasticsearch and OpenSearch with
 # the plugin zips the bridge build produced, and the quick subset of the fault matrix through a
-# real Elasticsearch node (0 failed searches, rescoring resumed after each fault).
+# real Elasticsearch node, plus its killed and hung rows on a real OpenSearch node (0 failed
+# searches, rescoring resumed after each fault).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -50,3 +51,5 @@ echo "== demo replay through real Elasticsearch and OpenSearch nodes with the pl
 scripts/demo-engine-replay.sh
 echo "== fault matrix, quick subset: sidecar killed, hung, garbage answers, a broken model version, Redis paused, through a real Elasticsearch node (scripts/fault-matrix.sh; docs/reliability.md)"
 scripts/fault-matrix.sh --quick
+echo "== fault matrix on OpenSearch 3.8.0: sidecar killed and hung (scripts/fault-matrix.sh --engine opensearch)"
+scripts/fault-matrix.sh --engine opensearch --rows killed,hung --healthy 2 --fault 4
