@@ -40,6 +40,8 @@ pub struct Rescorer {
     pub(crate) last_reload: ArcSwapOption<ReloadReport>,
     pub(crate) shadow: shadow::ShadowPool,
     pub(crate) monitor: Arc<rescore_monitor::Monitor>,
+    /// Requests answered (scored, fallback or refused as invalid) since start.
+    pub(crate) answered: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Rescorer {
@@ -122,6 +124,7 @@ impl Rescorer {
             last_reload: ArcSwapOption::empty(),
             shadow,
             monitor: rescore_monitor::Monitor::disabled(),
+            answered: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -130,6 +133,12 @@ impl Rescorer {
     pub fn with_monitor(mut self, monitor: Arc<rescore_monitor::Monitor>) -> Self {
         self.monitor = monitor;
         self
+    }
+
+    /// How many rescore requests have been answered since start (the heap trim watches it for
+    /// the end of a burst).
+    pub fn answered_requests(&self) -> u64 {
+        self.answered.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn monitor(&self) -> &Arc<rescore_monitor::Monitor> {
@@ -169,6 +178,8 @@ impl Rescorer {
         started: Instant,
     ) -> Result<RescoreResponse, RescoreError> {
         let result = self.rescore_inner(request, started).await;
+        self.answered
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (model, variant, outcome) = match &result {
             Ok(resp) => (
                 resp.model.clone().unwrap_or_default(),

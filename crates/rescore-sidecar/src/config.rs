@@ -179,6 +179,9 @@ pub struct ServerConfig {
     pub body_timeout_ms: u64,
     /// Open connections at most; one more is answered 503 and closed.
     pub max_connections: usize,
+    /// How often the end of a burst is looked for, to give the allocator's freed heap back to
+    /// the system (`heap.rs`); 0: never.
+    pub heap_trim_interval_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -189,6 +192,7 @@ impl Default for ServerConfig {
             header_timeout_ms: 10_000,
             body_timeout_ms: rescore_server::DEFAULT_BODY_TIMEOUT.as_millis() as u64,
             max_connections: 4096,
+            heap_trim_interval_ms: 10_000,
         }
     }
 }
@@ -356,6 +360,9 @@ impl Config {
         }
         if self.server.body_limit_bytes < 1024 {
             anyhow::bail!("server.body_limit_bytes must be at least 1024");
+        }
+        if !matches!(self.server.heap_trim_interval_ms, 0 | 100..=3_600_000) {
+            anyhow::bail!("server.heap_trim_interval_ms must be 0 (off) or in 100..=3600000");
         }
         self.serving.validate().map_err(anyhow::Error::msg)?;
         self.item_store.validate().map_err(anyhow::Error::msg)

@@ -3,6 +3,7 @@
 
 mod audit;
 mod config;
+mod heap;
 mod items;
 mod jobs;
 mod suspicion;
@@ -176,6 +177,12 @@ async fn serve(config: Config, discovery: Discovery, rescorer: Rescorer) -> anyh
         });
     }
 
+    if config.server.heap_trim_interval_ms > 0 {
+        heap::spawn_trim_after_bursts(
+            rescorer.clone(),
+            Duration::from_millis(config.server.heap_trim_interval_ms),
+        );
+    }
     let state = AppState {
         rescorer,
         metrics: Some(metrics),
