@@ -6,9 +6,17 @@
 //! with murmur3 x86 32-bit, seed 0, over the key's UTF-16 code units as little-endian bytes
 //! (`Murmur3HashFunction.hash(String)`), then takes
 //! `floorMod(hash, routing_num_shards) / (routing_num_shards / number_of_shards)`
-//! (`IndexRouting.hashToShardId`). `routing_num_shards` is not the shard count: an index created
+//! (the legacy routing function). `routing_num_shards` is not the shard count: an index created
 //! without `index.number_of_routing_shards` gets a power-of-two multiple of it (768 for 6
 //! shards), read from `GET _cluster/state/metadata/<index>`.
+//!
+//! Elasticsearch indices created from index version 9064000 on (`settings.index.version.created`
+//! in the cluster state; Elasticsearch 9.x) route by `floorMod(hash, number_of_shards)`
+//! instead (the engine's `RoutingFunction.moduloNumberOfShards`; `routing_num_shards` is still
+//! reported but no longer places documents): the same formula with `routing_num_shards` equal
+//! to `number_of_shards`, which is what `N` alone means to [`IndexShards::parse`]. OpenSearch
+//! and older Elasticsearch indices use the legacy function. scripts/test-shard-routing.sh
+//! checks both against real nodes.
 
 use std::io::Read;
 
@@ -86,16 +94,22 @@ impl IndexShards {
         })
     }
 
-    /// Parses `N/R` (number_of_shards / routing_num_shards), e.g. `6/768`.
+    /// Parses `N/R` (number_of_shards / routing_num_shards, the legacy routing function),
+    /// e.g. `6/768`, or `N` alone (routing by `hash mod N`: Elasticsearch indices created from
+    /// index version 9064000 on).
     pub fn parse(text: &str) -> Result<Self, String> {
         let usage = || {
             format!(
-                "`{text}`: expected NUMBER_OF_SHARDS/ROUTING_NUM_SHARDS, e.g. 6/768 (both from \
-                 GET _cluster/state/metadata/<index>: settings.index.number_of_shards and \
-                 routing_num_shards)"
+                "`{text}`: expected NUMBER_OF_SHARDS/ROUTING_NUM_SHARDS, e.g. 6/768, or \
+                 NUMBER_OF_SHARDS alone for an Elasticsearch index created from index version \
+                 9064000 on (all from GET _cluster/state/metadata/<index>: \
+                 settings.index.number_of_shards, routing_num_shards, settings.index.version.created)"
             )
         };
-        let (n, r) = text.trim().split_once('/').ok_or_else(usage)?;
+        let (n, r) = match text.trim().split_once('/') {
+            Some((n, r)) => (n, r),
+            None => (text.trim(), text.trim()),
+        };
         let n: u32 = n.trim().parse().map_err(|_| usage())?;
         let r: u32 = r.trim().parse().map_err(|_| usage())?;
         IndexShards::new(n, r)
@@ -239,7 +253,14 @@ mod tests {
                 routing_num_shards: 768
             })
         );
-        for bad in ["6", "6/", "x/768", "6/768/2", "-1/4", ""] {
+        assert_eq!(
+            IndexShards::parse("6"),
+            Ok(IndexShards {
+                number_of_shards: 6,
+                routing_num_shards: 6
+            })
+        );
+        for bad in ["6/", "x/768", "6/768/2", "-1/4", "", "x"] {
             let e = IndexShards::parse(bad).expect_err(bad);
             assert!(
                 e.contains("NUMBER_OF_SHARDS/ROUTING_NUM_SHARDS"),

@@ -104,8 +104,10 @@ pub enum ItemsCommand {
     Import {
         /// Snapshot file: Parquet if the name ends in .parquet, else JSON Lines.
         snapshot: PathBuf,
-        /// The search index's NUMBER_OF_SHARDS/ROUTING_NUM_SHARDS (e.g. 6/768, both from
-        /// `GET _cluster/state/metadata/<index>`), with --keep-shards (docs/feature-store.md).
+        /// The search index's NUMBER_OF_SHARDS/ROUTING_NUM_SHARDS (e.g. 6/768, from
+        /// `GET _cluster/state/metadata/<index>`), or NUMBER_OF_SHARDS alone for Elasticsearch
+        /// indices created from index version 9064000 on; with --keep-shards
+        /// (docs/feature-store.md#shard-filtered-snapshots).
         #[arg(long, value_name = "N/R", requires = "keep_shards")]
         index_shards: Option<String>,
         /// Keep only the items the index routes to these shards (e.g. 3,17,42): by their

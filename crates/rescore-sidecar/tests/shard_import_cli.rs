@@ -77,7 +77,7 @@ fn bad_shard_flags_fail_naming_the_problem() {
             "--index-shards routing_num_shards 100 is not a multiple of number_of_shards 6",
         ),
         (
-            &["--index-shards", "6", "--keep-shards", "1"][..],
+            &["--index-shards", "6/", "--keep-shards", "1"][..],
             1,
             "expected NUMBER_OF_SHARDS/ROUTING_NUM_SHARDS",
         ),
