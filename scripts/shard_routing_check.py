@@ -110,7 +110,7 @@ def index_layout(url, flavor, index):
         raise SystemExit(f"{index}: routing_partition_size > 1 or routing_path: not reproducible")
     n, r = int(settings["number_of_shards"]), int(meta["routing_num_shards"])
     created = int(settings["version"]["created"])
-    modulo = flavor == "elasticsearch" and created >= 9064000
+    modulo = flavor.startswith("elasticsearch") and created >= 9064000
     return n, r, (n if modulo else r), created
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Shard-filtered imports against real search nodes (docs/feature-store.md#shard-filtered-snapshots,
-# ADR 0009): starts a single-node Elasticsearch 9.x and OpenSearch 3.x side by side (the
+# ADR 0009): starts single-node Elasticsearch 9.x and 8.x (the two routing functions) and
+# OpenSearch 3.x side by side (the
 # integ-test-zip distributions Maven downloaded for es-plugin-bridge's tests; no plugin needed),
 # and runs scripts/shard_routing_check.py against each: indices of 6 shards (default routing
 # shards), 3 shards with number_of_routing_shards 24 and 5 shards, 2,000 documents each with
@@ -10,13 +11,13 @@
 #
 # Needs target/release/rescore-sidecar and the pipelines' venv (pyarrow; scripts/pipeline-setup.sh).
 # Environment (optional):
-#   SHARD_ENGINES="elasticsearch opensearch"   which engines
-#   SHARD_ES_VERSION=9.5.4, SHARD_OS_VERSION=3.8.0   distribution versions (in ~/.m2)
+#   SHARD_ENGINES="elasticsearch elasticsearch8 opensearch"   which engines
+#   SHARD_ES_VERSION=9.5.4, SHARD_ES8_VERSION=8.19.13, SHARD_OS_VERSION=3.8.0   versions (in ~/.m2)
 #   ES_JAVA_HOME, OPENSEARCH_JAVA_HOME         JDKs (default: Temurin 25 for both)
 #   SHARD_NODE_USER=rescore-it                 the unprivileged user nodes run as when run as root
 set -euo pipefail
 cd "$(dirname "$0")/.."
-engines="${SHARD_ENGINES:-elasticsearch opensearch}"
+engines="${SHARD_ENGINES:-elasticsearch elasticsearch8 opensearch}"
 m2="$HOME/.m2/repository/org"
 es_java="${ES_JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
 os_java="${OPENSEARCH_JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}"
@@ -58,10 +59,14 @@ start_node() {
       java=$es_java; launcher=elasticsearch; java_env=ES_JAVA_HOME; opts_env=ES_JAVA_OPTS
       extra=(-Expack.security.enabled=false)
       dist="$m2/elasticsearch/distribution/integ-test-zip/elasticsearch/${SHARD_ES_VERSION:-9.5.4}/elasticsearch-${SHARD_ES_VERSION:-9.5.4}.zip";;
+    elasticsearch8)
+      java=$es_java; launcher=elasticsearch; java_env=ES_JAVA_HOME; opts_env=ES_JAVA_OPTS
+      extra=(-Expack.security.enabled=false)
+      dist="$m2/elasticsearch/distribution/integ-test-zip/elasticsearch/${SHARD_ES8_VERSION:-8.19.13}/elasticsearch-${SHARD_ES8_VERSION:-8.19.13}.zip";;
     opensearch)
       java=$os_java; launcher=opensearch; java_env=OPENSEARCH_JAVA_HOME; opts_env=OPENSEARCH_JAVA_OPTS
       dist="$m2/opensearch/distribution/integ-test-zip/opensearch/${SHARD_OS_VERSION:-3.8.0}/opensearch-${SHARD_OS_VERSION:-3.8.0}.zip";;
-    *) die "unknown engine $flavor (elasticsearch or opensearch)";;
+    *) die "unknown engine $flavor (elasticsearch, elasticsearch8 or opensearch)";;
   esac
   [ -f "$dist" ] || die "$dist missing (scripts/test-bridge.sh downloads it through Maven)"
   [ -x "$java/bin/java" ] || die "no JDK at $java (set $java_env)"

@@ -245,6 +245,16 @@ mod tests {
     }
 
     #[test]
+    fn placements_match_a_real_node() {
+        // `GET <index>/_search_shards?routing=<key>` on Elasticsearch 9.5.4, an index of 6
+        // shards created by it (index version 9111000: routed by hash mod 6).
+        let index = IndexShards::parse("6").expect("valid");
+        for (key, shard) in [("hello", 1), ("item-102", 3), ("item-0", 3), ("a", 2)] {
+            assert_eq!(index.shard_of(key), shard, "{key}");
+        }
+    }
+
+    #[test]
     fn layouts_and_shard_lists_are_checked() {
         assert_eq!(
             IndexShards::parse(" 6/768 "),
