@@ -81,7 +81,9 @@ impl IndexShards {
                 i32::MAX
             ));
         }
-        if routing_num_shards < number_of_shards || routing_num_shards % number_of_shards != 0 {
+        if routing_num_shards < number_of_shards
+            || !routing_num_shards.is_multiple_of(number_of_shards)
+        {
             return Err(format!(
                 "routing_num_shards {routing_num_shards} is not a multiple of number_of_shards \
                  {number_of_shards} (an index's routing_num_shards always is: read both from \
