@@ -6,9 +6,10 @@
 # walkthrough, a one-minute soak smoke (model installs, a Redis restart, resources sampled),
 # the search-engine bridge (mvn verify, docker-compose config), the sidecar image's user and
 # paths outside Docker, the demo replayed as real searches on Elasticsearch and OpenSearch with
-# the plugin zips the bridge build produced, and the quick subset of the fault matrix through a
-# real Elasticsearch node, plus its killed and hung rows on a real OpenSearch node (0 failed
-# searches, rescoring resumed after each fault).
+# the plugin zips the bridge build produced, shard-filtered item imports checked against the
+# shards real Elasticsearch and OpenSearch nodes put documents on, and the quick subset of the
+# fault matrix through a real Elasticsearch node, plus its killed and hung rows on a real
+# OpenSearch node (0 failed searches, rescoring resumed after each fault).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -49,6 +50,8 @@ echo "== the sidecar image's entrypoint, user and paths outside Docker (docker-c
 scripts/test-containers.sh
 echo "== demo replay through real Elasticsearch and OpenSearch nodes with the plugin (sidecar rescore)"
 scripts/demo-engine-replay.sh
+echo "== shard-filtered item import vs the engines' own routing: Elasticsearch 9 and 8, OpenSearch (scripts/test-shard-routing.sh; ADR 0009)"
+scripts/test-shard-routing.sh
 echo "== fault matrix, quick subset: sidecar killed, hung, garbage answers, a broken model version, Redis paused, through a real Elasticsearch node (scripts/fault-matrix.sh; docs/reliability.md)"
 scripts/fault-matrix.sh --quick
 echo "== fault matrix on OpenSearch 3.8.0: sidecar killed and hung (scripts/fault-matrix.sh --engine opensearch)"

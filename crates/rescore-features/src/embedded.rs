@@ -19,6 +19,7 @@ use std::time::Instant;
 use serde::Deserialize;
 
 use crate::record::Columns;
+use crate::routing_shard::ShardFilter;
 use crate::snapshot::writer::{Meta, Writer};
 pub use crate::snapshot::{Entry, Generation};
 use crate::update::{Update, UpdateOp};
@@ -83,6 +84,9 @@ pub struct ServingClaim {
 #[serde(deny_unknown_fields)]
 struct SnapshotLine {
     id: String,
+    /// The document's `_routing`, when it is not routed by its id (shard-filtered imports).
+    #[serde(default)]
+    routing: Option<String>,
     #[serde(default)]
     version: u64,
     #[serde(default)]
@@ -115,6 +119,9 @@ pub struct BuildReport {
     pub lines: u64,
     /// Updates not applied because the store holds the same or a newer version.
     pub stale: u64,
+    /// Snapshot items left out because the index routes them to a shard the import does not
+    /// keep (`--keep-shards`).
+    pub skipped: u64,
     pub seconds: f64,
     pub bytes: u64,
 }
@@ -186,7 +193,7 @@ impl DataDir {
         if let Some(live) = self.live_for(&fingerprint, cache_bytes)? {
             return Ok((live, None));
         }
-        let report = self.build_locked(snapshot, &fingerprint, BUILT_BY_SERVE)?;
+        let report = self.build_locked(snapshot, &fingerprint, BUILT_BY_SERVE, None)?;
         let generation = Generation::open(&report.path, report.generation, cache_bytes)?;
         Ok((generation, Some(report)))
     }
@@ -257,7 +264,18 @@ impl DataDir {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(&claim_path)(e)),
         }
-        let report = self.build_locked(snapshot, &fingerprint, BUILT_BY_SERVE)?;
+        // A data directory that serves a shard-filtered generation keeps its shards when a
+        // newer snapshot file is built at start (a node must not grow to the whole catalogue
+        // because it restarted); `items import` without `--keep-shards` goes back to all.
+        let shards = self
+            .open_current(0)
+            .ok()
+            .flatten()
+            .and_then(|live| live.shard_filter().cloned());
+        if let Some(shards) = &shards {
+            tracing::info!(%shards, "building the newer snapshot with the live generation's shard filter");
+        }
+        let report = self.build_locked(snapshot, &fingerprint, BUILT_BY_SERVE, shards.as_ref())?;
         let generation = Generation::open(&report.path, report.generation, 0)?;
         claim.lock_shared().map_err(io(&claim_path))?;
         Ok((generation, Some(report), ServingClaim { _file: claim }))
@@ -265,9 +283,19 @@ impl DataDir {
 
     /// Builds a new generation from a snapshot and publishes it, whatever is live.
     pub fn import(&self, snapshot: &Path) -> Result<BuildReport, StoreError> {
+        self.import_shards(snapshot, None)
+    }
+
+    /// [`DataDir::import`] keeping only the items the index routes to `shards` (all when
+    /// `None`); the generation's metadata records the filter (ADR 0009).
+    pub fn import_shards(
+        &self,
+        snapshot: &Path,
+        shards: Option<&ShardFilter>,
+    ) -> Result<BuildReport, StoreError> {
         let fingerprint = fingerprint(snapshot)?;
         let _lock = self.lock()?;
-        self.build_locked(snapshot, &fingerprint, BUILT_BY_IMPORT)
+        self.build_locked(snapshot, &fingerprint, BUILT_BY_IMPORT, shards)
     }
 
     fn next_generation(&self) -> Result<u64, StoreError> {
@@ -286,36 +314,36 @@ impl DataDir {
         snapshot: &Path,
         fingerprint: &str,
         built_by: &str,
+        shards: Option<&ShardFilter>,
     ) -> Result<BuildReport, StoreError> {
         self.build_generation(Instant::now(), |tmp| {
-            let (items, lines) = match SnapshotFormat::of(snapshot) {
+            let builder = SnapshotBuilder::create(tmp, shards.cloned())?;
+            match SnapshotFormat::of(snapshot) {
                 SnapshotFormat::JsonLines => {
                     let file = File::open(snapshot).map_err(io(snapshot))?;
                     let reader = std::io::BufReader::with_capacity(1 << 20, file);
-                    build_file(tmp, reader, fingerprint, built_by)?
+                    build_file(builder, tmp, reader, fingerprint, built_by)
                 }
                 SnapshotFormat::Parquet => {
-                    crate::parquet_snapshot::build(snapshot, tmp, fingerprint, built_by)?
+                    crate::parquet_snapshot::build(snapshot, builder, fingerprint, built_by)
                 }
-            };
-            Ok((items, lines, 0))
+            }
         })
     }
 
-    /// Builds the next generation's file with `build` (returning items, lines and stale
-    /// updates) beside the live one, removes it if the build fails, else publishes it. The
-    /// caller holds the directory lock.
+    /// Builds the next generation's file with `build` beside the live one, removes it if the
+    /// build fails, else publishes it. The caller holds the directory lock.
     fn build_generation(
         &self,
         started: Instant,
-        build: impl FnOnce(&Path) -> Result<(u64, u64, u64), StoreError>,
+        build: impl FnOnce(&Path) -> Result<Built, StoreError>,
     ) -> Result<BuildReport, StoreError> {
         let number = self.next_generation()?;
         let tmp = self
             .path
             .join(format!("{}.building", generation_name(number)));
         let _ = std::fs::remove_file(&tmp);
-        let (items, lines, stale) = match build(&tmp) {
+        let built = match build(&tmp) {
             Ok(v) => v,
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
@@ -327,9 +355,10 @@ impl DataDir {
         Ok(BuildReport {
             generation: number,
             path,
-            items,
-            lines,
-            stale,
+            items: built.items,
+            lines: built.lines,
+            stale: built.stale,
+            skipped: built.skipped,
             seconds: started.elapsed().as_secs_f64(),
             bytes,
         })
@@ -385,6 +414,15 @@ impl DataDir {
     }
 }
 
+/// What building a generation file did (see [`BuildReport`]).
+#[derive(Debug, Default)]
+pub(crate) struct Built {
+    items: u64,
+    lines: u64,
+    stale: u64,
+    skipped: u64,
+}
+
 fn generation_name(number: u64) -> String {
     format!("gen-{number:06}{SUFFIX}")
 }
@@ -429,12 +467,12 @@ pub fn snapshot_path(source: &str) -> &str {
 
 /// Writes a new store file from JSON Lines.
 fn build_file(
+    mut builder: SnapshotBuilder,
     path: &Path,
     reader: impl BufRead,
     fingerprint: &str,
     built_by: &str,
-) -> Result<(u64, u64), StoreError> {
-    let mut builder = SnapshotBuilder::create(path)?;
+) -> Result<Built, StoreError> {
     for (i, line) in reader.lines().enumerate() {
         let line = line.map_err(io(path))?;
         if line.trim().is_empty() {
@@ -447,6 +485,7 @@ fn build_file(
         let parsed: SnapshotLine = serde_json::from_str(&line).map_err(|e| at(e.to_string()))?;
         builder.push(
             &parsed.id,
+            parsed.routing.as_deref(),
             parsed.version,
             parsed.features.iter().map(|(k, v)| (k.as_str(), *v)),
             at,
@@ -463,28 +502,57 @@ pub(crate) struct SnapshotBuilder {
     columns: Columns,
     rows: u64,
     values: Vec<f64>,
+    /// Keeps only the items routed to these shards (`items import --keep-shards`).
+    shards: Option<ShardFilter>,
+    skipped: u64,
 }
 
 impl SnapshotBuilder {
-    pub(crate) fn create(path: &Path) -> Result<Self, StoreError> {
+    pub(crate) fn create(path: &Path, shards: Option<ShardFilter>) -> Result<Self, StoreError> {
         Ok(SnapshotBuilder {
             writer: Writer::create(path)?,
             columns: Columns::default(),
             rows: 0,
             values: Vec::new(),
+            shards,
+            skipped: 0,
         })
     }
 
-    /// One item (a later one with the same id replaces it). `features` in the order their
-    /// names are first seen (JSON Lines: by name, as the parsed object is sorted); `None` is
-    /// an absent feature and does not create a column. `at` places an error in the input.
+    /// Whether the snapshot is filtered by shard (its `routing` must then be a string).
+    pub(crate) fn filters_shards(&self) -> bool {
+        self.shards.is_some()
+    }
+
+    /// One item (a later one with the same id replaces it). `routing` is the document's
+    /// `_routing` when it has one (else the id routes it): with a shard filter, an item routed
+    /// to another shard is counted and left out. `features` in the order their names are
+    /// first seen (JSON Lines: by name, as the parsed object is sorted); `None` is an absent
+    /// feature and does not create a column. `at` places an error in the input.
     pub(crate) fn push<'n>(
         &mut self,
         id: &str,
+        routing: Option<&str>,
         version: u64,
         features: impl IntoIterator<Item = (&'n str, Option<f64>)>,
         at: impl FnOnce(String) -> StoreError,
     ) -> Result<(), StoreError> {
+        if routing == Some("") {
+            return Err(at(
+                "`routing` is empty: omit it (or null) for an item routed by its id".into(),
+            ));
+        }
+        // The top bit of a stored version marks a tombstone.
+        if version >= 1 << 63 {
+            return Err(at(format!("version {version} is above 2^63 - 1")));
+        }
+        self.rows += 1;
+        if let Some(shards) = &self.shards {
+            if !shards.keeps(routing.unwrap_or(id)) {
+                self.skipped += 1;
+                return Ok(());
+            }
+        }
         self.values.clear();
         for (name, value) in features {
             let Some(value) = value else { continue };
@@ -500,41 +568,39 @@ impl SnapshotBuilder {
             }
             self.values[column] = value;
         }
-        // The top bit of a stored version marks a tombstone.
-        if version >= 1 << 63 {
-            return Err(at(format!("version {version} is above 2^63 - 1")));
-        }
         self.writer.push(id, version, Some(&self.values))?;
-        self.rows += 1;
         Ok(())
     }
 
-    /// Sorts and writes the file durably; returns (items, rows).
-    pub(crate) fn finish(
-        self,
-        fingerprint: &str,
-        built_by: &str,
-    ) -> Result<(u64, u64), StoreError> {
+    /// Sorts and writes the file durably.
+    pub(crate) fn finish(self, fingerprint: &str, built_by: &str) -> Result<Built, StoreError> {
         let (items, _) = self.writer.finish(
             &self.columns,
             Meta {
                 source: fingerprint,
                 built_by,
+                shards: self.shards.as_ref(),
             },
         )?;
-        Ok((items, self.rows))
+        Ok(Built {
+            items,
+            lines: self.rows,
+            stale: 0,
+            skipped: self.skipped,
+        })
     }
 }
 
 /// The state of an id after the updates seen so far: version, and the values unless deleted.
 type Updated = (u64, Option<Vec<f64>>);
 
-/// Writes `live` with `updates` applied into `path`; returns live items, lines, stale lines.
+/// Writes `live` with `updates` applied into `path` (keeping its shard filter, if any: the
+/// updates themselves are applied as given).
 fn apply_to(
     live: Option<&Generation>,
     path: &Path,
     updates: impl Iterator<Item = Result<Update, StoreError>>,
-) -> Result<(u64, u64, u64), StoreError> {
+) -> Result<Built, StoreError> {
     let columns = match live {
         Some(g) => Columns::from_names(g.columns().names().iter().map(String::as_str)),
         None => Columns::default(),
@@ -598,9 +664,15 @@ fn apply_to(
         Meta {
             source: &source,
             built_by: BUILT_BY_UPDATES,
+            shards: live.and_then(Generation::shard_filter),
         },
     )?;
-    Ok((items, lines, stale))
+    Ok(Built {
+        items,
+        lines,
+        stale,
+        skipped: 0,
+    })
 }
 
 /// Counts a generation's live items by reading every entry (for reports and tests).

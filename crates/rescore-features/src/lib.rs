@@ -11,6 +11,7 @@ mod parquet_pages;
 mod parquet_snapshot;
 mod record;
 pub mod redis_store;
+pub mod routing_shard;
 mod snapshot;
 mod spec;
 pub mod suspicion;
@@ -24,6 +25,7 @@ pub use embedded::{
 pub use layered::LayeredConfig;
 pub use record::{AttachedValue, Columns, ItemOrigin, ItemRecord, ItemRef, MAX_COLUMNS};
 pub use redis_store::{RedisConfig, RedisStore, RedisStoreError, ValueFormat};
+pub use routing_shard::{IndexShards, ShardFilter};
 pub use spec::{seller_controlled_keys, FeatureDecl, FeatureSpec, SourceKind, SpecError};
 pub use update::{parse_updates, OpKind, Update, UpdateError, UpdateOp};
 

@@ -1,5 +1,6 @@
 //! Parquet item snapshots: one row per item, an `id` string column, an optional `version`
-//! integer column, every other column a numeric feature named by the column
+//! integer column, an optional `routing` string column (the document's `_routing`, for
+//! shard-filtered imports), every other column a numeric feature named by the column
 //! (docs/feature-store.md#parquet-snapshots).
 //!
 //! The schema is checked as a whole before any row is read. Rows are then read row group by
@@ -19,7 +20,7 @@ use parquet::data_type::{
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::schema::types::ColumnDescriptor;
 
-use crate::embedded::{SnapshotBuilder, StoreError};
+use crate::embedded::{Built, SnapshotBuilder, StoreError};
 use crate::parquet_pages::CheckedPages;
 
 /// Rows read from every column at a time.
@@ -57,6 +58,8 @@ struct Column {
 struct Layout {
     id: Column,
     version: Option<Column>,
+    /// A string `routing` column (a numeric one is a feature, as before routing existed).
+    routing: Option<Column>,
     /// Sorted by name: the order JSON Lines interns a line's feature names in.
     features: Vec<Column>,
 }
@@ -115,7 +118,9 @@ fn is_string(column: &ColumnDescriptor) -> bool {
 
 const SUPPORTED: &str = "features must be int8..int64, uint8..uint64, float, double or boolean";
 
-fn layout(reader: &SerializedFileReader<File>) -> Result<Layout, StoreError> {
+/// The checked layout; `filters_shards` refuses a numeric `routing` column, which would
+/// otherwise be a feature and leave the items routed by their ids.
+fn layout(reader: &SerializedFileReader<File>, filters_shards: bool) -> Result<Layout, StoreError> {
     let schema = reader.metadata().file_metadata().schema_descr();
     // Nested columns (groups, lists, maps) first: their leaves are not features.
     for field in schema.root_schema().get_fields() {
@@ -135,6 +140,7 @@ fn layout(reader: &SerializedFileReader<File>) -> Result<Layout, StoreError> {
     }
     let mut id = None;
     let mut version = None;
+    let mut routing = None;
     let mut features = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (index, descriptor) in schema.columns().iter().enumerate() {
@@ -179,6 +185,20 @@ fn layout(reader: &SerializedFileReader<File>) -> Result<Layout, StoreError> {
                     max_def,
                 });
             }
+            "routing" if is_string(descriptor) => {
+                routing = Some(Column {
+                    index,
+                    name,
+                    kind: Kind::I64,
+                    max_def,
+                });
+            }
+            "routing" if filters_shards => {
+                return Err(err(format!(
+                    "column `routing` has type {}; as the documents' routing key it must be a UTF-8 string (the engine routes by the string: cast it), or rename the feature",
+                    describe(descriptor)
+                )));
+            }
             _ => {
                 let kind = numeric_kind(descriptor).ok_or_else(|| {
                     err(format!(
@@ -200,6 +220,7 @@ fn layout(reader: &SerializedFileReader<File>) -> Result<Layout, StoreError> {
     Ok(Layout {
         id,
         version,
+        routing,
         features,
     })
 }
@@ -225,7 +246,7 @@ fn check_column_chunks(reader: &SerializedFileReader<File>) -> Result<(), StoreE
     Ok(())
 }
 
-/// Builds the store file at `path` from the Parquet snapshot; returns (items, rows).
+/// Builds the store file of `builder` from the Parquet snapshot.
 ///
 /// The parquet crate asserts on some malformed files (two found by the `items_parquet` fuzz
 /// target: a negative chunk offset, a dictionary-encoded page without a dictionary), so its
@@ -233,12 +254,12 @@ fn check_column_chunks(reader: &SerializedFileReader<File>) -> Result<(), StoreE
 /// import` or of a sidecar building its store. The scratch file is removed as on any error.
 pub(crate) fn build(
     snapshot: &Path,
-    path: &Path,
+    builder: SnapshotBuilder,
     fingerprint: &str,
     built_by: &str,
-) -> Result<(u64, u64), StoreError> {
+) -> Result<Built, StoreError> {
     let read =
-        std::panic::AssertUnwindSafe(|| read_into_store(snapshot, path, fingerprint, built_by));
+        std::panic::AssertUnwindSafe(|| read_into_store(snapshot, builder, fingerprint, built_by));
     std::panic::catch_unwind(read).unwrap_or_else(|panic| {
         let what = panic
             .downcast_ref::<&str>()
@@ -253,10 +274,10 @@ pub(crate) fn build(
 
 fn read_into_store(
     snapshot: &Path,
-    path: &Path,
+    mut builder: SnapshotBuilder,
     fingerprint: &str,
     built_by: &str,
-) -> Result<(u64, u64), StoreError> {
+) -> Result<Built, StoreError> {
     let file = File::open(snapshot).map_err(|source| StoreError::Io {
         path: snapshot.display().to_string(),
         source,
@@ -264,10 +285,10 @@ fn read_into_store(
     let reader = SerializedFileReader::new(file)
         .map_err(|e| err(format!("not a readable Parquet file: {e}")))?;
     check_column_chunks(&reader)?;
-    let layout = layout(&reader)?;
-    let mut builder = SnapshotBuilder::create(path)?;
+    let layout = layout(&reader, builder.filters_shards())?;
     let mut row: u64 = 0;
     let mut ids: Vec<Option<String>> = Vec::with_capacity(BATCH);
+    let mut routings: Vec<Option<String>> = Vec::with_capacity(BATCH);
     let mut versions: Vec<Option<i128>> = Vec::with_capacity(BATCH);
     let mut values: Vec<Vec<Option<f64>>> = vec![Vec::with_capacity(BATCH); layout.features.len()];
     let mut scratch = Scratch::default();
@@ -287,6 +308,14 @@ fn read_into_store(
         };
         let mut id_reader = ByteArrayType::get_column_reader(open(&layout.id)?)
             .ok_or_else(|| err("column `id`: unexpected reader type"))?;
+        let mut routing_reader = match &layout.routing {
+            Some(c) => Some((
+                c,
+                ByteArrayType::get_column_reader(open(c)?)
+                    .ok_or_else(|| err("column `routing`: unexpected reader type"))?,
+            )),
+            None => None,
+        };
         let mut version_reader = match &layout.version {
             Some(c) => Some((c, Numeric::open(c, open(c)?)?)),
             None => None,
@@ -306,8 +335,16 @@ fn read_into_store(
                     row + n as u64
                 ))
             };
-            read_ids(&mut id_reader, layout.id.max_def, n, &mut scratch, &mut ids)
+            read_strings(&mut id_reader, layout.id.max_def, n, &mut scratch, &mut ids)
                 .map_err(|e| located("id", e))?;
+            match routing_reader.as_mut() {
+                Some((c, r)) => read_strings(r, c.max_def, n, &mut scratch, &mut routings)
+                    .map_err(|e| located(&c.name, e))?,
+                None => {
+                    routings.clear();
+                    routings.resize(n, None);
+                }
+            }
             match version_reader.as_mut() {
                 Some((c, r)) => r
                     .read_integers(c.max_def, n, &mut scratch, &mut versions)
@@ -344,7 +381,7 @@ fn read_into_store(
                     // NaN is how the store marks an absent feature: the same as null.
                     features.push((c.name.as_str(), value.filter(|v| !v.is_nan())));
                 }
-                builder.push(id, version, features, at)?;
+                builder.push(id, routings[i].as_deref(), version, features, at)?;
             }
             done += n;
         }
@@ -406,7 +443,8 @@ fn spread<V: Copy, O>(
     Ok(())
 }
 
-fn read_ids(
+/// `n` records of a string column (`id`, `routing`); `None` for null.
+fn read_strings(
     reader: &mut ColumnReaderImpl<ByteArrayType>,
     max_def: i16,
     n: usize,
@@ -425,7 +463,7 @@ fn read_ids(
         }
         let v = next.next().ok_or("fewer values than definition levels")?;
         let id =
-            std::str::from_utf8(v.data()).map_err(|_| "an id is not valid UTF-8".to_string())?;
+            std::str::from_utf8(v.data()).map_err(|_| "a value is not valid UTF-8".to_string())?;
         out.push(Some(id.to_string()));
     }
     Ok(())

@@ -104,7 +104,20 @@ pub enum ItemsCommand {
     Import {
         /// Snapshot file: Parquet if the name ends in .parquet, else JSON Lines.
         snapshot: PathBuf,
+        /// The search index's NUMBER_OF_SHARDS/ROUTING_NUM_SHARDS (e.g. 6/768, from
+        /// `GET _cluster/state/metadata/<index>`), or NUMBER_OF_SHARDS alone for Elasticsearch
+        /// indices created from index version 9064000 on; with --keep-shards
+        /// (docs/feature-store.md#shard-filtered-snapshots).
+        #[arg(long, value_name = "N/R", requires = "keep_shards")]
+        index_shards: Option<String>,
+        /// Keep only the items the index routes to these shards (e.g. 3,17,42): by their
+        /// `routing` field or column when they have one, else by their id (the document _id).
+        #[arg(long, value_name = "SHARDS", requires = "index_shards")]
+        keep_shards: Option<String>,
     },
+    /// Prints the live generation of the data directory as JSON: items, columns, what it was
+    /// built from, and the shards a shard-filtered import kept (null: the whole catalogue).
+    Info,
     /// Streams versioned puts ({"id", "version", "features"} per line) from FILE or stdin (-).
     /// An update whose version is not newer than the stored one is skipped.
     Put(UpdateArgs),

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rescore_features::{
-    embedded, metric_names, parse_updates, CachedItems, DataDir, ItemStoreConfig, OpKind,
-    RedisStore, ServingClaim, StoreError, StoreKind, Update,
+    embedded, metric_names, parse_updates, CachedItems, DataDir, IndexShards, ItemStoreConfig,
+    OpKind, RedisStore, ServingClaim, ShardFilter, StoreError, StoreKind, Update,
 };
 
 use crate::config::{CommonFlags, Config, ItemsCommand, Target};
@@ -77,8 +77,16 @@ fn embedded_generation(
         None => tracing::info!(items = generation.len(), generation = generation.number(),
             path = %generation.path().display(), "item store reused"),
     }
-    tracing::info!(items = generation.len(), path = %snapshot.display(), "item store loaded");
+    tracing::info!(items = generation.len(), path = %snapshot.display(),
+        shards = %shards_of(&generation), "item store loaded");
     Ok(generation)
+}
+
+/// The shards a generation holds the items of, for logs: `all`, or `shards 1,4 of 6/768`.
+fn shards_of(generation: &rescore_features::Generation) -> String {
+    generation
+        .shard_filter()
+        .map_or_else(|| "all".to_string(), ToString::to_string)
 }
 
 /// Whether a server serving `catalogue` (its `--items`) takes `generation`: yes for what
@@ -127,9 +135,10 @@ pub fn watch_generations(
                 match rescore_features::Generation::open(&path, number, 0) {
                     Ok(generation) if belongs(&generation, &catalogue) => {
                         let count = generation.len();
+                        let shards = shards_of(&generation);
                         items.swap(generation);
                         metrics::counter!(metric_names::ITEM_STORE_SWAPS, "result" => "success").increment(1);
-                        tracing::info!(generation = number, items = count, path = %path.display(), "item store generation swapped");
+                        tracing::info!(generation = number, items = count, path = %path.display(), %shards, "item store generation swapped");
                     }
                     Ok(generation) => {
                         *refused = Some(number);
@@ -186,20 +195,59 @@ pub fn run(common: &CommonFlags, command: ItemsCommand) -> ExitCode {
 
 fn run_command(config: &Config, command: ItemsCommand) -> anyhow::Result<serde_json::Value> {
     match command {
-        ItemsCommand::Import { snapshot } => {
+        ItemsCommand::Import {
+            snapshot,
+            index_shards,
+            keep_shards,
+        } => {
+            let shards = match (index_shards, keep_shards) {
+                (Some(index), Some(keep)) => Some(shard_filter(&index, &keep)?),
+                _ => None,
+            };
             let dir = DataDir::open(&config.data_dir)?;
             let r = dir
-                .import(&snapshot)
+                .import_shards(&snapshot, shards.as_ref())
                 .map_err(|e| anyhow::anyhow!("{}: {e}", snapshot.display()))?;
-            Ok(serde_json::json!({
+            let mut out = serde_json::json!({
                 "target": "embedded", "generation": r.generation, "path": r.path,
                 "items": r.items, "lines": r.lines, "bytes": r.bytes, "seconds": r.seconds,
-            }))
+            });
+            if let Some(shards) = &shards {
+                out["shards"] = serde_json::json!(shards);
+                out["skipped"] = r.skipped.into();
+            }
+            Ok(out)
         }
+        ItemsCommand::Info => info(config),
         ItemsCommand::Put(args) => updates(config, &args.input, args.target, OpKind::Put),
         ItemsCommand::Delete(args) => updates(config, &args.input, args.target, OpKind::Delete),
         ItemsCommand::Suspicion(args) => crate::suspicion::run(&args),
     }
+}
+
+/// The shard filter of `--index-shards N/R --keep-shards 3,17,42`, or an error naming the flag.
+fn shard_filter(index: &str, keep: &str) -> anyhow::Result<ShardFilter> {
+    let index = IndexShards::parse(index).map_err(|e| anyhow::anyhow!("--index-shards {e}"))?;
+    ShardFilter::parse(index, keep).map_err(|e| anyhow::anyhow!("--keep-shards {keep}: {e}"))
+}
+
+/// `items info`: the live generation of the data directory (what a server on it serves).
+fn info(config: &Config) -> anyhow::Result<serde_json::Value> {
+    let dir = DataDir::open(&config.data_dir)?;
+    let Some(generation) = dir.open_current(0)? else {
+        anyhow::bail!(
+            "data directory {}: no generation yet (`items import` or a server's --items builds one)",
+            config.data_dir.display()
+        );
+    };
+    Ok(serde_json::json!({
+        "data_dir": config.data_dir, "generation": generation.number(),
+        "path": generation.path(), "items": generation.len(),
+        "entries": generation.entry_count(), "columns": generation.columns().names(),
+        "built_by": generation.built_by(),
+        "snapshot": embedded::snapshot_path(generation.source()),
+        "shards": generation.shard_filter(),
+    }))
 }
 
 fn open_input(input: &Path) -> anyhow::Result<Box<dyn BufRead>> {

@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use crate::embedded::StoreError;
 use crate::record::{Columns, ItemRecord};
+use crate::routing_shard::ShardFilter;
 use format::{Header, DELETED};
 use mapped::Mapped;
 
@@ -32,6 +33,7 @@ pub struct Generation {
     items: u64,
     source: String,
     built_by: String,
+    shards: Option<ShardFilter>,
     /// Cold requests read their pages in rounds ([`prefetch`]); off only to measure it.
     cold_prefetch: std::sync::atomic::AtomicBool,
 }
@@ -54,6 +56,9 @@ struct MetaJson {
     source: String,
     #[serde(default)]
     built_by: String,
+    /// Written by shard-filtered imports only (ADR 0009).
+    #[serde(default)]
+    shards: Option<ShardFilter>,
 }
 
 /// Time for a request's first 32 lookups beyond which its pages are taken to be on disk
@@ -134,6 +139,7 @@ impl Generation {
             items: meta.items,
             source: meta.source,
             built_by: meta.built_by,
+            shards: meta.shards,
             map,
             cold_prefetch: std::sync::atomic::AtomicBool::new(true),
         })
@@ -303,5 +309,10 @@ impl Generation {
     /// Who built it: `serve` (a server's `--items` at start), `import`, or `updates`.
     pub fn built_by(&self) -> &str {
         &self.built_by
+    }
+    /// The index layout and shards a shard-filtered import kept; `None` when the generation
+    /// holds the whole catalogue.
+    pub fn shard_filter(&self) -> Option<&ShardFilter> {
+        self.shards.as_ref()
     }
 }

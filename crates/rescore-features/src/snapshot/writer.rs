@@ -14,6 +14,7 @@ use super::format::{self, Header, DELETED};
 use super::mapped::Mapped;
 use crate::embedded::StoreError;
 use crate::record::Columns;
+use crate::routing_shard::ShardFilter;
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io {
@@ -26,6 +27,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
 pub(crate) struct Meta<'a> {
     pub source: &'a str,
     pub built_by: &'a str,
+    /// The shards a shard-filtered import kept (ADR 0009); `None` for a whole catalogue.
+    pub shards: Option<&'a ShardFilter>,
 }
 
 pub(crate) struct Writer {
@@ -162,14 +165,17 @@ impl Writer {
             live += u64::from(word & DELETED == 0);
         }
         let names = columns.names();
-        let meta_json = serde_json::json!({
+        let mut meta_json = serde_json::json!({
             "format": format::FORMAT,
             "columns": names,
             "items": live,
             "source": meta.source,
             "built_by": meta.built_by,
-        })
-        .to_string();
+        });
+        if let Some(shards) = meta.shards {
+            meta_json["shards"] = serde_json::json!(shards);
+        }
+        let meta_json = meta_json.to_string();
         let n = entries.len() as u64;
         let header = Header::layout(n, names.len() as u64, meta_json.len() as u64, id_bytes);
 
