@@ -7,7 +7,7 @@ and this one), and drives it with the `rescore_load` example: closed-loop client
 1,000-hit requests with `timeout_ms` 50, each waiting 5 ms between its requests. Reports per
 concurrency answers/s, scored answers/s, fallbacks by reason, p50/p99 of all answers, of scored
 ones and of fallbacks, the sidecar's own time (`took_us`) and the sidecar's RSS before, at the
-end of each row and 10 s after the whole load. All sidecars run at once and the rows are
+end of each row and `--settle` seconds (10) after the whole load. All sidecars run at once and the rows are
 interleaved (each client count runs against every build and setting in turn), so that a change
 in the machine's other load hits them alike.
 
@@ -90,7 +90,7 @@ def ms(v):
 
 
 def table(rows):
-    print("| build | admission | clients | answers/s | scored/s | fallbacks | all p50 / p99 ms | scored p50 / p99 ms | fallback p50 / p99 ms | sidecar `took` p99 all / fallback ms | sidecar CPU µs per answer | RSS before / end of row / 10 s after all (MB) |")
+    print("| build | admission | clients | answers/s | scored/s | fallbacks | all p50 / p99 ms | scored p50 / p99 ms | fallback p50 / p99 ms | sidecar `took` p99 all / fallback ms | sidecar CPU µs per answer | RSS before / end of row / after all (MB) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         fb = ", ".join(f"{k} {v}" for k, v in r["fallbacks"].items()) or "0"
@@ -110,6 +110,7 @@ def main():
     ap.add_argument("--admission", default="off,on", help="admission settings to run: off, on or both")
     ap.add_argument("--builds", default=f"this={BIN}", help="NAME=PATH of each sidecar binary to compare")
     ap.add_argument("--pin", action="store_true", help="sidecars on CPU 0, the load generator on CPU 1")
+    ap.add_argument("--settle", type=float, default=10, help="seconds after the last row before the last RSS reading")
     args = ap.parse_args()
     if args.pin:
         PIN.update(sidecar={0}, load={1})
@@ -135,7 +136,7 @@ def main():
                          rss_mb_before=rss0, rss_mb_during=rss_mb(p.pid))
                 rows.append(r)
                 print(json.dumps(r), flush=True)
-        time.sleep(10)
+        time.sleep(args.settle)
         for r in rows:
             r["rss_mb_after"] = next(rss_mb(p.pid) for _, _, port, p, _ in sidecars if port == r["port"])
     finally:

@@ -201,6 +201,28 @@ fn the_budget_counts_the_time_the_body_took_to_arrive() {
 }
 
 #[test]
+fn the_heap_is_trimmed_once_a_burst_has_ended() {
+    let dir = TempDir::new("conn-heap-trim");
+    let s = sidecar(&dir, "heap_trim_interval_ms = 1000");
+    let trims =
+        || common::metric(&s.get_text("/metrics"), "rescore_heap_trims_total").unwrap_or(0.0);
+    assert_eq!(trims(), 0.0, "no burst yet");
+    // A burst: well over the 100 answers an interval needs to count as one.
+    for _ in 0..600 {
+        healthy(&s);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while trims() < 1.0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        trims() >= 1.0,
+        "the quiet intervals after the burst trim the heap"
+    );
+    healthy(&s);
+}
+
+#[test]
 fn connections_over_the_limit_are_answered_503_and_closed() {
     let dir = TempDir::new("conn-limit");
     let s = sidecar(&dir, "max_connections = 8\nheader_timeout_ms = 5000");
