@@ -702,7 +702,10 @@ impl RequestItems {
         }
     }
 
-    /// The rows of `ids` read in place from `generation` until the deadline.
+    /// The rows of `ids` read in place from `generation` until the deadline. In a
+    /// shard-filtered generation, an id it lacks whose shard it does not keep is counted as
+    /// unread (`not_covered`): its shard moved to this node after the import, and scoring it
+    /// as an unknown item would rank it silently wrong (ADR 0009).
     fn snapshot_rows<'s, 'a>(
         &'s self,
         generation: &'s Generation,
@@ -710,7 +713,27 @@ impl RequestItems {
         deadline: &Deadline,
     ) -> Vec<Option<ItemRef<'s>>> {
         let started = Instant::now();
-        let (rows, unread) = generation.rows(ids, deadline.get());
+        let (rows, unread) = match generation.shard_filter() {
+            None => generation.rows(ids, deadline.get()),
+            Some(filter) => {
+                let ids: Vec<&str> = ids.collect();
+                let (rows, unread) = generation.rows(ids.iter().copied(), deadline.get());
+                // After a read cut short by the deadline the request falls back anyway.
+                if unread == 0 {
+                    let not_covered = ids
+                        .iter()
+                        .zip(&rows)
+                        .filter(|(id, row)| row.is_none() && !filter.keeps(id))
+                        .count();
+                    if not_covered > 0 {
+                        self.unread.fetch_add(not_covered, Ordering::Relaxed);
+                        metrics::counter!(m::ITEM_STORE_FALLBACKS, "reason" => "not_covered")
+                            .increment(not_covered as u64);
+                    }
+                }
+                (rows, unread)
+            }
+        };
         metrics::histogram!(m::ITEM_STORE_DURATION, "store" => "embedded")
             .record(started.elapsed().as_secs_f64());
         if unread > 0 {

@@ -159,7 +159,7 @@ pub fn describe_metrics() {
     for cause in ["size", "expired"] {
         metrics::counter!(ITEM_CACHE_EVICTIONS, "cause" => cause).absolute(0);
     }
-    for reason in ["timeout", "error"] {
+    for reason in ["timeout", "error", "not_covered"] {
         metrics::counter!(ITEM_STORE_FALLBACKS, "reason" => reason).absolute(0);
     }
     for layer in ["redis", "snapshot"] {

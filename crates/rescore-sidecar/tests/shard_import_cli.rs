@@ -1,11 +1,13 @@
 //! `items import --index-shards N/R --keep-shards ...` and `items info` through the real
 //! binary: the summary counts what the filter left out, the generation records the filter,
-//! and bad flags fail naming the problem. (The shards themselves are checked against real
-//! Elasticsearch and OpenSearch nodes by scripts/test-shard-routing.sh.)
+//! and bad flags fail naming the problem; a sidecar serving a filtered generation answers a
+//! request whose hits are mostly from shards it does not hold (a moved shard) with the baseline.
+//! (The shards themselves are checked against real Elasticsearch and OpenSearch nodes by
+//! scripts/test-shard-routing.sh.)
 
 mod common;
 
-use common::{items_cmd, run_to_end, TempDir};
+use common::{items_cmd, run_to_end, Sidecar, TempDir};
 use rescore_features::{IndexShards, ShardFilter};
 
 #[test]
@@ -104,4 +106,88 @@ fn bad_shard_flags_fail_naming_the_problem() {
     let (got, out) = run_to_end(&["items", "info", "--data-dir", data], &[]);
     assert_eq!(got, 1, "{out}");
     assert!(out.contains("no generation yet"), "{out}");
+}
+
+#[test]
+fn hits_from_shards_the_snapshot_does_not_hold_get_the_baseline() {
+    let tmp = TempDir::new("shard-moved");
+    let data = tmp.path().join("data");
+    let data = data.to_str().expect("utf-8");
+    let demo_items = common::repo_root().join("demo/items.jsonl");
+    let s = items_cmd(&[
+        "items",
+        "import",
+        demo_items.to_str().expect("utf-8"),
+        "--index-shards",
+        "6",
+        "--keep-shards",
+        "0,1,2",
+        "--data-dir",
+        data,
+    ]);
+    assert!(s["skipped"].as_u64().is_some_and(|n| n > 1000), "{s}");
+    let filter =
+        ShardFilter::new(IndexShards::new(6, 6).expect("layout"), vec![0, 1, 2]).expect("filter");
+    let ids = |kept: bool, n: usize| -> Vec<String> {
+        (0..10_000)
+            .map(|i| format!("i{i}"))
+            .filter(|id| filter.keeps(id) == kept)
+            .take(n)
+            .collect()
+    };
+    let models = common::repo_root().join("models");
+    // The same --items file: the server keeps serving the filtered generation built from it.
+    let sidecar = Sidecar::start(&[
+        "--models",
+        models.to_str().expect("utf-8"),
+        "--items",
+        demo_items.to_str().expect("utf-8"),
+        "--data-dir",
+        data,
+    ]);
+    let ask = |ids: &[String]| {
+        let hits: Vec<_> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| serde_json::json!({"id": id, "score": 100.0 - i as f64}))
+            .collect();
+        let body = serde_json::json!({"model": "marketplace", "hits": hits}).to_string();
+        let (status, answer) = sidecar.post("/v1/rescore", &body);
+        assert_eq!(status, 200, "{answer}");
+        answer
+    };
+    let not_covered = || {
+        common::metric(
+            &sidecar.get_text("/metrics"),
+            "rescore_item_store_fallbacks_total{reason=\"not_covered\"}",
+        )
+        .unwrap_or(0.0)
+    };
+
+    // Hits of the kept shards, and an id the catalogue lacks on a kept shard: scored.
+    let mut covered = ids(true, 40);
+    let unknown_kept = (0..)
+        .map(|i| format!("new-listing-{i}"))
+        .find(|id| filter.keeps(id))
+        .expect("an id on a kept shard");
+    covered.push(unknown_kept);
+    let answer = ask(&covered);
+    assert!(answer["fallback"].is_null(), "{answer}");
+    assert_eq!(not_covered(), 0.0);
+
+    // Two of 42 hits from a shard the node gained since the import: under
+    // serving.max_store_failure_share (10%), still scored.
+    let mut mixed = ids(true, 40);
+    mixed.extend(ids(false, 2));
+    let answer = ask(&mixed);
+    assert!(answer["fallback"].is_null(), "{answer}");
+    assert_eq!(not_covered(), 2.0);
+
+    // All from shards it does not hold: the baseline, not a ranking on defaults.
+    let moved = ids(false, 40);
+    let answer = ask(&moved);
+    assert_eq!(answer["fallback"], "feature_store", "{answer}");
+    let baseline: Vec<f64> = (0..40).map(|i| 100.0 - f64::from(i)).collect();
+    assert_eq!(answer["scores"], serde_json::json!(baseline), "{answer}");
+    assert_eq!(not_covered(), 42.0);
 }
