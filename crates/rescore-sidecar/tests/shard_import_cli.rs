@@ -191,3 +191,92 @@ fn hits_from_shards_the_snapshot_does_not_hold_get_the_baseline() {
     assert_eq!(answer["scores"], serde_json::json!(baseline), "{answer}");
     assert_eq!(not_covered(), 42.0);
 }
+
+#[test]
+fn in_layered_mode_redis_serves_the_items_of_a_moved_shard() {
+    let tmp = TempDir::new("shard-moved-layered");
+    let data = tmp.path().join("data");
+    let data = data.to_str().expect("utf-8");
+    let demo_items = common::repo_root().join("demo/items.jsonl");
+    items_cmd(&[
+        "items",
+        "import",
+        demo_items.to_str().expect("utf-8"),
+        "--index-shards",
+        "6",
+        "--keep-shards",
+        "0,1,2",
+        "--data-dir",
+        data,
+    ]);
+    let filter =
+        ShardFilter::new(IndexShards::new(6, 6).expect("layout"), vec![0, 1, 2]).expect("filter");
+    // The demo items of the shards the node does not hold: the first 40 go to Redis.
+    let demo = std::fs::read_to_string(&demo_items).expect("demo items");
+    let moved: Vec<serde_json::Value> = demo
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON line"))
+        .filter(|item| !filter.keeps(item["id"].as_str().expect("id")))
+        .take(80)
+        .collect();
+    let in_redis: String = moved[..40]
+        .iter()
+        .map(|item| {
+            serde_json::json!({"id": item["id"], "version": 2, "features": item["features"]})
+                .to_string()
+                + "\n"
+        })
+        .collect();
+    let fresh = tmp.path().join("fresh.jsonl");
+    std::fs::write(&fresh, in_redis).expect("write");
+    let redis = common::redis::Redis::start();
+    let put = items_cmd(&[
+        "items",
+        "put",
+        fresh.to_str().expect("utf-8"),
+        "--target",
+        "redis",
+        "--redis-url",
+        &redis.url(),
+    ]);
+    assert_eq!(put["redis"]["applied"], 40, "{put}");
+    let config = tmp.path().join("sidecar.toml");
+    std::fs::write(&config, "[item_store]\nbackend = \"layered\"\n").expect("config");
+    let models = common::repo_root().join("models");
+    let sidecar = Sidecar::start(&[
+        "--models",
+        models.to_str().expect("utf-8"),
+        "--items",
+        demo_items.to_str().expect("utf-8"),
+        "--data-dir",
+        data,
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--redis-url",
+        &redis.url(),
+    ]);
+    let ask = |items: &[serde_json::Value]| {
+        let hits: Vec<_> = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| serde_json::json!({"id": item["id"], "score": 100.0 - i as f64}))
+            .collect();
+        let body = serde_json::json!({"model": "marketplace", "hits": hits}).to_string();
+        let (status, answer) = sidecar.post("/v1/rescore", &body);
+        assert_eq!(status, 200, "{answer}");
+        answer
+    };
+    let not_covered = || {
+        common::metric(
+            &sidecar.get_text("/metrics"),
+            "rescore_item_store_fallbacks_total{reason=\"not_covered\"}",
+        )
+        .unwrap_or(0.0)
+    };
+    let answer = ask(&moved[..40]);
+    assert!(answer["fallback"].is_null(), "Redis holds them: {answer}");
+    assert_eq!(not_covered(), 0.0);
+    let answer = ask(&moved[40..]);
+    assert_eq!(answer["fallback"], "feature_store", "{answer}");
+    assert_eq!(not_covered(), 40.0);
+}
