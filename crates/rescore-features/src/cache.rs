@@ -352,6 +352,7 @@ impl CachedItems {
             items: self.clone(),
             view,
             unread: AtomicUsize::new(unread),
+            coverage_counted: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -616,6 +617,10 @@ pub struct RequestItems {
     pub(crate) view: View,
     /// Hits whose item the store failed to read (not unknown ids).
     pub(crate) unread: AtomicUsize,
+    /// Whether the hits a shard-filtered snapshot does not cover were counted: by the first
+    /// snapshot read, which covers every hit; later reads of some of them (monitoring's
+    /// sample, shadows) must not count them again.
+    pub(crate) coverage_counted: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for RequestItems {
@@ -719,7 +724,7 @@ impl RequestItems {
                 let ids: Vec<&str> = ids.collect();
                 let (rows, unread) = generation.rows(ids.iter().copied(), deadline.get());
                 // After a read cut short by the deadline the request falls back anyway.
-                if unread == 0 {
+                if unread == 0 && !self.coverage_counted.swap(true, Ordering::Relaxed) {
                     let not_covered = ids
                         .iter()
                         .zip(&rows)
