@@ -13,7 +13,7 @@
 //!   `bytes / min_value_bytes` cannot be honest.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -40,15 +40,19 @@ pub(crate) struct CheckedChunk {
     file: Arc<File>,
     /// The chunk's total uncompressed size from the footer, when it gives a positive one.
     footer_total: Option<u64>,
+    /// Where the chunk ends in the file: a page header is never read past it.
+    end: u64,
 }
 
 impl CheckedChunk {
     pub(crate) fn new(file: Arc<File>, chunk: &ColumnChunkMetaData) -> Self {
+        let (start, len) = chunk.byte_range();
         CheckedChunk {
             file,
             footer_total: u64::try_from(chunk.uncompressed_size())
                 .ok()
                 .filter(|&n| n > 0),
+            end: start.saturating_add(len),
         }
     }
 
@@ -88,15 +92,54 @@ impl Length for CheckedChunk {
 }
 
 impl ChunkReader for CheckedChunk {
-    type T = BufReader<File>;
+    type T = HeaderRead;
 
     fn get_read(&self, start: u64) -> Result<Self::T> {
         self.check_header(start)?;
-        self.file.get_read(start)
+        Ok(HeaderRead {
+            inner: self.file.get_read(start)?,
+            left: self.end.saturating_sub(start),
+        })
     }
 
     fn get_bytes(&self, start: u64, length: usize) -> Result<Bytes> {
         self.file.get_bytes(start, length)
+    }
+}
+
+/// A page header's bytes, up to the end of its column chunk; reading further is an error. The
+/// crate's Thrift reader skips a field it does not use by reading its declared length to a
+/// sink and does not stop at the end of the data: a 900-byte file (found by the
+/// `items_parquet` fuzz target) kept it reading the end of the file, one empty read at a time,
+/// for 25 s.
+pub(crate) struct HeaderRead {
+    inner: BufReader<File>,
+    left: u64,
+}
+
+impl Read for HeaderRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.left == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "a page header runs past the end of its column chunk (a damaged file)",
+            ));
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "a page header runs past the end of the file (a damaged file)",
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
     }
 }
 
