@@ -69,9 +69,9 @@ WORDS = ["apple", "charger", "mouse", "lego", "bike", "lamp", "dress", "shoes", 
 RSS_BOUND_MIB_PER_15MIN = 8.0
 FD_BOUND = 2.0       # descriptors: connections are fixed (clients, Redis pool), so +2 is a leak
 THREAD_BOUND = 2.0   # threads: tokio's blocking pool comes and goes; growth beyond it is a leak
-# Metric series: none may appear in the second half, except those of the model versions installed
-# then: rescore_model_info and the three rescore_guard_flagged_total rules of a version with a
-# [guard] (the demo's), which the exporter keeps after the version is unloaded (docs/metrics.md).
+# Metric series: none may appear in the second half, except those of the model versions loaded at
+# the end: rescore_model_info and the three rescore_guard_flagged_total rules of a version with a
+# [guard] (the demo's); an unloaded version's series leave /metrics (docs/metrics.md).
 PER_VERSION_SERIES = 4
 
 
@@ -529,6 +529,7 @@ def main():
             t.join(30)
         samples_file.close()
         _, final_metrics = metric_series(sidecar.addr)
+        _, loaded_at_end = sidecar.models_state()
         loadavg_after = os.getloadavg()
         print(f"# load average after: {' '.join(f'{x:.2f}' for x in loadavg_after)}", flush=True)
 
@@ -548,24 +549,35 @@ def main():
             if key == "series":
                 new = sorted(series_at.get("last", set()) - series_at.get("half", set()))
                 gone = sorted(series_at.get("half", set()) - series_at.get("last", set()))
-                # A model version adds series that stay after it is unloaded (its
-                # rescore_model_info at 0, its rescore_guard_flagged_total rules): allowed for the
-                # versions installed in the second half, PER_VERSION_SERIES each; nothing else.
-                installed = {str(x["version"]) for x in reloads if x["t"] >= run_s / 2}
+                # A model version's series (rescore_model_info, its rescore_guard_flagged_total
+                # rules) come with it and leave /metrics when it is unloaded: new ones are allowed
+                # for the versions loaded at the end, PER_VERSION_SERIES each; a series of a
+                # version no longer loaded is a leak, and nothing else may appear.
+                loaded = {v for v, role in loaded_at_end if role != "available"}
+
+                def version_of(name):
+                    m = re.search(r'version="([0-9]+)"', name)
+                    return m and m.group(1)
+
                 per_version = {}
                 other = []
                 for name in new:
-                    m = re.search(r'version="([0-9]+)"', name)
-                    if m and m.group(1) in installed:
-                        per_version[m.group(1)] = per_version.get(m.group(1), 0) + 1
+                    v = version_of(name)
+                    if v in loaded:
+                        per_version[v] = per_version.get(v, 0) + 1
                     else:
                         other.append(name)
+                stale = sorted(n for n in series_at.get("last", set()) if version_of(n) and version_of(n) not in loaded)
                 r["new_in_second_half"] = new
-                r["new_per_installed_version"] = per_version
+                r["new_per_loaded_version"] = per_version
                 r["new_other"] = other
                 r["gone_in_second_half"] = len(gone)
-                r["bound"] = f"{args.series_slack}, plus {PER_VERSION_SERIES} per version installed"
-                r["ok"] = len(other) <= args.series_slack and all(n <= PER_VERSION_SERIES for n in per_version.values())
+                r["loaded_versions_at_end"] = sorted(loaded, key=int)
+                r["unloaded_version_series_at_end"] = stale
+                r["bound"] = (f"{args.series_slack} new, plus {PER_VERSION_SERIES} per loaded version; "
+                              "none of an unloaded version")
+                r["ok"] = (len(other) <= args.series_slack and not stale
+                           and all(n <= PER_VERSION_SERIES for n in per_version.values()))
             else:
                 r["ok"] = growth <= bound
             r["unit"] = unit
@@ -608,8 +620,11 @@ def main():
             print(f"| {key} | {r['first']:.1f} | {r['min']:.1f} | {r['max']:.1f} | {r['last']:.1f} | "
                   f"{r['slope_per_hour']:+.2f}{u} | {r['growth_over_second_half']:+.2f}{u} | {b} | {'yes' if r['ok'] else 'NO'} |")
         if resources["series"]["new_in_second_half"]:
-            print(f"new series in the second half: {resources['series']['new_per_installed_version']} per installed "
-                  f"version, {len(resources['series']['new_other'])} others",
+            print(f"new series in the second half: {resources['series']['new_per_loaded_version']} per version "
+                  f"loaded at the end ({resources['series']['loaded_versions_at_end']}), "
+                  f"{len(resources['series']['new_other'])} others; "
+                  f"{resources['series']['gone_in_second_half']} gone; "
+                  f"{len(resources['series']['unloaded_version_series_at_end'])} of unloaded versions at the end",
                   *resources["series"]["new_in_second_half"][:40], sep="\n  ")
         print(f"\nsamples and summary: {out}")
         if problems:

@@ -1,15 +1,194 @@
-//! A page reader in front of the parquet crate's, refusing dictionary pages whose header
-//! declares more values than the page's bytes can hold.
+//! Checks in front of the parquet crate's page reading, refusing pages whose headers declare
+//! more than the file can honestly hold before the crate allocates for them:
 //!
-//! The crate sizes a dictionary by the count in the page header before decoding it: a
-//! damaged 748-byte file declaring 2^30 `INT64` values made it allocate 8 GB (found by the
-//! `items_parquet` fuzz target). Every encoded value takes at least `min_value_bytes` of the
-//! page, so a count beyond `bytes / min_value_bytes` cannot be honest.
+//! - [`CheckedChunk`], the file as one column chunk's page reader sees it, reads each page
+//!   header's declared uncompressed size before the crate does. The crate reads the header and
+//!   decompresses the page in one call, into a buffer of that size (zero-filled for Snappy, up
+//!   to 2 GiB); a page may not declare more than its column chunk's total uncompressed size in
+//!   the footer, nor more than [`PAGE_SIZE_CAP`].
+//! - [`CheckedPages`] refuses dictionary pages declaring more values than their bytes hold: the
+//!   crate sizes a dictionary by that count before decoding it (a damaged 748-byte file
+//!   declaring 2^30 `INT64` values made it allocate 8 GB; found by the `items_parquet` fuzz
+//!   target). Every encoded value takes at least `min_value_bytes` of the page, so a count beyond
+//!   `bytes / min_value_bytes` cannot be honest.
 
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::sync::Arc;
+
+use bytes::Bytes;
 use parquet::basic::Type as PhysicalType;
 use parquet::column::page::{Page, PageMetadata, PageReader};
 use parquet::errors::{ParquetError, Result};
+use parquet::file::metadata::ColumnChunkMetaData;
+use parquet::file::reader::{ChunkReader, Length};
 use parquet::schema::types::ColumnDescriptor;
+
+/// The most one page may declare uncompressed. Writers cut pages far below it (1 MiB by default
+/// in pyarrow, Spark/parquet-mr, arrow-rs and polars; at most 100 MB for DuckDB's data pages),
+/// and an item snapshot's columns are ids and numbers; the format's own limit is 2 GiB.
+pub(crate) const PAGE_SIZE_CAP: u64 = 256 << 20;
+
+/// Bytes read ahead of a page header to find its declared sizes: fields 1 to 3 of the
+/// Thrift-compact `PageHeader` take at most 3 x (1 + 5) bytes.
+const HEADER_PREFIX: u64 = 32;
+
+/// One column chunk's view of the file: the crate reads each page header through
+/// [`ChunkReader::get_read`] at the header's offset, and the page right after it, so the
+/// header is checked there.
+pub(crate) struct CheckedChunk {
+    file: Arc<File>,
+    /// The chunk's total uncompressed size from the footer, when it gives a positive one.
+    footer_total: Option<u64>,
+    /// Where the chunk ends in the file: a page header is never read past it.
+    end: u64,
+}
+
+impl CheckedChunk {
+    pub(crate) fn new(file: Arc<File>, chunk: &ColumnChunkMetaData) -> Self {
+        let (start, len) = chunk.byte_range();
+        CheckedChunk {
+            file,
+            footer_total: u64::try_from(chunk.uncompressed_size())
+                .ok()
+                .filter(|&n| n > 0),
+            end: start.saturating_add(len),
+        }
+    }
+
+    fn check_header(&self, start: u64) -> Result<()> {
+        let available = Length::len(&*self.file).saturating_sub(start);
+        let prefix = self
+            .file
+            .get_bytes(start, HEADER_PREFIX.min(available) as usize)?;
+        let declared = declared_uncompressed_size(&prefix).ok_or_else(|| {
+            ParquetError::General(format!(
+                "the page header at byte {start} does not begin with its type and sizes (a damaged file)"
+            ))
+        })?;
+        // A negative size is the crate's to refuse ("Invalid page header").
+        let Ok(declared) = u64::try_from(declared) else {
+            return Ok(());
+        };
+        if let Some(total) = self.footer_total.filter(|&t| declared > t) {
+            return Err(ParquetError::General(format!(
+                "the page at byte {start} declares {declared} bytes uncompressed, more than its whole column chunk ({total} bytes in the file's footer): a damaged file"
+            )));
+        }
+        if declared > PAGE_SIZE_CAP {
+            return Err(ParquetError::General(format!(
+                "the page at byte {start} declares {declared} bytes uncompressed, over the {} MiB limit for one page (rewrite the snapshot with smaller pages)",
+                PAGE_SIZE_CAP >> 20
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Length for CheckedChunk {
+    fn len(&self) -> u64 {
+        Length::len(&*self.file)
+    }
+}
+
+impl ChunkReader for CheckedChunk {
+    type T = HeaderRead;
+
+    fn get_read(&self, start: u64) -> Result<Self::T> {
+        self.check_header(start)?;
+        Ok(HeaderRead {
+            inner: self.file.get_read(start)?,
+            left: self.end.saturating_sub(start),
+        })
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> Result<Bytes> {
+        self.file.get_bytes(start, length)
+    }
+}
+
+/// A page header's bytes, up to the end of its column chunk; reading further is an error. The
+/// crate's Thrift reader skips a field it does not use by reading its declared length to a
+/// sink and does not stop at the end of the data: a 900-byte file (found by the
+/// `items_parquet` fuzz target) kept it reading the end of the file, one empty read at a time,
+/// for 25 s.
+pub(crate) struct HeaderRead {
+    inner: BufReader<File>,
+    left: u64,
+}
+
+impl Read for HeaderRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.left == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "a page header runs past the end of its column chunk (a damaged file)",
+            ));
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "a page header runs past the end of the file (a damaged file)",
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Field 2 (`uncompressed_page_size`) of a Thrift-compact `PageHeader` (parquet.thrift: 1
+/// `type`, 2 `uncompressed_page_size`, 3 `compressed_page_size`, all required i32, written
+/// first). `None` when an i32 field 2 is not among the leading i32 fields.
+fn declared_uncompressed_size(header: &[u8]) -> Option<i32> {
+    const STOP: u8 = 0;
+    const I32: u8 = 5;
+    let mut bytes = header.iter().copied();
+    let mut id: i32 = 0;
+    loop {
+        let field = bytes.next()?;
+        let (delta, kind) = (field >> 4, field & 0x0f);
+        if kind == STOP || kind != I32 {
+            return None;
+        }
+        id = if delta == 0 {
+            zigzag(varint(&mut bytes)?)
+        } else {
+            id + i32::from(delta)
+        };
+        let value = zigzag(varint(&mut bytes)?);
+        if id == 2 {
+            return Some(value);
+        }
+    }
+}
+
+/// An unsigned LEB128 varint of at most 32 bits.
+fn varint(bytes: &mut impl Iterator<Item = u8>) -> Option<u32> {
+    let mut value: u32 = 0;
+    for shift in (0..35).step_by(7) {
+        let byte = bytes.next()?;
+        let bits = u32::from(byte & 0x7f);
+        if shift == 28 && bits > 0x0f {
+            return None;
+        }
+        value |= bits << shift;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+fn zigzag(n: u32) -> i32 {
+    ((n >> 1) as i32) ^ -((n & 1) as i32)
+}
 
 pub(crate) struct CheckedPages {
     inner: Box<dyn PageReader>,
@@ -79,5 +258,37 @@ impl PageReader for CheckedPages {
 
     fn at_record_boundary(&mut self) -> Result<bool> {
         self.inner.at_record_boundary()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_declared_size_of_a_page_header() {
+        // type 0 (DATA_PAGE), uncompressed 1000, compressed 400, then a struct field.
+        let header = [0x15, 0x00, 0x15, 0xd0, 0x0f, 0x15, 0xa0, 0x06, 0x2c];
+        assert_eq!(declared_uncompressed_size(&header), Some(1000));
+        // i32::MAX, as a damaged header might declare it.
+        let header = [0x15, 0x04, 0x15, 0xfe, 0xff, 0xff, 0xff, 0x0f];
+        assert_eq!(declared_uncompressed_size(&header), Some(i32::MAX));
+        // Field 2 in the long form (delta 0, id 2 zigzag-encoded as 4).
+        let header = [0x15, 0x00, 0x05, 0x04, 0x02];
+        assert_eq!(declared_uncompressed_size(&header), Some(1));
+    }
+
+    #[test]
+    fn a_header_not_beginning_with_its_sizes_is_not_read() {
+        assert_eq!(declared_uncompressed_size(&[]), None);
+        assert_eq!(declared_uncompressed_size(&[0x15, 0x00]), None);
+        assert_eq!(declared_uncompressed_size(&[0x15, 0x00, 0x00]), None);
+        // A struct where field 2 should be.
+        assert_eq!(declared_uncompressed_size(&[0x15, 0x00, 0x1c]), None);
+        // A varint longer than 32 bits.
+        assert_eq!(
+            declared_uncompressed_size(&[0x15, 0x00, 0x15, 0xff, 0xff, 0xff, 0xff, 0x7f]),
+            None
+        );
     }
 }

@@ -7,21 +7,24 @@
 //! row group, [`BATCH`] rows at a time from every column in step, and fed to the same
 //! [`SnapshotBuilder`] as JSON Lines, features in name order (as a parsed JSON object is), so
 //! the same data gives the same store file. Memory is bounded by one decompressed page per
-//! column plus a batch, whatever the file or row group size.
+//! column plus a batch, whatever the file or row group size; a page may not declare more than
+//! its column chunk holds nor more than 256 MiB (`parquet_pages`).
 
 use std::fs::File;
 use std::path::Path;
+use std::sync::Arc;
 
 use parquet::basic::{ConvertedType, LogicalType, Type as PhysicalType};
 use parquet::column::reader::{ColumnReader, ColumnReaderImpl};
 use parquet::data_type::{
     BoolType, ByteArrayType, DataType, DoubleType, FloatType, Int32Type, Int64Type,
 };
-use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::file::reader::{FileReader, Length, SerializedFileReader};
+use parquet::file::serialized_reader::SerializedPageReader;
 use parquet::schema::types::ColumnDescriptor;
 
 use crate::embedded::{Built, SnapshotBuilder, StoreError};
-use crate::parquet_pages::CheckedPages;
+use crate::parquet_pages::{CheckedChunk, CheckedPages};
 
 /// Rows read from every column at a time.
 const BATCH: usize = 4096;
@@ -228,17 +231,32 @@ fn layout(reader: &SerializedFileReader<File>, filters_shards: bool) -> Result<L
 /// Refuses column chunks whose offset or size in the footer is negative: the parquet crate
 /// asserts on them when the chunk is opened (found by the `items_parquet` fuzz target), and a
 /// damaged file must be an error naming the problem, not a crash.
-fn check_column_chunks(reader: &SerializedFileReader<File>) -> Result<(), StoreError> {
+fn check_column_chunks(
+    reader: &SerializedFileReader<File>,
+    file_len: u64,
+) -> Result<(), StoreError> {
     for (group, row_group) in reader.metadata().row_groups().iter().enumerate() {
         for column in row_group.columns() {
             let start = column
                 .dictionary_page_offset()
                 .unwrap_or_else(|| column.data_page_offset());
-            if start < 0 || column.compressed_size() < 0 {
+            let (Ok(offset), Ok(size)) = (
+                u64::try_from(start),
+                u64::try_from(column.compressed_size()),
+            ) else {
                 return Err(err(format!(
                     "row group {group}, column `{}`: negative offset ({start}) or size ({}) in the file's metadata (a damaged file)",
                     column.column_path(),
                     column.compressed_size()
+                )));
+            };
+            // A page is read whole into memory: its size is bounded by its chunk's, and so by
+            // the file's once the chunk is known to lie within the file.
+            if offset.saturating_add(size) > file_len {
+                return Err(err(format!(
+                    "row group {group}, column `{}`: the file's metadata places it at bytes {offset}..{} of a {file_len}-byte file (a damaged or truncated file)",
+                    column.column_path(),
+                    offset.saturating_add(size)
                 )));
             }
         }
@@ -282,9 +300,14 @@ fn read_into_store(
         path: snapshot.display().to_string(),
         source,
     })?;
+    // The page readers read through their own handle, which checks each page header first.
+    let pages_file = Arc::new(file.try_clone().map_err(|source| StoreError::Io {
+        path: snapshot.display().to_string(),
+        source,
+    })?);
     let reader = SerializedFileReader::new(file)
         .map_err(|e| err(format!("not a readable Parquet file: {e}")))?;
-    check_column_chunks(&reader)?;
+    check_column_chunks(&reader, Length::len(&*pages_file))?;
     let layout = layout(&reader, builder.filters_shards())?;
     let mut row: u64 = 0;
     let mut ids: Vec<Option<String>> = Vec::with_capacity(BATCH);
@@ -299,11 +322,12 @@ fn read_into_store(
         let rows = usize::try_from(row_group.metadata().num_rows())
             .map_err(|_| err(format!("row group {group}: negative row count")))?;
         let open = |column: &Column| -> Result<ColumnReader, StoreError> {
-            let pages = row_group
-                .get_column_page_reader(column.index)
+            let chunk = row_group.metadata().column(column.index);
+            let checked = Arc::new(CheckedChunk::new(pages_file.clone(), chunk));
+            let pages = SerializedPageReader::new(checked, chunk, rows, None)
                 .map_err(|e| err(format!("column `{}`, row group {group}: {e}", column.name)))?;
-            let descr = row_group.metadata().column(column.index).column_descr_ptr();
-            let pages = Box::new(CheckedPages::new(pages, &descr));
+            let descr = chunk.column_descr_ptr();
+            let pages = Box::new(CheckedPages::new(Box::new(pages), &descr));
             Ok(parquet::column::reader::get_column_reader(descr, pages))
         };
         let mut id_reader = ByteArrayType::get_column_reader(open(&layout.id)?)

@@ -7,6 +7,7 @@
 pub mod config;
 pub mod dataset;
 pub mod drift;
+pub mod exposition;
 pub mod feature_log;
 pub mod join;
 pub mod reference;

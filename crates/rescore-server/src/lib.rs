@@ -326,12 +326,20 @@ async fn readyz(State(state): State<AppState>) -> Response {
     (status, Json(serde_json::json!({"ready": ready}))).into_response()
 }
 
+/// The exporter's text without the series of versions no longer loaded (the exporter cannot
+/// forget a series; see `rescore_monitor::exposition`).
 async fn metrics_text(State(state): State<AppState>) -> Response {
-    let body = state
-        .metrics
-        .as_ref()
-        .map(|h| h.render())
-        .unwrap_or_default();
+    let body = match &state.metrics {
+        Some(handle) => {
+            let loaded = state.rescorer.loaded_versions();
+            mon::exposition::retain_loaded_versions(&handle.render(), |model, version| {
+                loaded
+                    .iter()
+                    .any(|(m, v)| m == model && version.parse() == Ok(*v))
+            })
+        }
+        None => String::new(),
+    };
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

@@ -70,6 +70,20 @@ impl Rescorer {
         self.record(report);
     }
 
+    /// `(model, version)` of every version held in memory (live, standby, candidates, shadows):
+    /// `/metrics` shows the version-labelled series of these only (docs/metrics.md).
+    pub fn loaded_versions(&self) -> Vec<(String, u64)> {
+        match &*self.loaded.load() {
+            Some(loaded) => loaded
+                .registry
+                .models
+                .iter()
+                .flat_map(|(name, entry)| entry.loaded.keys().map(|v| (name.clone(), *v)))
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
     pub fn models(&self) -> ModelsResponse {
         let routing = Some(RoutingStatus {
             path: self

@@ -172,3 +172,129 @@ fn a_cap_policy_without_cap_score_fails_the_version_load_naming_it() {
         .to_string();
     assert!(error.contains("guard.cap_score"), "{error}");
 }
+
+const TOKEN: &str = "test-admin-token-0123456789";
+
+/// Copies version 1 of the demo model as `version`, renamed into place as an operator uploads.
+fn install_copy(models: &std::path::Path, version: u64) {
+    let staging = models.join(format!(".upload-{version}"));
+    std::fs::create_dir_all(&staging).expect("staging dir");
+    for file in ["model.txt", "manifest.toml"] {
+        std::fs::copy(models.join("marketplace/1").join(file), staging.join(file))
+            .expect("copy version 1");
+    }
+    std::fs::rename(&staging, models.join(format!("marketplace/{version}"))).expect("rename");
+}
+
+/// The `/v1/models` roles of the demo model's versions, e.g. `[("1", "standby"), ...]`.
+fn roles(models: &Value) -> Vec<(String, String)> {
+    models["models"][0]["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .map(|v| {
+            let s = |k: &str| v[k].as_str().expect("string").to_string();
+            (s("version"), s("role"))
+        })
+        .collect()
+}
+
+fn has_version_series(text: &str, version: &str) -> bool {
+    let label = format!("model=\"marketplace\",version=\"{version}\"");
+    text.lines()
+        .any(|l| !l.starts_with('#') && l.contains(&label))
+}
+
+/// A version's series (`rescore_model_info`, its guard rules) leave `/metrics` when it is
+/// unloaded, while the loaded versions' counters keep counting from where they were; a version
+/// loaded again shows its series again.
+#[test]
+fn an_unloaded_versions_series_leave_metrics_and_loaded_ones_keep_counting() {
+    let tmp = TempDir::new("guard-series");
+    let (models, _) = demo_model(&tmp, "flag");
+    let sidecar = Sidecar::start_with_env(
+        &[
+            "--models",
+            models.to_str().expect("utf-8"),
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
+        &[("RESCORE_ADMIN_TOKEN", TOKEN)],
+    );
+    let info = |v: &str| {
+        format!("rescore_model_info{{model=\"marketplace\",version=\"{v}\",engine=\"native\"}}")
+    };
+    let flagged = |v: &str| {
+        format!("rescore_guard_flagged_total{{model=\"marketplace\",version=\"{v}\",rule=\"popularity_vs_age\"}}")
+    };
+    let flag_once = || {
+        let (status, resp) = sidecar.post("/v1/rescore", &body(None).to_string());
+        assert_eq!(status, 200, "{resp}");
+        resp["version"].as_str().expect("version").to_string()
+    };
+    let wait_roles = |what: &str, want: &[(&str, &str)]| {
+        sidecar.wait_models(what, |m| {
+            roles(m)
+                .iter()
+                .filter(|(_, r)| r != "available")
+                .map(|(v, r)| (v.as_str(), r.as_str()))
+                .collect::<Vec<_>>()
+                == want
+        })
+    };
+
+    // Version 2 goes live by the file watch; version 1 stays loaded as standby.
+    install_copy(&models, 2);
+    wait_roles("version 2 live", &[("1", "standby"), ("2", "live")]);
+    assert_eq!(flag_once(), "2");
+    let text = sidecar.get_text("/metrics");
+    assert_eq!(metric(&text, &info("1")), Some(0.0), "{text}");
+    assert_eq!(metric(&text, &info("2")), Some(1.0), "{text}");
+    assert_eq!(metric(&text, &flagged("1")), Some(0.0), "{text}");
+    assert_eq!(metric(&text, &flagged("2")), Some(1.0), "{text}");
+
+    // Version 3 goes live: version 2 is the standby, version 1 is unloaded and its series go.
+    install_copy(&models, 3);
+    wait_roles("version 3 live", &[("2", "standby"), ("3", "live")]);
+    let text = sidecar.get_text("/metrics");
+    assert!(!has_version_series(&text, "1"), "{text}");
+    assert_eq!(metric(&text, &info("2")), Some(0.0), "{text}");
+    assert_eq!(metric(&text, &flagged("2")), Some(1.0), "{text}");
+    assert_eq!(metric(&text, &info("3")), Some(1.0), "{text}");
+    assert_eq!(metric(&text, &flagged("3")), Some(0.0), "{text}");
+    // Still a well-formed exposition: one TYPE line per family, every family with samples.
+    let types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE ")).collect();
+    let mut unique = types.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), types.len(), "{text}");
+
+    // Version 2 back live by the admin API: its counter continues, it never reset.
+    let (status, resp) = sidecar.admin(
+        "POST",
+        "/admin/v1/models/marketplace/live",
+        Some(TOKEN),
+        Some(r#"{"version": 2}"#),
+    );
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(flag_once(), "2");
+    let text = sidecar.get_text("/metrics");
+    assert_eq!(metric(&text, &flagged("2")), Some(2.0), "{text}");
+    assert_eq!(metric(&text, &info("2")), Some(1.0), "{text}");
+    assert!(!has_version_series(&text, "1"), "{text}");
+
+    // Version 1 promoted again: loaded, its series are back; version 3 is unloaded in turn.
+    let (status, resp) = sidecar.admin(
+        "POST",
+        "/admin/v1/models/marketplace/live",
+        Some(TOKEN),
+        Some(r#"{"version": 1}"#),
+    );
+    assert_eq!(status, 200, "{resp}");
+    wait_roles("version 1 live", &[("1", "live"), ("2", "standby")]);
+    let text = sidecar.get_text("/metrics");
+    assert_eq!(metric(&text, &info("1")), Some(1.0), "{text}");
+    assert_eq!(metric(&text, &flagged("1")), Some(0.0), "{text}");
+    assert_eq!(metric(&text, &flagged("2")), Some(2.0), "{text}");
+    assert!(!has_version_series(&text, "3"), "{text}");
+}
