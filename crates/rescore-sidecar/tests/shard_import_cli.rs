@@ -108,16 +108,13 @@ fn bad_shard_flags_fail_naming_the_problem() {
     assert!(out.contains("no generation yet"), "{out}");
 }
 
-#[test]
-fn hits_from_shards_the_snapshot_does_not_hold_get_the_baseline() {
-    let tmp = TempDir::new("shard-moved");
-    let data = tmp.path().join("data");
-    let data = data.to_str().expect("utf-8");
-    let demo_items = common::repo_root().join("demo/items.jsonl");
+/// The demo catalogue imported into `data` keeping shards 0-2 of an index of 6 (routed as
+/// Elasticsearch 9 routes), and that filter.
+fn filtered_demo_import(data: &str) -> ShardFilter {
     let s = items_cmd(&[
         "items",
         "import",
-        demo_items.to_str().expect("utf-8"),
+        demo_items().to_str().expect("utf-8"),
         "--index-shards",
         "6",
         "--keep-shards",
@@ -126,8 +123,57 @@ fn hits_from_shards_the_snapshot_does_not_hold_get_the_baseline() {
         data,
     ]);
     assert!(s["skipped"].as_u64().is_some_and(|n| n > 1000), "{s}");
-    let filter =
-        ShardFilter::new(IndexShards::new(6, 6).expect("layout"), vec![0, 1, 2]).expect("filter");
+    ShardFilter::new(IndexShards::new(6, 6).expect("layout"), vec![0, 1, 2]).expect("filter")
+}
+
+fn demo_items() -> std::path::PathBuf {
+    common::repo_root().join("demo/items.jsonl")
+}
+
+/// A sidecar on `data` and the same `--items` file (so it serves the filtered generation
+/// built from it), with `extra` arguments.
+fn demo_sidecar(data: &str, extra: &[&str]) -> Sidecar {
+    let models = common::repo_root().join("models");
+    let items = demo_items();
+    let mut args = vec![
+        "--models",
+        models.to_str().expect("utf-8"),
+        "--items",
+        items.to_str().expect("utf-8"),
+        "--data-dir",
+        data,
+    ];
+    args.extend_from_slice(extra);
+    Sidecar::start(&args)
+}
+
+/// The marketplace model's answer for hits of `ids`, with descending baseline scores.
+fn ask(sidecar: &Sidecar, ids: &[&str]) -> serde_json::Value {
+    let hits: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| serde_json::json!({"id": id, "score": 100.0 - i as f64}))
+        .collect();
+    let body = serde_json::json!({"model": "marketplace", "hits": hits}).to_string();
+    let (status, answer) = sidecar.post("/v1/rescore", &body);
+    assert_eq!(status, 200, "{answer}");
+    answer
+}
+
+fn not_covered(sidecar: &Sidecar) -> f64 {
+    common::metric(
+        &sidecar.get_text("/metrics"),
+        "rescore_item_store_fallbacks_total{reason=\"not_covered\"}",
+    )
+    .unwrap_or(0.0)
+}
+
+#[test]
+fn hits_from_shards_the_snapshot_does_not_hold_get_the_baseline() {
+    let tmp = TempDir::new("shard-moved");
+    let data = tmp.path().join("data");
+    let data = data.to_str().expect("utf-8");
+    let filter = filtered_demo_import(data);
     let ids = |kept: bool, n: usize| -> Vec<String> {
         (0..10_000)
             .map(|i| format!("i{i}"))
@@ -135,33 +181,12 @@ fn hits_from_shards_the_snapshot_does_not_hold_get_the_baseline() {
             .take(n)
             .collect()
     };
-    let models = common::repo_root().join("models");
-    // The same --items file: the server keeps serving the filtered generation built from it.
-    let sidecar = Sidecar::start(&[
-        "--models",
-        models.to_str().expect("utf-8"),
-        "--items",
-        demo_items.to_str().expect("utf-8"),
-        "--data-dir",
-        data,
-    ]);
+    let sidecar = demo_sidecar(data, &[]);
     let ask = |ids: &[String]| {
-        let hits: Vec<_> = ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| serde_json::json!({"id": id, "score": 100.0 - i as f64}))
-            .collect();
-        let body = serde_json::json!({"model": "marketplace", "hits": hits}).to_string();
-        let (status, answer) = sidecar.post("/v1/rescore", &body);
-        assert_eq!(status, 200, "{answer}");
-        answer
-    };
-    let not_covered = || {
-        common::metric(
-            &sidecar.get_text("/metrics"),
-            "rescore_item_store_fallbacks_total{reason=\"not_covered\"}",
+        ask(
+            &sidecar,
+            &ids.iter().map(String::as_str).collect::<Vec<_>>(),
         )
-        .unwrap_or(0.0)
     };
 
     // Hits of the kept shards, and an id the catalogue lacks on a kept shard: scored.
@@ -173,7 +198,7 @@ fn hits_from_shards_the_snapshot_does_not_hold_get_the_baseline() {
     covered.push(unknown_kept);
     let answer = ask(&covered);
     assert!(answer["fallback"].is_null(), "{answer}");
-    assert_eq!(not_covered(), 0.0);
+    assert_eq!(not_covered(&sidecar), 0.0);
 
     // Two of 42 hits from a shard the node gained since the import: under
     // serving.max_store_failure_share (10%), still scored.
@@ -181,15 +206,14 @@ fn hits_from_shards_the_snapshot_does_not_hold_get_the_baseline() {
     mixed.extend(ids(false, 2));
     let answer = ask(&mixed);
     assert!(answer["fallback"].is_null(), "{answer}");
-    assert_eq!(not_covered(), 2.0);
+    assert_eq!(not_covered(&sidecar), 2.0);
 
     // All from shards it does not hold: the baseline, not a ranking on defaults.
-    let moved = ids(false, 40);
-    let answer = ask(&moved);
+    let answer = ask(&ids(false, 40));
     assert_eq!(answer["fallback"], "feature_store", "{answer}");
     let baseline: Vec<f64> = (0..40).map(|i| 100.0 - f64::from(i)).collect();
     assert_eq!(answer["scores"], serde_json::json!(baseline), "{answer}");
-    assert_eq!(not_covered(), 42.0);
+    assert_eq!(not_covered(&sidecar), 42.0);
 }
 
 #[test]
@@ -197,22 +221,9 @@ fn in_layered_mode_redis_serves_the_items_of_a_moved_shard() {
     let tmp = TempDir::new("shard-moved-layered");
     let data = tmp.path().join("data");
     let data = data.to_str().expect("utf-8");
-    let demo_items = common::repo_root().join("demo/items.jsonl");
-    items_cmd(&[
-        "items",
-        "import",
-        demo_items.to_str().expect("utf-8"),
-        "--index-shards",
-        "6",
-        "--keep-shards",
-        "0,1,2",
-        "--data-dir",
-        data,
-    ]);
-    let filter =
-        ShardFilter::new(IndexShards::new(6, 6).expect("layout"), vec![0, 1, 2]).expect("filter");
+    let filter = filtered_demo_import(data);
     // The demo items of the shards the node does not hold: the first 40 go to Redis.
-    let demo = std::fs::read_to_string(&demo_items).expect("demo items");
+    let demo = std::fs::read_to_string(demo_items()).expect("demo items");
     let moved: Vec<serde_json::Value> = demo
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON line"))
@@ -242,41 +253,23 @@ fn in_layered_mode_redis_serves_the_items_of_a_moved_shard() {
     assert_eq!(put["redis"]["applied"], 40, "{put}");
     let config = tmp.path().join("sidecar.toml");
     std::fs::write(&config, "[item_store]\nbackend = \"layered\"\n").expect("config");
-    let models = common::repo_root().join("models");
-    let sidecar = Sidecar::start(&[
-        "--models",
-        models.to_str().expect("utf-8"),
-        "--items",
-        demo_items.to_str().expect("utf-8"),
-        "--data-dir",
+    let sidecar = demo_sidecar(
         data,
-        "--config",
-        config.to_str().expect("utf-8"),
-        "--redis-url",
-        &redis.url(),
-    ]);
-    let ask = |items: &[serde_json::Value]| {
-        let hits: Vec<_> = items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| serde_json::json!({"id": item["id"], "score": 100.0 - i as f64}))
-            .collect();
-        let body = serde_json::json!({"model": "marketplace", "hits": hits}).to_string();
-        let (status, answer) = sidecar.post("/v1/rescore", &body);
-        assert_eq!(status, 200, "{answer}");
-        answer
-    };
-    let not_covered = || {
-        common::metric(
-            &sidecar.get_text("/metrics"),
-            "rescore_item_store_fallbacks_total{reason=\"not_covered\"}",
-        )
-        .unwrap_or(0.0)
-    };
-    let answer = ask(&moved[..40]);
+        &[
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--redis-url",
+            &redis.url(),
+        ],
+    );
+    let ids: Vec<&str> = moved
+        .iter()
+        .map(|item| item["id"].as_str().expect("id"))
+        .collect();
+    let answer = ask(&sidecar, &ids[..40]);
     assert!(answer["fallback"].is_null(), "Redis holds them: {answer}");
-    assert_eq!(not_covered(), 0.0);
-    let answer = ask(&moved[40..]);
+    assert_eq!(not_covered(&sidecar), 0.0);
+    let answer = ask(&sidecar, &ids[40..]);
     assert_eq!(answer["fallback"], "feature_store", "{answer}");
-    assert_eq!(not_covered(), 40.0);
+    assert_eq!(not_covered(&sidecar), 40.0);
 }
