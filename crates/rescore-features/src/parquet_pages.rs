@@ -147,14 +147,14 @@ impl Read for HeaderRead {
 /// `type`, 2 `uncompressed_page_size`, 3 `compressed_page_size`, all required i32, written
 /// first). `None` when an i32 field 2 is not among the leading i32 fields.
 fn declared_uncompressed_size(header: &[u8]) -> Option<i32> {
-    const STOP: u8 = 0;
     const I32: u8 = 5;
     let mut bytes = header.iter().copied();
     let mut id: i32 = 0;
     loop {
         let field = bytes.next()?;
         let (delta, kind) = (field >> 4, field & 0x0f);
-        if kind == STOP || kind != I32 {
+        // A stop byte (kind 0) or any other type before field 2: not a header we can read.
+        if kind != I32 {
             return None;
         }
         id = if delta == 0 {
