@@ -6,8 +6,10 @@ true`, once with `false`; with `--builds`, each of several binaries so, e.g. the
 and this one), and drives it with the `rescore_load` example: closed-loop clients of
 1,000-hit requests with `timeout_ms` 50, each waiting 5 ms between its requests. Reports per
 concurrency answers/s, scored answers/s, fallbacks by reason, p50/p99 of all answers, of scored
-ones and of fallbacks, the sidecar's own time (`took_us`) and the sidecar's RSS before, at the
-end of each row and `--settle` seconds (10) after the whole load. All sidecars run at once and the rows are
+ones and of fallbacks, the sidecar's own time (`took_us`), the CPU time per answer of the sidecar
+and of the load generator (which shares the machine's cores unless `--pin`), and the sidecar's
+RSS before, at the end of each row and `--settle` seconds (10) after the whole load. All
+sidecars run at once and the rows are
 interleaved (each client count runs against every build and setting in turn), so that a change
 in the machine's other load hits them alike.
 
@@ -24,6 +26,7 @@ Not a test: it asserts nothing; it prints a Markdown table for docs/reliability.
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -80,9 +83,14 @@ def start(binary, admission, work, port):
 
 
 def load(port, clients, seconds, timeout_ms):
+    """The load generator's summary, with the CPU seconds it used itself."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run([LOAD, f"127.0.0.1:{port}", str(clients), "1000", str(seconds), str(timeout_ms), "5"],
                          check=True, capture_output=True, text=True, preexec_fn=pinned("load")).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    summary = json.loads(out.strip().splitlines()[-1])
+    summary["load_cpu_s"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return summary
 
 
 def ms(v):
@@ -90,8 +98,8 @@ def ms(v):
 
 
 def table(rows):
-    print("| build | admission | clients | answers/s | scored/s | fallbacks | all p50 / p99 ms | scored p50 / p99 ms | fallback p50 / p99 ms | sidecar `took` p99 all / fallback ms | sidecar CPU µs per answer | RSS before / end of row / after all (MB) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| build | admission | clients | answers/s | scored/s | fallbacks | all p50 / p99 ms | scored p50 / p99 ms | fallback p50 / p99 ms | sidecar `took` p99 all / fallback ms | sidecar CPU µs per answer | load generator CPU µs per answer | RSS before / end of row / after all (MB) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         fb = ", ".join(f"{k} {v}" for k, v in r["fallbacks"].items()) or "0"
         print(f"| {r['build']} | {'on' if r['admission_control'] else 'off'} | {r['clients']} | {r['answers_per_s']:.0f} | {r['scored_per_s']:.0f} | {fb} "
@@ -99,6 +107,7 @@ def table(rows):
               f"| {ms(r['fallback_p50_ms'])} / {ms(r['fallback_p99_ms'])} "
               f"| {ms(r.get('server_p99_ms'))} / {ms(r.get('server_fallback_p99_ms'))} "
               f"| {r['sidecar_cpu_us_per_answer']:.0f} "
+              f"| {r['load_cpu_s'] * 1e6 / max(r['answers'], 1):.0f} "
               f"| {r['rss_mb_before']:.0f} / {r['rss_mb_during']:.0f} / {r['rss_mb_after']:.0f} |")
 
 

@@ -1,7 +1,8 @@
 //! The body of `POST /v1/rescore` as the server decodes it, then the decoded request through
 //! the serving layer (validation, routing, feature assembly, the native evaluator) on the
 //! repository's marketplace model. Any body is a 4xx error or an answer with one finite
-//! score per hit.
+//! score per hit, and the scores-only decoding used for refusals under overload never accepts
+//! a body the full decoding refuses.
 #![no_main]
 
 use std::path::Path;
@@ -41,7 +42,19 @@ fn env() -> &'static Env {
 // first input, outside libFuzzer's per-input timeout.
 fuzz_target!(init: { env(); }, |data: &[u8]| {
     let env = env();
-    let request = match rescore_server::decode_rescore_body(data) {
+    // The decoding for refusal under overload accepts only what the full one accepts, with
+    // the same scores: a refused request never gets a 200 where it would get a 4xx.
+    let scores_only = rescore_server::decode_rescore_scores(data).ok();
+    let full = rescore_server::decode_rescore_body(data);
+    if let Some(scores_only) = &scores_only {
+        let full = full.as_ref().expect("a body decoded for refusal decodes in full");
+        assert!(scores_only
+            .hits
+            .iter()
+            .map(|h| h.score)
+            .eq(full.hits.iter().map(|h| h.score)));
+    }
+    let request = match full {
         Ok(request) => request,
         Err(error) => {
             let status = error.code().http_status();

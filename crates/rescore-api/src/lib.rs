@@ -17,8 +17,13 @@ pub type AttributeMap = HashMap<String, Option<String>>;
 
 /// `POST /v1/rescore` body. Unknown fields are ignored so that newer clients keep working
 /// against older sidecars.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct RescoreRequest {
+///
+/// `H` is how each hit is decoded: [`Hit`] for scoring; [`HitScore`] under overload, where a
+/// request that admission refuses needs only its hits' scores (the baseline answer) and the
+/// rest of the body is validated exactly as for `Hit`, without keeping it (ADR 0010).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound(serialize = "H: Serialize", deserialize = "H: Deserialize<'de>"))]
+pub struct RescoreRequest<H = Hit> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     #[serde(
@@ -28,7 +33,7 @@ pub struct RescoreRequest {
     )]
     pub query: Option<QueryContext>,
     #[serde(deserialize_with = "seq_of_objects")]
-    pub hits: Vec<Hit>,
+    pub hits: Vec<H>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
     /// Routing attributes (index, category, query type, ...): string values matched by the
@@ -51,6 +56,91 @@ pub struct RescoreRequest {
         deserialize_with = "optional_object"
     )]
     pub guard: Option<GuardRequest>,
+}
+
+impl<H> Default for RescoreRequest<H> {
+    fn default() -> Self {
+        RescoreRequest {
+            model: None,
+            query: None,
+            hits: Vec::new(),
+            timeout_ms: None,
+            context: HashMap::new(),
+            request_id: None,
+            guard: None,
+        }
+    }
+}
+
+/// A hit's first-pass score: the baseline every fallback answers with.
+pub trait BaselineScore {
+    fn baseline(&self) -> f64;
+}
+
+impl BaselineScore for Hit {
+    fn baseline(&self) -> f64 {
+        self.score
+    }
+}
+
+/// A hit decoded for a refusal: `id` and `features` are checked as [`Hit`] checks them (a
+/// string; `null` or an object of numbers and nulls) but not kept, so decoding allocates
+/// nothing per hit. A body this type accepts is accepted by `Hit` with the same scores
+/// (tested, and fuzzed against each other).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct HitScore {
+    #[serde(rename = "id")]
+    _id: CheckedString,
+    pub score: f64,
+    #[serde(default, rename = "features")]
+    _features: Option<CheckedFeatures>,
+}
+
+impl BaselineScore for HitScore {
+    fn baseline(&self) -> f64 {
+        self.score
+    }
+}
+
+/// A JSON string, checked and dropped.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct CheckedString;
+
+impl<'de> Deserialize<'de> for CheckedString {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct StringVisitor;
+        impl Visitor<'_> for StringVisitor {
+            type Value = CheckedString;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E>(self, _: &str) -> Result<CheckedString, E> {
+                Ok(CheckedString)
+            }
+        }
+        d.deserialize_str(StringVisitor)
+    }
+}
+
+/// A [`FeatureMap`] (an object of numbers and nulls), checked and dropped.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct CheckedFeatures;
+
+impl<'de> Deserialize<'de> for CheckedFeatures {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct FeaturesVisitor;
+        impl<'de> Visitor<'de> for FeaturesVisitor {
+            type Value = CheckedFeatures;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<CheckedFeatures, A::Error> {
+                while map.next_entry::<CheckedString, Option<f64>>()?.is_some() {}
+                Ok(CheckedFeatures)
+            }
+        }
+        d.deserialize_map(FeaturesVisitor)
+    }
 }
 
 /// `"guard": {"flags": true, "policy": "cap"}` of a request.
@@ -419,6 +509,93 @@ pub struct VersionStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The scores-only decoding accepts a body only when the full one does, with the same
+    /// scores and top-level fields; it refuses whatever the full one refuses.
+    #[test]
+    fn a_scores_only_decode_agrees_with_the_full_one() {
+        let bodies = [
+            (
+                r#"{"hits":[{"id":"a","score":1.5,"features":{"x":null,"y":2}}],"extra":[1,{"z":2}]}"#,
+                true,
+            ),
+            (
+                r#"{"model":"m","timeout_ms":20,"hits":[{"id":"a\u00e9\n","score":-3e2,"features":null},{"score":0,"id":"b","more":{"k":[1]}}],"context":{"c":"v"},"query":{"user_id":"u","features":{"q":1}},"request_id":"r","guard":{"flags":true}}"#,
+                true,
+            ),
+            (
+                r#"{"hits":[{"id":"a","score":1,"features":{"x":1,"x":2}}]}"#,
+                true,
+            ),
+            (r#"{"hits":[]}"#, true),
+            (r#"{"hits":[{"id":1,"score":1}]}"#, false),
+            (r#"{"hits":[{"id":null,"score":1}]}"#, false),
+            (r#"{"hits":[{"score":1}]}"#, false),
+            (r#"{"hits":[{"id":"a"}]}"#, false),
+            (r#"{"hits":[{"id":"a","score":"1"}]}"#, false),
+            (r#"{"hits":[{"id":"a","score":1e999}]}"#, false),
+            (r#"{"hits":[{"id":"a","score":1,"features":[1]}]}"#, false),
+            (
+                r#"{"hits":[{"id":"a","score":1,"features":{"x":"1"}}]}"#,
+                false,
+            ),
+            (
+                r#"{"hits":[{"id":"a","score":1,"features":{"x":[1]}}]}"#,
+                false,
+            ),
+            (
+                r#"{"hits":[{"id":"a","score":1,"features":{"x":true}}]}"#,
+                false,
+            ),
+            (r#"{"hits":[{"id":"a","id":"b","score":1}]}"#, false),
+            (
+                r#"{"hits":[{"id":"a","score":1,"features":{},"features":{}}]}"#,
+                false,
+            ),
+            (r#"{"hits":[["a",1]]}"#, false),
+            (r#"{"hits":{"id":"a","score":1}}"#, false),
+            (r#"{"hits":[{"id":"a","score":1}],"timeout_ms":-1}"#, false),
+            (r#"{"hits":[{"id":"a","score":1}],"query":[]}"#, false),
+            (
+                r#"{"hits":[{"id":"a","score":1}],"context":{"c":1}}"#,
+                false,
+            ),
+            (r#"{"hits":[{"id":"a","score":1}]"#, false),
+            (r#"{"hits":[{"id":"a","score":1}]} x"#, false),
+            (r#"{"hits":[{"id":"\ud800","score":1}]}"#, false),
+        ];
+        for (body, valid) in bodies {
+            let full = serde_json::from_str::<RescoreRequest>(body);
+            let scores_only = serde_json::from_str::<RescoreRequest<HitScore>>(body);
+            assert_eq!(full.is_ok(), valid, "{body}: {full:?}");
+            assert_eq!(scores_only.is_ok(), valid, "{body}: {scores_only:?}");
+            if let (Ok(full), Ok(scores_only)) = (full, scores_only) {
+                let baseline = |hits: &[Hit]| hits.iter().map(|h| h.score).collect::<Vec<_>>();
+                assert_eq!(
+                    baseline(&full.hits),
+                    scores_only.hits.iter().map(|h| h.score).collect::<Vec<_>>()
+                );
+                assert_eq!(
+                    (
+                        full.model,
+                        full.timeout_ms,
+                        full.context,
+                        full.query,
+                        full.request_id,
+                        full.guard
+                    ),
+                    (
+                        scores_only.model,
+                        scores_only.timeout_ms,
+                        scores_only.context,
+                        scores_only.query,
+                        scores_only.request_id,
+                        scores_only.guard
+                    )
+                );
+            }
+        }
+    }
 
     #[test]
     fn minimal_request_parses_and_nulls_are_missing() {

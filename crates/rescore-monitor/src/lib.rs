@@ -26,6 +26,8 @@ pub const REQUEST_DURATION: &str = "rescore_request_duration_seconds";
 pub const SCORING_DURATION: &str = "rescore_scoring_duration_seconds";
 pub const REQUEST_HITS: &str = "rescore_request_hits";
 pub const FALLBACKS: &str = "rescore_fallbacks_total";
+/// Requests refused at admission from a scores-only decode of their body (ADR 0010).
+pub const SCORES_ONLY_REFUSALS: &str = "rescore_scores_only_refusals_total";
 pub const MODEL_INFO: &str = "rescore_model_info";
 pub const MODEL_RELOADS: &str = "rescore_model_reloads_total";
 pub const FEATURE_MISSING: &str = "rescore_feature_missing_total";
@@ -142,7 +144,7 @@ pub fn describe() {
     metrics::describe_histogram!(
         REQUEST_DURATION,
         metrics::Unit::Seconds,
-        "Time from a parsed rescore request to its response, by model and variant."
+        "Time from a rescore request's arrival (headers read) to its response, by model and variant."
     );
     metrics::describe_histogram!(
         SCORING_DURATION,
@@ -170,6 +172,11 @@ pub fn describe() {
     for reason in FallbackReason::ALL {
         metrics::counter!(FALLBACKS, "reason" => reason.as_str()).absolute(0);
     }
+    metrics::describe_counter!(
+        SCORES_ONLY_REFUSALS,
+        "Requests refused at admission from a scores-only decode of their body (part of the overloaded fallbacks)."
+    );
+    metrics::counter!(SCORES_ONLY_REFUSALS).absolute(0);
     metrics::describe_counter!(
         NATIVE_REFUSALS,
         "Model versions served by lightgbm3 instead of the native evaluator, by reason (forced, unsupported, self_check)."

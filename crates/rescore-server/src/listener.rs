@@ -9,7 +9,7 @@
 //!   an empty 400 gets the contract's JSON error instead: a TLS handshake on the plain port, a
 //!   malformed request line or header, an invalid or conflicting `Content-Length` (431 for a head
 //!   over 64 KiB);
-//! - the body deadline (`body_timeout`) is enforced where the body is read ([`crate::ApiJson`]).
+//! - the body deadline (`body_timeout`) is enforced where the body is read (`body::read_body`).
 
 use std::future::Future;
 use std::io;

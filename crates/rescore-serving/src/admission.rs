@@ -4,12 +4,14 @@
 //! finish. The expectation is the work already admitted (the sum of admitted requests' estimated
 //! costs, spread over the slots) and this request's estimate (hits × recent scoring time per hit).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Weight of the newest observation in the per-hit cost (1/16).
+/// Weight of the newest observation in the per-hit cost and the refusal share (1/16).
 const EWMA_SHIFT: u32 = 4;
+/// The refusal share's fixed-point one.
+const SHARE_ONE: u32 = 1 << 16;
 
 #[derive(Debug)]
 pub(crate) struct Admission {
@@ -18,6 +20,10 @@ pub(crate) struct Admission {
     queued_us: AtomicU64,
     /// Recent scoring time per hit, in nanoseconds (0 until the first observation).
     per_hit_ns: AtomicU64,
+    /// Recent share of decisions that were refusals (fixed point, [`SHARE_ONE`] = all): while
+    /// over half, bodies are decoded for refusal first (scores only), a full decode following
+    /// only for those admitted. Half is where the two decodings' costs break even.
+    refusal_share: AtomicU32,
 }
 
 /// An admitted request's share of the queue; released when dropped.
@@ -41,6 +47,7 @@ impl Admission {
             slots: slots.max(1) as u64,
             queued_us: AtomicU64::new(0),
             per_hit_ns: AtomicU64::new(0),
+            refusal_share: AtomicU32::new(0),
         })
     }
 
@@ -58,17 +65,50 @@ impl Admission {
             admission: self.clone(),
             cost_us,
         };
-        if cost_us > 0 && u128::from(expected_us) > remaining.as_micros() {
+        let refused = cost_us > 0 && u128::from(expected_us) > remaining.as_micros();
+        self.decided(refused);
+        if refused {
             return None; // the ticket's drop takes its cost back out of the queue
         }
         Some(ticket)
+    }
+
+    /// What [`Admission::admit`] would answer now, without queueing anything: the decision a
+    /// request decoded for refusal gets (a refusal is recorded, an admission is left to
+    /// `admit` once the request is fully decoded).
+    pub(crate) fn would_admit(&self, hits: usize, remaining: Duration) -> bool {
+        let cost_us = self.estimate_us(hits);
+        let expected_us = self.queued_us.load(Ordering::Relaxed) / self.slots + cost_us;
+        let admitted = cost_us == 0 || u128::from(expected_us) <= remaining.as_micros();
+        if !admitted {
+            self.decided(true);
+        }
+        admitted
+    }
+
+    /// Whether most recent decisions were refusals.
+    pub(crate) fn refusing(&self) -> bool {
+        self.refusal_share.load(Ordering::Relaxed) > SHARE_ONE / 2
+    }
+
+    fn decided(&self, refused: bool) {
+        let _ = self
+            .refusal_share
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                let new = if refused { SHARE_ONE >> EWMA_SHIFT } else { 0 };
+                Some(old - (old >> EWMA_SHIFT) + new)
+            });
     }
 
     /// Whether `hits` hits can be scored in `remaining` by the recent cost: checked again when a
     /// slot is granted, so that a request that waited too long gives its slot to the next
     /// waiter at once instead of starting work it cannot finish (ADR 0010).
     pub(crate) fn fits(&self, hits: usize, remaining: Duration) -> bool {
-        u128::from(self.estimate_us(hits)) <= remaining.as_micros()
+        let fits = u128::from(self.estimate_us(hits)) <= remaining.as_micros();
+        if !fits {
+            self.decided(true);
+        }
+        fits
     }
 
     /// Folds one scoring run into the per-hit cost.
@@ -125,6 +165,37 @@ mod tests {
         drop((first, second, third));
         assert_eq!(a.queued_us(), 0);
         assert!(a.admit(1000, budget).is_some());
+    }
+
+    #[test]
+    fn refusing_follows_the_recent_share_of_refusals() {
+        let a = Admission::new(1);
+        a.observe(1000, Duration::from_millis(4)); // 4 µs per hit
+        assert!(!a.refusing());
+        let _held = a.admit(1000, Duration::from_millis(9)).expect("4 ms of 9");
+        assert!(
+            a.would_admit(1000, Duration::from_millis(8)),
+            "4 ms wait + 4 ms"
+        );
+        assert_eq!(a.queued_us(), 4000, "a peek queues nothing");
+        let refusals = (0..12)
+            .take_while(|_| !a.refusing())
+            .map(|_| assert!(!a.would_admit(1000, Duration::from_millis(7))))
+            .count();
+        assert!(
+            (8..=12).contains(&refusals),
+            "refusing after about 11 refusals in a row, not {refusals}"
+        );
+        assert!(!a.fits(1000, Duration::from_millis(3)), "a slot handed on");
+        assert!(a.refusing());
+        let admissions = (0..30)
+            .take_while(|_| a.refusing())
+            .map(|_| assert!(a.admit(10, Duration::from_millis(9)).is_some()))
+            .count();
+        assert!(
+            (1..30).contains(&admissions),
+            "admissions end the refusing state ({admissions})"
+        );
     }
 
     #[test]

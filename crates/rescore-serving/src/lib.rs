@@ -11,6 +11,7 @@ mod guard;
 mod lifecycle;
 mod pandas;
 mod record_bins;
+mod refusal;
 mod registry;
 mod rescorer;
 mod routing;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use rescore_api::{FallbackReason, ReloadReport, RescoreRequest, RescoreResponse};
+use rescore_api::{BaselineScore, FallbackReason, ReloadReport, RescoreRequest, RescoreResponse};
 use rescore_features::CachedItems;
 use rescore_monitor as mon;
 use tokio::sync::Semaphore;
@@ -55,11 +55,11 @@ impl std::fmt::Debug for Rescorer {
 }
 
 /// The version chosen for a request.
-struct Route {
-    model: String,
-    variant: String,
-    version: Option<Arc<LoadedVersion>>,
-    shadows: Vec<Arc<LoadedVersion>>,
+pub(crate) struct Route {
+    pub(crate) model: String,
+    pub(crate) variant: String,
+    pub(crate) version: Option<Arc<LoadedVersion>>,
+    pub(crate) shadows: Vec<Arc<LoadedVersion>>,
 }
 
 impl Rescorer {
@@ -178,9 +178,19 @@ impl Rescorer {
         started: Instant,
     ) -> Result<RescoreResponse, RescoreError> {
         let result = self.rescore_inner(request, started).await;
+        self.record_answer(&result, started);
+        result
+    }
+
+    /// Counts an answer in the request metrics.
+    pub(crate) fn record_answer(
+        &self,
+        result: &Result<RescoreResponse, RescoreError>,
+        started: Instant,
+    ) {
         self.answered
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (model, variant, outcome) = match &result {
+        let (model, variant, outcome) = match result {
             Ok(resp) => (
                 resp.model.clone().unwrap_or_default(),
                 resp.variant.clone().unwrap_or_default(),
@@ -193,7 +203,7 @@ impl Rescorer {
             // Rejected requests carry no model label: the name may be anything the client sent.
             Err(_) => (String::new(), String::new(), mon::outcome::REJECTED),
         };
-        if let Ok(resp) = &result {
+        if let Ok(resp) = result {
             if let Some(reason) = resp.fallback {
                 metrics::counter!(mon::FALLBACKS, "reason" => reason.as_str()).increment(1);
             }
@@ -202,7 +212,6 @@ impl Rescorer {
         }
         metrics::counter!(mon::REQUESTS, "model" => model, "variant" => variant, "outcome" => outcome)
             .increment(1);
-        result
     }
 
     async fn rescore_inner(
@@ -210,38 +219,7 @@ impl Rescorer {
         request: RescoreRequest,
         started: Instant,
     ) -> Result<RescoreResponse, RescoreError> {
-        let budget = match request.timeout_ms {
-            Some(0) => {
-                return Err(RescoreError::InvalidRequest(
-                    "timeout_ms: must be at least 1".into(),
-                ))
-            }
-            Some(ms) => ms.min(self.config.max_timeout_ms),
-            None => self.config.default_timeout_ms,
-        };
-        let deadline = started + Duration::from_millis(budget);
-        if request.hits.len() > self.config.max_hits {
-            return Err(RescoreError::InvalidRequest(format!(
-                "hits: {} hits, at most {} are accepted (serving.max_hits)",
-                request.hits.len(),
-                self.config.max_hits
-            )));
-        }
-        if request
-            .request_id
-            .as_ref()
-            .is_some_and(|id| id.len() > rescore_api::MAX_REQUEST_ID_LEN)
-        {
-            return Err(RescoreError::InvalidRequest(format!(
-                "request_id: at most {} bytes",
-                rescore_api::MAX_REQUEST_ID_LEN
-            )));
-        }
-        if let Some(i) = request.hits.iter().position(|h| !h.score.is_finite()) {
-            return Err(RescoreError::InvalidRequest(format!(
-                "hits[{i}].score: must be a finite number"
-            )));
-        }
+        let deadline = started + self.checked_budget(&request)?;
         // One snapshot for the whole request: a reload meanwhile does not change its version.
         let loaded = self.loaded.load_full();
         let route = self.route(loaded.as_deref(), &request)?;
@@ -406,6 +384,46 @@ impl Rescorer {
         }
     }
 
+    /// The request's budget, once the checks every decoding of it gets have passed (a refusal
+    /// decoded from scores only is checked as strictly as a request that is scored).
+    pub(crate) fn checked_budget<H: BaselineScore>(
+        &self,
+        request: &RescoreRequest<H>,
+    ) -> Result<Duration, RescoreError> {
+        let budget = match request.timeout_ms {
+            Some(0) => {
+                return Err(RescoreError::InvalidRequest(
+                    "timeout_ms: must be at least 1".into(),
+                ))
+            }
+            Some(ms) => ms.min(self.config.max_timeout_ms),
+            None => self.config.default_timeout_ms,
+        };
+        if request.hits.len() > self.config.max_hits {
+            return Err(RescoreError::InvalidRequest(format!(
+                "hits: {} hits, at most {} are accepted (serving.max_hits)",
+                request.hits.len(),
+                self.config.max_hits
+            )));
+        }
+        if request
+            .request_id
+            .as_ref()
+            .is_some_and(|id| id.len() > rescore_api::MAX_REQUEST_ID_LEN)
+        {
+            return Err(RescoreError::InvalidRequest(format!(
+                "request_id: at most {} bytes",
+                rescore_api::MAX_REQUEST_ID_LEN
+            )));
+        }
+        if let Some(i) = request.hits.iter().position(|h| !h.baseline().is_finite()) {
+            return Err(RescoreError::InvalidRequest(format!(
+                "hits[{i}].score: must be a finite number"
+            )));
+        }
+        Ok(Duration::from_millis(budget))
+    }
+
     /// Whether the store failed to read more than `serving.max_store_failure_share` of the
     /// request's hits (ADR 0002); unknown ids never count.
     fn store_failed(&self, items: Option<&rescore_features::RequestItems>, hits: usize) -> bool {
@@ -414,10 +432,10 @@ impl Rescorer {
     }
 
     /// The requested (or default) name, then its rules, then the target's A/B arm.
-    fn route(
+    pub(crate) fn route<H>(
         &self,
         loaded: Option<&Loaded>,
-        request: &RescoreRequest,
+        request: &RescoreRequest<H>,
     ) -> Result<Route, RescoreError> {
         let Some(loaded) = loaded else {
             // Still loading: names come from start-up discovery, every answer is a fallback.
@@ -463,9 +481,9 @@ impl Rescorer {
 
     /// `names` lists the configured models in order (iterated only to check a name, or for
     /// the error message: no allocation on the request path).
-    fn requested_name<'a>(
+    fn requested_name<'a, H>(
         &self,
-        request: &RescoreRequest,
+        request: &RescoreRequest<H>,
         names: impl Iterator<Item = &'a String> + Clone,
         default_model: Option<&str>,
     ) -> Result<String, RescoreError> {
@@ -488,7 +506,7 @@ impl Rescorer {
     }
 }
 
-fn micros(started: Instant) -> u64 {
+pub(crate) fn micros(started: Instant) -> u64 {
     started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64
 }
 

@@ -69,7 +69,7 @@ impl SplitKey {
         }
     }
 
-    fn of(self, request: &RescoreRequest) -> Option<&str> {
+    fn of<H>(self, request: &RescoreRequest<H>) -> Option<&str> {
         let query = request.query.as_ref()?;
         match self {
             SplitKey::UserId => query.user_id.as_deref(),
@@ -120,7 +120,7 @@ impl OneOrMany {
 }
 
 impl Rule {
-    pub fn matches(&self, request: &RescoreRequest) -> bool {
+    pub fn matches<H>(&self, request: &RescoreRequest<H>) -> bool {
         self.when.iter().all(|(key, accepted)| {
             request
                 .context
@@ -310,7 +310,7 @@ pub fn bucket(salt: &str, key: &str) -> f64 {
 /// Which arm a request falls in: `Some(i)` for `variants[i]`, `None` for the live version
 /// (no key in the request, or a bucket beyond the variants' shares). Variants hold
 /// consecutive ranges from 0, so raising one share only moves users from live into it.
-pub fn assign(experiment: &Experiment, request: &RescoreRequest) -> Option<usize> {
+pub fn assign<H>(experiment: &Experiment, request: &RescoreRequest<H>) -> Option<usize> {
     let key = experiment.key.of(request)?;
     let b = bucket(&experiment.salt, key);
     let mut upper = 0.0;
@@ -326,7 +326,7 @@ pub fn assign(experiment: &Experiment, request: &RescoreRequest) -> Option<usize
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rescore_api::QueryContext;
+    use rescore_api::{Hit, QueryContext};
 
     fn experiment(shares: &[f64]) -> Experiment {
         Experiment {
@@ -395,7 +395,7 @@ mod tests {
             })
             .count();
         assert!((4_000..6_000).contains(&moved), "{moved}");
-        assert_eq!(assign(&a, &RescoreRequest::default()), None);
+        assert_eq!(assign(&a, &RescoreRequest::<Hit>::default()), None);
         let mut by_session = a.clone();
         by_session.key = SplitKey::SessionId;
         assert_eq!(assign(&by_session, &request_for("u1")), None);
@@ -470,7 +470,7 @@ mod tests {
             "model = \"cars\"\nwhen = { index = \"listings\", category = [\"cars\", \"vans\"] }",
         )
         .expect("parses");
-        let mut r = RescoreRequest::default();
+        let mut r: RescoreRequest = RescoreRequest::default();
         r.context.insert("index".into(), "listings".into());
         assert!(!rule.matches(&r));
         r.context.insert("category".into(), "vans".into());
