@@ -8,10 +8,12 @@ and this one), and drives it with the `rescore_load` example: closed-loop client
 concurrency answers/s, scored answers/s, fallbacks by reason, p50/p99 of all answers, of scored
 ones and of fallbacks, the sidecar's own time (`took_us`), the CPU time per answer of the sidecar
 and of the load generator (which shares the machine's cores unless `--pin`), and the sidecar's
-RSS before, at the end of each row and `--settle` seconds (10) after the whole load. All
-sidecars run at once and the rows are
-interleaved (each client count runs against every build and setting in turn), so that a change
-in the machine's other load hits them alike.
+RSS (total and anonymous) before, at the end of each row and `--settle` seconds (10) after the
+whole load. "Before" is read `--settle` seconds after a warm-up of 64 clients for 3 s, which
+caches the whole demo catalogue: what the sidecar holds once it has served, the state the load
+should return to. All sidecars run at once and the rows are interleaved (each client count runs
+against every build and setting in turn), so that a change in the machine's other load hits
+them alike.
 
 Usage (from the repo root, after `cargo build --release --bin rescore-sidecar --example rescore_load`):
   python3 bench/overload.py [--clients 4,8,16,64,256] [--seconds 15] [--admission off,on]
@@ -45,12 +47,18 @@ def cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def rss_mb(pid):
+def rss_mb(pid, field="VmRSS"):
+    """Resident MB (`RssAnon`: the heap and stacks only, without the binary's and the item
+    store's file-backed pages)."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def rss_pair(pid):
+    return rss_mb(pid), rss_mb(pid, "RssAnon")
 
 
 PIN = {"sidecar": None, "load": None}
@@ -98,7 +106,7 @@ def ms(v):
 
 
 def table(rows):
-    print("| build | admission | clients | answers/s | scored/s | fallbacks | all p50 / p99 ms | scored p50 / p99 ms | fallback p50 / p99 ms | sidecar `took` p99 all / fallback ms | sidecar CPU µs per answer | load generator CPU µs per answer | RSS before / end of row / after all (MB) |")
+    print("| build | admission | clients | answers/s | scored/s | fallbacks | all p50 / p99 ms | scored p50 / p99 ms | fallback p50 / p99 ms | sidecar `took` p99 all / fallback ms | sidecar CPU µs per answer | load generator CPU µs per answer | RSS (anonymous) MB: before / end of row / after all |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         fb = ", ".join(f"{k} {v}" for k, v in r["fallbacks"].items()) or "0"
@@ -108,7 +116,7 @@ def table(rows):
               f"| {ms(r.get('server_p99_ms'))} / {ms(r.get('server_fallback_p99_ms'))} "
               f"| {r['sidecar_cpu_us_per_answer']:.0f} "
               f"| {r['load_cpu_s'] * 1e6 / max(r['answers'], 1):.0f} "
-              f"| {r['rss_mb_before']:.0f} / {r['rss_mb_during']:.0f} / {r['rss_mb_after']:.0f} |")
+              f"| {' / '.join(f'{t:.0f} ({a:.0f})' for t, a in (r['rss_mb_before'], r['rss_mb_during'], r['rss_mb_after']))} |")
 
 
 def main():
@@ -133,8 +141,13 @@ def main():
             for admission in settings:
                 port = 19300 + 2 * i + int(admission)
                 p = start(binary, admission, work, port)
-                load(port, 4, 3, args.timeout_ms)  # warm: items cached, the per-hit cost known
-                sidecars.append((build, admission, port, p, rss_mb(p.pid)))
+                # Warm: the whole catalogue cached and read from the store's files, the
+                # per-hit cost known, so that "before" is the state the load returns to.
+                load(port, 64, 3, args.timeout_ms)
+                sidecars.append([build, admission, port, p, None])
+        time.sleep(args.settle)  # the warm-up's burst ends and its heap is trimmed
+        for s in sidecars:
+            s[4] = rss_pair(s[3].pid)
         rows = []
         for c in [int(x) for x in args.clients.split(",")]:
             for build, admission, port, p, rss0 in sidecars:
@@ -142,12 +155,12 @@ def main():
                 r = load(port, c, args.seconds, args.timeout_ms)
                 r["sidecar_cpu_us_per_answer"] = (cpu_s(p.pid) - cpu0) * 1e6 / max(r["answers"], 1)
                 r.update(build=build, admission_control=admission, port=port,
-                         rss_mb_before=rss0, rss_mb_during=rss_mb(p.pid))
+                         rss_mb_before=rss0, rss_mb_during=rss_pair(p.pid))
                 rows.append(r)
                 print(json.dumps(r), flush=True)
         time.sleep(args.settle)
         for r in rows:
-            r["rss_mb_after"] = next(rss_mb(p.pid) for _, _, port, p, _ in sidecars if port == r["port"])
+            r["rss_mb_after"] = next(rss_pair(p.pid) for _, _, port, p, _ in sidecars if port == r["port"])
     finally:
         for *_, p, _ in sidecars:
             p.terminate()

@@ -115,6 +115,11 @@ pub const HITS_BUCKETS: &[f64] = &[
     1.0, 10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0,
 ];
 
+/// How often the server drains histogram samples into their buckets when nobody scrapes
+/// (`PrometheusHandle::run_upkeep`): the samples held meanwhile are bounded by this much
+/// traffic.
+pub const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Installs the global Prometheus recorder with histogram buckets (without them the exporter
 /// renders summaries) and returns the handle `/metrics` renders from.
 pub fn install_recorder() -> Result<PrometheusHandle, BuildError> {

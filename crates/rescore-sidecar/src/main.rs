@@ -177,6 +177,17 @@ async fn serve(config: Config, discovery: Discovery, rescorer: Rescorer) -> anyh
         });
     }
 
+    // The exporter keeps every histogram sample until something drains it: a scrape, or this.
+    // Without it a sidecar nobody scrapes holds each request's samples (several per request)
+    // until the next scrape, megabytes per second under load.
+    let upkeep = metrics.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(rescore_monitor::UPKEEP_INTERVAL);
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
     if config.server.heap_trim_interval_ms > 0 {
         heap::spawn_trim_after_bursts(
             rescorer.clone(),
