@@ -66,22 +66,14 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::{Discovery, Registry, ServingConfig};
+    use crate::ServingConfig;
 
     fn rescorer(admission_control: bool) -> Rescorer {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../tests/fixtures/golden/models");
-        let discovery = Discovery::scan(&dir).expect("golden fixtures");
-        let config = ServingConfig {
-            default_model: Some("regression".into()),
+        crate::rescorer::golden_rescorer(ServingConfig {
             scoring_threads: 1,
             admission_control,
             ..ServingConfig::default()
-        };
-        let r = Rescorer::new(config, &discovery).expect("valid config");
-        let registry = Registry::load(&discovery, r.config());
-        r.set_loaded(registry, None);
-        r
+        })
     }
 
     fn body(model: &str, timeout_ms: u64) -> RescoreRequest<HitScore> {

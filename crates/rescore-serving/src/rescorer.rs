@@ -526,24 +526,32 @@ impl Drop for InFlight {
     }
 }
 
+/// A rescorer over the golden fixture models, loaded, `regression` the default model.
+#[cfg(test)]
+pub(crate) fn golden_rescorer(config: ServingConfig) -> Rescorer {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/golden/models");
+    let discovery = Discovery::scan(&dir).expect("golden fixtures");
+    let config = ServingConfig {
+        default_model: Some("regression".into()),
+        ..config
+    };
+    let r = Rescorer::new(config, &discovery).expect("valid config");
+    let registry = Registry::load(&discovery, r.config());
+    r.set_loaded(registry, None);
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rescore_api::{ErrorCode, Hit};
 
     fn rescorer(scoring_threads: usize) -> Rescorer {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../tests/fixtures/golden/models");
-        let discovery = Discovery::scan(&dir).expect("golden fixtures");
-        let config = ServingConfig {
-            default_model: Some("regression".into()),
+        golden_rescorer(ServingConfig {
             scoring_threads,
             ..ServingConfig::default()
-        };
-        let r = Rescorer::new(config, &discovery).expect("valid config");
-        let registry = Registry::load(&discovery, r.config());
-        r.set_loaded(registry, None);
-        r
+        })
     }
 
     fn request(timeout_ms: Option<u64>) -> RescoreRequest {
