@@ -42,16 +42,14 @@ one_zip() { # the single file matching a glob, or a clear error
   echo "${matches[0]}"
 }
 
+source scripts/lib/engine-node.sh
 work=$(mktemp -d /tmp/rescore-engine-replay.XXXXXX)
 chmod 755 "$work"
 sidecar_pid=""
 node_pid=""
 stop_node() {
   if [ -n "$node_pid" ]; then
-    kill "$node_pid" 2>/dev/null || true
-    for _ in $(seq 1 120); do kill -0 "$node_pid" 2>/dev/null || break; sleep 0.5; done
-    kill -9 "$node_pid" 2>/dev/null || true
-    wait "$node_pid" 2>/dev/null || true
+    stop_pid "$node_pid"
     node_pid=""
   fi
 }
@@ -61,8 +59,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # The sidecar: the release binary with the demo model and item snapshot, on a free loopback port.
 target/release/rescore-sidecar --models models --items demo/items.jsonl --data-dir "$work/sidecar-data" \
@@ -78,58 +74,34 @@ done
 curl -fsS "http://$addr/readyz" >/dev/null || { cat "$work/sidecar.log" >&2; die "the sidecar is not ready"; }
 echo "sidecar: http://$addr (models/marketplace/1, demo/items.jsonl)"
 
-if [ "$(id -u)" -eq 0 ]; then
-  id -u "$node_user" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$node_user"
-  as_node=(setpriv "--reuid=$node_user" "--regid=$node_user" --init-groups --)
-else
-  as_node=()
-fi
+node_user_setup "$node_user"
 
 run_engine() {
-  local flavor=$1 dist zip version java launcher plugin_cli java_env opts_env extra=()
+  local flavor=$1 dist zip version java
+  engine_kind "$flavor"
   case "$flavor" in
     elasticsearch)
-      java=$es_java; launcher=elasticsearch; plugin_cli=elasticsearch-plugin
-      java_env=ES_JAVA_HOME; opts_env=ES_JAVA_OPTS; extra=(-Expack.security.enabled=false)
+      java=$es_java
       zip=$(one_zip "${ES_PLUGIN_ZIP:-es-plugin-bridge/elasticsearch/es9/target/rescore-sidecar-elasticsearch-*.zip}") || exit 1
       version=${zip##*-es}; version=${version%.zip}
       dist="${ES_DIST:-$m2/elasticsearch/distribution/integ-test-zip/elasticsearch/$version/elasticsearch-$version.zip}";;
     opensearch)
-      java=$os_java; launcher=opensearch; plugin_cli=opensearch-plugin
-      java_env=OPENSEARCH_JAVA_HOME; opts_env=OPENSEARCH_JAVA_OPTS
+      java=$os_java
       zip=$(one_zip "${OS_PLUGIN_ZIP:-es-plugin-bridge/opensearch/os3/target/rescore-sidecar-opensearch-*.zip}") || exit 1
       version=${zip##*-os}; version=${version%.zip}
       dist="${OS_DIST:-$m2/opensearch/distribution/integ-test-zip/opensearch/$version/opensearch-$version.zip}";;
     *) die "unknown engine $flavor (elasticsearch or opensearch)";;
   esac
-  [ -f "$dist" ] || die "$dist missing (scripts/test-bridge.sh downloads it through Maven)"
-  [ -x "$java/bin/java" ] || die "no JDK at $java (set $java_env)"
   echo
   echo "== $flavor: $(basename "$dist"), plugin $(basename "$zip")"
   local dir="$work/$flavor"
-  mkdir -p "$dir"
-  unzip -q "$dist" -d "$dir" || die "cannot unzip $dist"
-  local home
-  home=$(find "$dir" -mindepth 1 -maxdepth 1 -type d | head -1)
+  node_unpack "$dist" "$java" "$dir"
   cp "$zip" "$dir/plugin.zip"
-  env -u JAVA_HOME "$java_env=$java" "$home/bin/$plugin_cli" install --batch "file://$dir/plugin.zip" > "$dir/install.log" 2>&1 \
+  env -u JAVA_HOME "$java_env=$java" "$node_home/bin/$plugin_cli" install --batch "file://$dir/plugin.zip" > "$dir/install.log" 2>&1 \
     || { cat "$dir/install.log" >&2; die "$plugin_cli install failed"; }
-  local http_port transport_port
-  http_port=$(free_port); transport_port=$(free_port)
-  [ ${#as_node[@]} -eq 0 ] || chown -R "$node_user:$node_user" "$dir"
-  env -u JAVA_HOME "$java_env=$java" "$opts_env=-Xms${DEMO_HEAP:-512m} -Xmx${DEMO_HEAP:-512m}" \
-    "${as_node[@]}" "$home/bin/$launcher" \
-    -Ecluster.name=demo-replay -Enode.name=demo-replay -Ediscovery.type=single-node \
-    -Enetwork.host=127.0.0.1 "-Ehttp.port=$http_port" "-Etransport.port=$transport_port" \
-    "-Epath.data=$dir/data" "-Epath.logs=$dir/logs" -Ecluster.routing.allocation.disk.threshold_enabled=false \
-    "-Esidecar.url=http://$addr" "${extra[@]}" > "$dir/node.log" 2>&1 &
-  node_pid=$!
-  local url="http://127.0.0.1:$http_port" start=$SECONDS
-  until curl -fsS "$url/_cluster/health?wait_for_status=yellow&timeout=1s" >/dev/null 2>&1; do
-    kill -0 "$node_pid" 2>/dev/null || { tail -40 "$dir/node.log" >&2; die "$launcher exited"; }
-    [ $((SECONDS - start)) -lt 180 ] || { tail -40 "$dir/node.log" >&2; die "$launcher not up within 180 s"; }
-    sleep 1
-  done
+  node_launch "$java" "$dir" "${DEMO_HEAP:-512m}" demo-replay "-Esidecar.url=http://$addr"
+  local url=$node_url start=$SECONDS
+  node_wait "$url" "$node_pid" "$dir/node.log" 180
   echo "$flavor up at $url after $((SECONDS - start)) s"
   local rc=0
   if [ -n "${DEMO_RUN:-}" ]; then
