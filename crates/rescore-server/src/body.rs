@@ -1,5 +1,5 @@
-//! Reading and decoding request bodies: the body deadline and size limit, the checks before
-//! parsing (a JSON object, nesting depth), error messages that name the field, and the
+//! Reading and decoding request bodies: the body deadline and size limit, the check before
+//! parsing (a JSON object), error messages that name the field, and the
 //! decoding of `POST /v1/rescore`, which under overload decodes for refusal first
 //! (`rescore_serving::Rescorer::refuse_early`, ADR 0010).
 
@@ -127,7 +127,7 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result
 /// A JSON object, checked before any parsing. Nesting needs no bound of its own: serde_json
 /// refuses values nested deeper than 128 levels where it builds them, and skips unknown
 /// fields with a loop, not recursion, whatever their depth (a scan for the depth cost as much
-/// CPU as decoding a 1,000-hit body's scores).
+/// CPU as serde_json skipping the whole body).
 fn check_shape(bytes: &[u8]) -> Result<(), ApiError> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
