@@ -382,30 +382,17 @@ fn layered_without_a_snapshot_and_bad_layered_settings_exit_2() {
 /// The layered store on a 3-node Redis Cluster: values written by `items put` land on all
 /// three nodes (hash slots), are read back exactly; with one node killed mid-run its items come
 /// from the snapshot, the other nodes' from Redis, and no request fails.
-#[test]
-fn a_redis_cluster_serves_by_hash_slot_and_a_dead_node_degrades_to_the_snapshot() {
-    let case = golden_cases()
-        .into_iter()
-        .find(|c| c.model == "lambdarank")
-        .expect("lambdarank case");
-    let expected = |row: usize| case.expected[row % case.rows.len()];
-    let tmp = TempDir::new("layered-cluster");
-    let mut cluster = RedisCluster::start();
-    fill_redis(&cluster.url(), true, &case, &tmp, 2);
-    // Which node holds each fresh item: every node holds some.
-    let holder: Vec<Option<usize>> = (0..ITEMS)
-        .map(|i| cluster.holder(&format!("rescore:item:item-{i}")))
-        .collect();
-    for node in 0..3 {
-        assert!(
-            holder.iter().filter(|h| **h == Some(node)).count() > 10,
-            "node {node} holds few keys: {holder:?}"
-        );
-    }
-
+/// A sidecar in `layered` mode over the snapshot of golden rows and `cluster` (filled by
+/// [`fill_redis`]), items cached for 1 s; and the score each item's hit gets while every
+/// cluster node answers.
+fn cluster_sidecar(
+    case: &GoldenCase,
+    tmp: &TempDir,
+    cluster: &RedisCluster,
+) -> (Sidecar, impl Fn(usize) -> f64) {
     let snapshot: String = (0..ITEMS)
         .map(|i| {
-            json!({"id": format!("item-{i}"), "version": 1, "features": features(&case, snapshot_row(i))})
+            json!({"id": format!("item-{i}"), "version": 1, "features": features(case, snapshot_row(i))})
                 .to_string()
                 + "\n"
         })
@@ -433,19 +420,48 @@ fn a_redis_cluster_serves_by_hash_slot_and_a_dead_node_degrades_to_the_snapshot(
         "--redis-url",
         &cluster.url(),
     ]);
-    let body = request_body();
     let (status, resp) = sidecar.post(
         "/v1/rescore",
         &json!({"model": "lambdarank", "hits": [{"id": "nothing-known", "score": 0}]}).to_string(),
     );
     assert_eq!(status, 200, "{resp}");
     let no_features = resp["scores"][0].as_f64().expect("score");
-    let fresh = |i: usize| match (i, fresh_row(i)) {
-        (DELETED, _) => no_features,
-        (_, Some(row)) => expected(row),
-        (_, None) => expected(snapshot_row(i)),
+    let expected = case.expected.clone();
+    let fresh = move |i: usize| {
+        let row = match (i, fresh_row(i)) {
+            (DELETED, _) => return no_features,
+            (_, Some(row)) => row,
+            (_, None) => snapshot_row(i),
+        };
+        expected[row % expected.len()]
     };
-    let healthy: Vec<f64> = (0..ITEMS).map(fresh).collect();
+    (sidecar, fresh)
+}
+
+#[test]
+fn a_redis_cluster_serves_by_hash_slot_and_a_dead_node_degrades_to_the_snapshot() {
+    let case = golden_cases()
+        .into_iter()
+        .find(|c| c.model == "lambdarank")
+        .expect("lambdarank case");
+    let expected = |row: usize| case.expected[row % case.rows.len()];
+    let tmp = TempDir::new("layered-cluster");
+    let mut cluster = RedisCluster::start();
+    fill_redis(&cluster.url(), true, &case, &tmp, 2);
+    // Which node holds each fresh item: every node holds some.
+    let holder: Vec<Option<usize>> = (0..ITEMS)
+        .map(|i| cluster.holder(&format!("rescore:item:item-{i}")))
+        .collect();
+    for node in 0..3 {
+        assert!(
+            holder.iter().filter(|h| **h == Some(node)).count() > 10,
+            "node {node} holds few keys: {holder:?}"
+        );
+    }
+
+    let (sidecar, fresh) = cluster_sidecar(&case, &tmp, &cluster);
+    let body = request_body();
+    let healthy: Vec<f64> = (0..ITEMS).map(&fresh).collect();
     let got = scores_at(&sidecar.base, &body);
     assert!(matches(&got, &healthy), "{got:?} vs {healthy:?}");
 
@@ -506,5 +522,86 @@ fn a_redis_cluster_serves_by_hash_slot_and_a_dead_node_degrades_to_the_snapshot(
         ),
         Some(0.0),
         "{text}"
+    );
+}
+
+/// During a slot migration the keys that already moved are answered `ASK` by their owner: the
+/// store reads them from the node named (after `ASKING`), not from the snapshot.
+#[test]
+fn keys_of_a_slot_in_migration_are_read_where_the_owner_sends_them() {
+    let case = golden_cases()
+        .into_iter()
+        .find(|c| c.model == "lambdarank")
+        .expect("lambdarank case");
+    let tmp = TempDir::new("layered-migration");
+    let cluster = RedisCluster::start();
+    fill_redis(&cluster.url(), true, &case, &tmp, 2);
+    let (sidecar, fresh) = cluster_sidecar(&case, &tmp, &cluster);
+    let body = request_body();
+    let healthy: Vec<f64> = (0..ITEMS).map(&fresh).collect();
+    wait_for(&sidecar, &body, &healthy, "before the migration");
+
+    // Item 0 is fresh in Redis; its slot moves from its owner to the next node.
+    let key = "rescore:item:item-0";
+    let slot = cluster.nodes[0]
+        .command(&["CLUSTER", "KEYSLOT", key])
+        .and_then(|r| r.trim_start_matches(':').parse::<u16>().ok())
+        .expect("a slot");
+    let from = cluster.holder(key).expect("a holder");
+    let to = (from + 1) % cluster.nodes.len();
+    let id = |n: usize| {
+        cluster.nodes[n]
+            .command(&["CLUSTER", "MYID"])
+            .expect("an id")
+    };
+    let slot = slot.to_string();
+    let ok = Some("+OK".to_string());
+    assert_eq!(
+        cluster.nodes[to].command(&["CLUSTER", "SETSLOT", &slot, "IMPORTING", &id(from)]),
+        ok
+    );
+    assert_eq!(
+        cluster.nodes[from].command(&["CLUSTER", "SETSLOT", &slot, "MIGRATING", &id(to)]),
+        ok
+    );
+    let listing = cluster.nodes[from]
+        .command(&["CLUSTER", "GETKEYSINSLOT", &slot, "1000"])
+        .expect("keys");
+    let keys: Vec<&str> = listing
+        .lines()
+        .filter(|l| !l.starts_with('*') && !l.starts_with('$'))
+        .collect();
+    assert!(keys.contains(&key), "{listing}");
+    let port = cluster.nodes[to].port.to_string();
+    let mut migrate = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+    migrate.extend(&keys);
+    assert_eq!(cluster.nodes[from].command(&migrate), ok);
+    let answer = cluster.nodes[from]
+        .command(&["GET", key])
+        .unwrap_or_default();
+    assert!(answer.starts_with("-ASK"), "{answer}");
+
+    let errors = degraded(&sidecar, "error") + degraded(&sidecar, "timeout");
+    let redis_reads = counter(
+        &sidecar,
+        "rescore_item_store_layer_reads_total{layer=\"redis\"}",
+    );
+    // The cache holds items for 1 s: past that every request reads Redis again.
+    std::thread::sleep(Duration::from_millis(1200));
+    for _ in 0..5 {
+        let got = scores_at(&sidecar.base, &body);
+        assert!(matches(&got, &healthy), "{got:?} vs {healthy:?}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(
+        counter(
+            &sidecar,
+            "rescore_item_store_layer_reads_total{layer=\"redis\"}"
+        ) > redis_reads
+    );
+    assert_eq!(
+        degraded(&sidecar, "error") + degraded(&sidecar, "timeout"),
+        errors,
+        "no key fell back to the snapshot"
     );
 }

@@ -6,7 +6,8 @@
 //!
 //! The slot map comes from `CLUSTER SLOTS`, asked of the seed URL's node or any node known; a
 //! node whose pipeline fails (down, `MOVED` after a reshard, `CLUSTERDOWN`) fails only its own
-//! keys, and the map is re-read (at most every 100 ms).
+//! keys, and the map is re-read (at most every 100 ms). A key of a slot being migrated that has
+//! already left its owner (`ASK`) is read once more from the node named, after `ASKING`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -73,7 +74,11 @@ impl Cluster {
         })
     }
 
-    fn connection(&self, host: &str, port: u16) -> Result<ConnectionManager, redis::RedisError> {
+    pub(crate) fn connection(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<ConnectionManager, redis::RedisError> {
         let name = format!("{host}:{port}");
         let mut connections = self.connections.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = connections.get(&name) {

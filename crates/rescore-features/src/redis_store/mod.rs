@@ -9,6 +9,7 @@ mod value;
 
 pub use value::{Decoder, Stored, ValueFormat, BINARY_MAGIC};
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -226,21 +227,33 @@ impl RedisStore {
         let mut out: Vec<Result<Option<Vec<u8>>, ()>> = (0..keys.len()).map(|_| Err(())).collect();
         let reads = batches.into_iter().map(|mut batch| {
             let mut pipe = redis::pipe();
+            pipe.ignore_errors();
             for &i in &batch.positions {
                 pipe.cmd("GET").arg(&keys[i]);
             }
             async move {
-                let values: Result<Vec<Option<Vec<u8>>>, _> =
+                let values: Result<Vec<redis::RedisResult<Option<Vec<u8>>>>, _> =
                     pipe.query_async(&mut batch.connection).await;
                 (batch.node, batch.positions, values)
             }
         });
         let mut failed = !unserved.is_empty();
+        // Keys of a slot in migration that have left their owner, by the node holding them now.
+        let mut asked: HashMap<(String, u16), Vec<usize>> = HashMap::new();
         for (node, positions, values) in futures_util::future::join_all(reads).await {
             match values {
                 Ok(values) => {
                     for (i, v) in positions.into_iter().zip(values) {
-                        out[i] = Ok(v);
+                        match v {
+                            Ok(v) => out[i] = Ok(v),
+                            Err(error) => match ask_target(&error) {
+                                Some(target) => asked.entry(target).or_default().push(i),
+                                None => {
+                                    failed = true;
+                                    tracing::debug!(%node, %error, "redis cluster read failed");
+                                }
+                            },
+                        }
                     }
                 }
                 Err(error) => {
@@ -249,10 +262,62 @@ impl RedisStore {
                 }
             }
         }
+        if !asked.is_empty() {
+            failed |= !self.read_asked(cluster, &keys, asked, &mut out).await;
+        }
         if failed {
             cluster.node_failed();
         }
         Ok(out)
+    }
+
+    /// Reads keys that answered `ASK` (their slot is migrating and they have left their owner)
+    /// once from the node named, each `GET` after `ASKING`, as the cluster specification
+    /// says; the slot map stays as it is until the migration ends. `false` when a read failed.
+    async fn read_asked(
+        &self,
+        cluster: &cluster::Cluster,
+        keys: &[String],
+        asked: HashMap<(String, u16), Vec<usize>>,
+        out: &mut [Result<Option<Vec<u8>>, ()>],
+    ) -> bool {
+        let reads = asked.into_iter().map(|((host, port), positions)| {
+            let mut pipe = redis::pipe();
+            pipe.ignore_errors();
+            for &i in &positions {
+                pipe.cmd("ASKING").ignore().cmd("GET").arg(&keys[i]);
+            }
+            let connection = cluster.connection(&host, port);
+            async move {
+                let values: Result<Vec<redis::RedisResult<Option<Vec<u8>>>>, redis::RedisError> =
+                    match connection {
+                        Ok(mut connection) => pipe.query_async(&mut connection).await,
+                        Err(error) => Err(error),
+                    };
+                (format!("{host}:{port}"), positions, values)
+            }
+        });
+        let mut all_read = true;
+        for (node, positions, values) in futures_util::future::join_all(reads).await {
+            match values {
+                Ok(values) => {
+                    for (i, v) in positions.into_iter().zip(values) {
+                        match v {
+                            Ok(v) => out[i] = Ok(v),
+                            Err(error) => {
+                                all_read = false;
+                                tracing::debug!(%node, %error, "redis cluster read after ASK failed");
+                            }
+                        }
+                    }
+                }
+                Err(error) => {
+                    all_read = false;
+                    tracing::debug!(%node, %error, keys = positions.len(), "redis cluster node failed after ASK");
+                }
+            }
+        }
+        all_read
     }
 
     /// All ids in one round trip (per node with a cluster), decoded into `columns` (names new
@@ -365,4 +430,15 @@ impl RedisStore {
         }
         Ok(out)
     }
+}
+
+/// The node an `ASK` redirection names (`-ASK <slot> <host>:<port>`): a key of a slot being
+/// migrated that its owner no longer holds.
+fn ask_target(error: &redis::RedisError) -> Option<(String, u16)> {
+    if error.kind() != redis::ErrorKind::Server(redis::ServerErrorKind::Ask) {
+        return None;
+    }
+    let (addr, _slot) = error.redirect_node()?;
+    let (host, port) = addr.rsplit_once(':')?;
+    Some((host.to_string(), port.parse().ok()?))
 }
