@@ -225,99 +225,30 @@ impl RedisStore {
         };
         let (batches, unserved) = cluster.route(&keys).await?;
         let mut out: Vec<Result<Option<Vec<u8>>, ()>> = (0..keys.len()).map(|_| Err(())).collect();
-        let reads = batches.into_iter().map(|mut batch| {
-            let mut pipe = redis::pipe();
-            pipe.ignore_errors();
-            for &i in &batch.positions {
-                pipe.cmd("GET").arg(&keys[i]);
-            }
-            async move {
-                let values: Result<Vec<redis::RedisResult<Option<Vec<u8>>>>, _> =
-                    pipe.query_async(&mut batch.connection).await;
-                (batch.node, batch.positions, values)
-            }
-        });
-        let mut failed = !unserved.is_empty();
-        // Keys of a slot in migration that have left their owner, by the node holding them now.
-        let mut asked: HashMap<(String, u16), Vec<usize>> = HashMap::new();
-        for (node, positions, values) in futures_util::future::join_all(reads).await {
-            match values {
-                Ok(values) => {
-                    for (i, v) in positions.into_iter().zip(values) {
-                        match v {
-                            Ok(v) => out[i] = Ok(v),
-                            Err(error) => match ask_target(&error) {
-                                Some(target) => asked.entry(target).or_default().push(i),
-                                None => {
-                                    failed = true;
-                                    tracing::debug!(%node, %error, "redis cluster read failed");
-                                }
-                            },
-                        }
-                    }
-                }
-                Err(error) => {
-                    failed = true;
-                    tracing::debug!(%node, %error, keys = positions.len(), "redis cluster node failed");
-                }
-            }
-        }
+        let batches = batches
+            .into_iter()
+            .map(|b| (b.node, Ok(b.connection), b.positions))
+            .collect();
+        let (mut failed, asked) = read_per_node(&keys, batches, false, &mut out).await;
+        failed |= !unserved.is_empty();
+        // Keys of a slot in migration that have left their owner: read once from the node the
+        // `ASK` names, each `GET` after `ASKING`, as the cluster specification says; the slot
+        // map stays as it is until the migration ends (then the owner answers `MOVED`).
         if !asked.is_empty() {
-            failed |= !self.read_asked(cluster, &keys, asked, &mut out).await;
+            let batches = asked
+                .into_iter()
+                .map(|((host, port), positions)| {
+                    let connection = cluster.connection(&host, port);
+                    (format!("{host}:{port}"), connection, positions)
+                })
+                .collect();
+            let (failed_again, asked_again) = read_per_node(&keys, batches, true, &mut out).await;
+            failed |= failed_again || !asked_again.is_empty();
         }
         if failed {
             cluster.node_failed();
         }
         Ok(out)
-    }
-
-    /// Reads keys that answered `ASK` (their slot is migrating and they have left their owner)
-    /// once from the node named, each `GET` after `ASKING`, as the cluster specification
-    /// says; the slot map stays as it is until the migration ends. `false` when a read failed.
-    async fn read_asked(
-        &self,
-        cluster: &cluster::Cluster,
-        keys: &[String],
-        asked: HashMap<(String, u16), Vec<usize>>,
-        out: &mut [Result<Option<Vec<u8>>, ()>],
-    ) -> bool {
-        let reads = asked.into_iter().map(|((host, port), positions)| {
-            let mut pipe = redis::pipe();
-            pipe.ignore_errors();
-            for &i in &positions {
-                pipe.cmd("ASKING").ignore().cmd("GET").arg(&keys[i]);
-            }
-            let connection = cluster.connection(&host, port);
-            async move {
-                let values: Result<Vec<redis::RedisResult<Option<Vec<u8>>>>, redis::RedisError> =
-                    match connection {
-                        Ok(mut connection) => pipe.query_async(&mut connection).await,
-                        Err(error) => Err(error),
-                    };
-                (format!("{host}:{port}"), positions, values)
-            }
-        });
-        let mut all_read = true;
-        for (node, positions, values) in futures_util::future::join_all(reads).await {
-            match values {
-                Ok(values) => {
-                    for (i, v) in positions.into_iter().zip(values) {
-                        match v {
-                            Ok(v) => out[i] = Ok(v),
-                            Err(error) => {
-                                all_read = false;
-                                tracing::debug!(%node, %error, "redis cluster read after ASK failed");
-                            }
-                        }
-                    }
-                }
-                Err(error) => {
-                    all_read = false;
-                    tracing::debug!(%node, %error, keys = positions.len(), "redis cluster node failed after ASK");
-                }
-            }
-        }
-        all_read
     }
 
     /// All ids in one round trip (per node with a cluster), decoded into `columns` (names new
@@ -430,6 +361,67 @@ impl RedisStore {
         }
         Ok(out)
     }
+}
+
+/// A cluster node's keys to read: its `host:port`, its connection, the keys' positions.
+type NodeRead = (
+    String,
+    Result<ConnectionManager, redis::RedisError>,
+    Vec<usize>,
+);
+
+/// One pipeline of `GET`s per node, all nodes at once (each `GET` after `ASKING` when `asking`),
+/// the values into `out`. Returns whether a read failed (a key, or a whole node) and the keys
+/// answered `ASK`, by the node named.
+async fn read_per_node(
+    keys: &[String],
+    batches: Vec<NodeRead>,
+    asking: bool,
+    out: &mut [Result<Option<Vec<u8>>, ()>],
+) -> (bool, HashMap<(String, u16), Vec<usize>>) {
+    let reads = batches.into_iter().map(|(node, connection, positions)| {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for &i in &positions {
+            if asking {
+                pipe.cmd("ASKING").ignore();
+            }
+            pipe.cmd("GET").arg(&keys[i]);
+        }
+        async move {
+            let values: Result<Vec<redis::RedisResult<Option<Vec<u8>>>>, redis::RedisError> =
+                match connection {
+                    Ok(mut connection) => pipe.query_async(&mut connection).await,
+                    Err(error) => Err(error),
+                };
+            (node, positions, values)
+        }
+    });
+    let mut failed = false;
+    let mut asked: HashMap<(String, u16), Vec<usize>> = HashMap::new();
+    for (node, positions, values) in futures_util::future::join_all(reads).await {
+        let values = match values {
+            Ok(values) => values,
+            Err(error) => {
+                failed = true;
+                tracing::debug!(%node, %error, keys = positions.len(), "redis cluster node failed");
+                continue;
+            }
+        };
+        for (i, v) in positions.into_iter().zip(values) {
+            match v {
+                Ok(v) => out[i] = Ok(v),
+                Err(error) => match ask_target(&error) {
+                    Some(target) => asked.entry(target).or_default().push(i),
+                    None => {
+                        failed = true;
+                        tracing::debug!(%node, %error, "redis cluster read failed");
+                    }
+                },
+            }
+        }
+    }
+    (failed, asked)
 }
 
 /// The node an `ASK` redirection names (`-ASK <slot> <host>:<port>`): a key of a slot being
