@@ -5,7 +5,8 @@
 //!   header's declared uncompressed size before the crate does. The crate reads the header and
 //!   decompresses the page in one call, into a buffer of that size (zero-filled for Snappy, up
 //!   to 2 GiB); a page may not declare more than its column chunk's total uncompressed size in
-//!   the footer, nor more than [`PAGE_SIZE_CAP`].
+//!   the footer, nor more than [`PAGE_SIZE_CAP`]; a Snappy page may not declare more than
+//!   Snappy can expand its compressed bytes to ([`SNAPPY_MAX_EXPANSION`]).
 //! - [`CheckedPages`] refuses dictionary pages declaring more values than their bytes hold: the
 //!   crate sizes a dictionary by that count before decoding it (a damaged 748-byte file
 //!   declaring 2^30 `INT64` values made it allocate 8 GB; found by the `items_parquet` fuzz
@@ -29,6 +30,13 @@ use parquet::schema::types::ColumnDescriptor;
 /// and an item snapshot's columns are ids and numbers; the format's own limit is 2 GiB.
 pub(crate) const PAGE_SIZE_CAP: u64 = 256 << 20;
 
+/// Snappy's largest expansion: its longest copy element is 3 bytes for 64 bytes of output
+/// (21.3x); literals and the length preamble expand less. A Snappy page declaring more than
+/// this times its compressed size plus [`SNAPPY_SLACK`] cannot be honest, and the crate
+/// zero-fills the declared size before decompressing.
+pub(crate) const SNAPPY_MAX_EXPANSION: u64 = 22;
+const SNAPPY_SLACK: u64 = 64;
+
 /// Bytes read ahead of a page header to find its declared sizes: fields 1 to 3 of the
 /// Thrift-compact `PageHeader` take at most 3 x (1 + 5) bytes.
 const HEADER_PREFIX: u64 = 32;
@@ -42,6 +50,8 @@ pub(crate) struct CheckedChunk {
     footer_total: Option<u64>,
     /// Where the chunk ends in the file: a page header is never read past it.
     end: u64,
+    /// The chunk is Snappy-compressed: its pages' declared sizes are bounded by their bytes.
+    snappy: bool,
 }
 
 impl CheckedChunk {
@@ -53,6 +63,7 @@ impl CheckedChunk {
                 .ok()
                 .filter(|&n| n > 0),
             end: start.saturating_add(len),
+            snappy: chunk.compression() == parquet::basic::Compression::SNAPPY,
         }
     }
 
@@ -61,13 +72,13 @@ impl CheckedChunk {
         let prefix = self
             .file
             .get_bytes(start, HEADER_PREFIX.min(available) as usize)?;
-        let declared = declared_uncompressed_size(&prefix).ok_or_else(|| {
+        let sizes = page_sizes(&prefix).ok_or_else(|| {
             ParquetError::General(format!(
                 "the page header at byte {start} does not begin with its type and sizes (a damaged file)"
             ))
         })?;
         // A negative size is the crate's to refuse ("Invalid page header").
-        let Ok(declared) = u64::try_from(declared) else {
+        let Ok(declared) = u64::try_from(sizes.uncompressed) else {
             return Ok(());
         };
         if let Some(total) = self.footer_total.filter(|&t| declared > t) {
@@ -80,6 +91,17 @@ impl CheckedChunk {
                 "the page at byte {start} declares {declared} bytes uncompressed, over the {} MiB limit for one page (rewrite the snapshot with smaller pages)",
                 PAGE_SIZE_CAP >> 20
             )));
+        }
+        let compressed = sizes.compressed.and_then(|c| u64::try_from(c).ok());
+        if let Some(compressed) = compressed.filter(|_| self.snappy) {
+            let most = compressed
+                .saturating_mul(SNAPPY_MAX_EXPANSION)
+                .saturating_add(SNAPPY_SLACK);
+            if declared > most {
+                return Err(ParquetError::General(format!(
+                    "the page at byte {start} declares {declared} bytes uncompressed, more than Snappy can expand its {compressed} compressed bytes to: a damaged file"
+                )));
+            }
         }
         Ok(())
     }
@@ -143,28 +165,57 @@ impl Read for HeaderRead {
     }
 }
 
-/// Field 2 (`uncompressed_page_size`) of a Thrift-compact `PageHeader` (parquet.thrift: 1
-/// `type`, 2 `uncompressed_page_size`, 3 `compressed_page_size`, all required i32, written
-/// first). `None` when an i32 field 2 is not among the leading i32 fields.
-fn declared_uncompressed_size(header: &[u8]) -> Option<i32> {
+/// The sizes a page header declares.
+#[derive(Debug, PartialEq)]
+struct PageSizes {
+    uncompressed: i32,
+    /// `None` when field 3 does not follow among the leading i32 fields.
+    compressed: Option<i32>,
+}
+
+/// Fields 2 (`uncompressed_page_size`) and 3 (`compressed_page_size`) of a Thrift-compact
+/// `PageHeader` (parquet.thrift: 1 `type`, 2 `uncompressed_page_size`, 3
+/// `compressed_page_size`, all required i32, written first). `None` when an i32 field 2 is not
+/// among the leading i32 fields.
+fn page_sizes(header: &[u8]) -> Option<PageSizes> {
     const I32: u8 = 5;
     let mut bytes = header.iter().copied();
     let mut id: i32 = 0;
+    let mut uncompressed = None;
     loop {
-        let field = bytes.next()?;
-        let (delta, kind) = (field >> 4, field & 0x0f);
-        // A stop byte (kind 0) or any other type before field 2: not a header we can read.
-        if kind != I32 {
-            return None;
-        }
-        id = if delta == 0 {
-            zigzag(varint(&mut bytes)?)
-        } else {
-            id + i32::from(delta)
+        let Some(field) = bytes.next() else {
+            return uncompressed.map(|uncompressed| PageSizes {
+                uncompressed,
+                compressed: None,
+            });
         };
-        let value = zigzag(varint(&mut bytes)?);
-        if id == 2 {
-            return Some(value);
+        let (delta, kind) = (field >> 4, field & 0x0f);
+        // A stop byte (kind 0) or any other type: the leading i32 fields end here.
+        let value = (kind == I32)
+            .then(|| {
+                id = if delta == 0 {
+                    zigzag(varint(&mut bytes)?)
+                } else {
+                    id + i32::from(delta)
+                };
+                Some(zigzag(varint(&mut bytes)?))
+            })
+            .flatten();
+        match (value, id) {
+            (Some(v), 2) => uncompressed = Some(v),
+            (Some(v), 3) => {
+                return uncompressed.map(|uncompressed| PageSizes {
+                    uncompressed,
+                    compressed: Some(v),
+                })
+            }
+            (Some(_), _) if uncompressed.is_none() => {}
+            _ => {
+                return uncompressed.map(|uncompressed| PageSizes {
+                    uncompressed,
+                    compressed: None,
+                })
+            }
         }
     }
 }
@@ -265,17 +316,39 @@ impl PageReader for CheckedPages {
 mod tests {
     use super::*;
 
+    fn declared_uncompressed_size(header: &[u8]) -> Option<i32> {
+        page_sizes(header).map(|s| s.uncompressed)
+    }
+
     #[test]
     fn reads_the_declared_size_of_a_page_header() {
         // type 0 (DATA_PAGE), uncompressed 1000, compressed 400, then a struct field.
         let header = [0x15, 0x00, 0x15, 0xd0, 0x0f, 0x15, 0xa0, 0x06, 0x2c];
-        assert_eq!(declared_uncompressed_size(&header), Some(1000));
-        // i32::MAX, as a damaged header might declare it.
+        assert_eq!(
+            page_sizes(&header),
+            Some(PageSizes {
+                uncompressed: 1000,
+                compressed: Some(400)
+            })
+        );
+        // i32::MAX, as a damaged header might declare it; no field 3 in the bytes read.
         let header = [0x15, 0x04, 0x15, 0xfe, 0xff, 0xff, 0xff, 0x0f];
-        assert_eq!(declared_uncompressed_size(&header), Some(i32::MAX));
-        // Field 2 in the long form (delta 0, id 2 zigzag-encoded as 4).
-        let header = [0x15, 0x00, 0x05, 0x04, 0x02];
-        assert_eq!(declared_uncompressed_size(&header), Some(1));
+        assert_eq!(
+            page_sizes(&header),
+            Some(PageSizes {
+                uncompressed: i32::MAX,
+                compressed: None
+            })
+        );
+        // Field 2 in the long form (delta 0, id 2 zigzag-encoded as 4), then a struct.
+        let header = [0x15, 0x00, 0x05, 0x04, 0x02, 0x1c];
+        assert_eq!(
+            page_sizes(&header),
+            Some(PageSizes {
+                uncompressed: 1,
+                compressed: None
+            })
+        );
     }
 
     #[test]

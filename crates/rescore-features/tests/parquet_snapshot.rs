@@ -703,6 +703,83 @@ fn a_page_declaring_more_than_the_page_cap_is_refused_even_when_the_footer_agree
     assert_eq!(report.items, 100);
 }
 
+/// A Snappy page declaring 50 MiB, under the cap and with a footer that agrees, but written
+/// from a few dozen compressed bytes: Snappy cannot expand them past 22 times, so the page is
+/// refused before the crate zero-fills 50 MiB for it.
+#[test]
+fn a_snappy_page_declaring_more_than_its_bytes_can_expand_to_is_refused() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let snapshot = tmp.path().join("inflated-page.parquet");
+    write_page_declaring(&snapshot, Some(50 << 20), true);
+    let dir = DataDir::open(&tmp.path().join("data")).expect("dir");
+    let message = parquet_error(&dir, &snapshot);
+    assert!(
+        message.contains("column `price`, row group 0")
+            && message
+                .contains("declares 52428800 bytes uncompressed, more than Snappy can expand"),
+        "{message}"
+    );
+    // Snappy's best case, a page of one repeated value (no dictionary), 21.3 times smaller:
+    // within the bound, imported.
+    let constant = tmp.path().join("constant.parquet");
+    let schema = Arc::new(
+        parse_message_type("message items { required binary id (UTF8); required double price; }")
+            .expect("schema"),
+    );
+    let props = Arc::new(
+        WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_dictionary_enabled(false)
+            .build(),
+    );
+    let rows = 300_000;
+    let file = std::fs::File::create(&constant).expect("create");
+    let mut writer = SerializedFileWriter::new(file, schema, props).expect("writer");
+    let mut group = writer.next_row_group().expect("row group");
+    let ids: Vec<ByteArray> = (0..rows)
+        .map(|i| ByteArray::from(format!("i{i}").as_str()))
+        .collect();
+    let mut id = group.next_column().expect("next").expect("id");
+    id.typed::<ByteArrayType>()
+        .write_batch(&ids, None, None)
+        .expect("ids");
+    id.close().expect("close id");
+    let mut price = group.next_column().expect("next").expect("price");
+    price
+        .typed::<DoubleType>()
+        .write_batch(&vec![9.5; rows], None, None)
+        .expect("prices");
+    price.close().expect("close price");
+    group.close().expect("close group");
+    writer.close().expect("close");
+    use parquet::file::reader::FileReader;
+    let written = parquet::file::reader::SerializedFileReader::new(
+        std::fs::File::open(&constant).expect("open"),
+    )
+    .expect("reader");
+    let chunk = written.metadata().row_group(0).column(1).clone();
+    assert!(
+        chunk.uncompressed_size() > 20 * chunk.compressed_size(),
+        "{} bytes from {}",
+        chunk.uncompressed_size(),
+        chunk.compressed_size()
+    );
+    let report = dir.import(&constant).expect("Snappy's best case imports");
+    assert_eq!(report.items, rows as u64);
+}
+
+/// Found by the `items_parquet` fuzz target: an 838-byte footer whose schema gives a group
+/// about 900 million children. The parquet crate reserves a vector of that capacity (7.2 GB)
+/// before it reads them; with Linux's default overcommit the reservation stays virtual and the
+/// crate then fails on the missing children, which the import reports. (Under strict
+/// overcommit the reservation itself would fail and abort the process: this test would then
+/// crash instead of passing.)
+#[test]
+fn a_footer_declaring_millions_of_schema_children_is_an_error() {
+    let message = damaged_import_error("damaged-footer-schema-declares-900m-children.parquet");
+    assert!(message.contains("not a readable Parquet file"), "{message}");
+}
+
 /// Found by the `items_parquet` fuzz target: a page header whose Thrift fields declare more
 /// bytes than the file has kept the parquet crate reading the end of the file, one empty read
 /// at a time (25 s for this 900-byte file); the header is now read only up to its column
