@@ -682,14 +682,21 @@ fn a_page_declaring_more_than_its_column_chunk_is_refused_before_allocating() {
     );
 }
 
+/// The import's error for a file whose `price` page declares `declared` bytes uncompressed,
+/// with a footer that agrees, and the data directory it was imported into.
+fn import_of_a_page_declaring(tmp: &Path, declared: usize) -> (DataDir, String) {
+    let snapshot = tmp.join("declaring.parquet");
+    write_page_declaring(&snapshot, Some(declared), true);
+    let dir = DataDir::open(&tmp.join("data")).expect("dir");
+    let message = parquet_error(&dir, &snapshot);
+    (dir, message)
+}
+
 /// A page declaring 300 MiB, with a footer that agrees: over the cap for one page, refused.
 #[test]
 fn a_page_declaring_more_than_the_page_cap_is_refused_even_when_the_footer_agrees() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let snapshot = tmp.path().join("big-page.parquet");
-    write_page_declaring(&snapshot, Some(300 << 20), true);
-    let dir = DataDir::open(&tmp.path().join("data")).expect("dir");
-    let message = parquet_error(&dir, &snapshot);
+    let (dir, message) = import_of_a_page_declaring(tmp.path(), 300 << 20);
     assert!(
         message.contains("column `price`, row group 0")
             && message.contains("declares 314572800 bytes uncompressed, over the 256 MiB limit"),
@@ -709,10 +716,7 @@ fn a_page_declaring_more_than_the_page_cap_is_refused_even_when_the_footer_agree
 #[test]
 fn a_snappy_page_declaring_more_than_its_bytes_can_expand_to_is_refused() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let snapshot = tmp.path().join("inflated-page.parquet");
-    write_page_declaring(&snapshot, Some(50 << 20), true);
-    let dir = DataDir::open(&tmp.path().join("data")).expect("dir");
-    let message = parquet_error(&dir, &snapshot);
+    let (dir, message) = import_of_a_page_declaring(tmp.path(), 50 << 20);
     assert!(
         message.contains("column `price`, row group 0")
             && message
