@@ -33,14 +33,24 @@ fn write_parquet(
     group_rows: usize,
     compression: Compression,
 ) {
+    let props = WriterProperties::builder()
+        .set_compression(compression)
+        .set_data_page_row_count_limit(1000)
+        .set_write_batch_size(500)
+        .build();
+    write_parquet_with(path, schema, columns, group_rows, props);
+}
+
+/// [`write_parquet`] with the writer's properties given.
+fn write_parquet_with(
+    path: &Path,
+    schema: &str,
+    columns: &[Data],
+    group_rows: usize,
+    props: WriterProperties,
+) {
     let schema = Arc::new(parse_message_type(schema).expect("schema"));
-    let props = Arc::new(
-        WriterProperties::builder()
-            .set_compression(compression)
-            .set_data_page_row_count_limit(1000)
-            .set_write_batch_size(500)
-            .build(),
-    );
+    let props = Arc::new(props);
     let file = std::fs::File::create(path).expect("create");
     let mut writer = SerializedFileWriter::new(file, schema.clone(), props).expect("writer");
     let rows = match &columns[0] {
@@ -726,36 +736,20 @@ fn a_snappy_page_declaring_more_than_its_bytes_can_expand_to_is_refused() {
     // Snappy's best case, a page of one repeated value (no dictionary), 21.3 times smaller:
     // within the bound, imported.
     let constant = tmp.path().join("constant.parquet");
-    let schema = Arc::new(
-        parse_message_type("message items { required binary id (UTF8); required double price; }")
-            .expect("schema"),
-    );
-    let props = Arc::new(
+    let rows = 300_000;
+    write_parquet_with(
+        &constant,
+        "message items { required binary id (UTF8); required double price; }",
+        &[
+            Data::Str((0..rows).map(|i| Some(format!("i{i}"))).collect()),
+            Data::F64(vec![Some(9.5); rows]),
+        ],
+        rows,
         WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_dictionary_enabled(false)
             .build(),
     );
-    let rows = 300_000;
-    let file = std::fs::File::create(&constant).expect("create");
-    let mut writer = SerializedFileWriter::new(file, schema, props).expect("writer");
-    let mut group = writer.next_row_group().expect("row group");
-    let ids: Vec<ByteArray> = (0..rows)
-        .map(|i| ByteArray::from(format!("i{i}").as_str()))
-        .collect();
-    let mut id = group.next_column().expect("next").expect("id");
-    id.typed::<ByteArrayType>()
-        .write_batch(&ids, None, None)
-        .expect("ids");
-    id.close().expect("close id");
-    let mut price = group.next_column().expect("next").expect("price");
-    price
-        .typed::<DoubleType>()
-        .write_batch(&vec![9.5; rows], None, None)
-        .expect("prices");
-    price.close().expect("close price");
-    group.close().expect("close group");
-    writer.close().expect("close");
     use parquet::file::reader::FileReader;
     let written = parquet::file::reader::SerializedFileReader::new(
         std::fs::File::open(&constant).expect("open"),
