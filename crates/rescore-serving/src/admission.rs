@@ -60,12 +60,11 @@ impl Admission {
     pub(crate) fn admit(self: &Arc<Self>, hits: usize, remaining: Duration) -> Option<Ticket> {
         let cost_us = self.estimate_us(hits);
         let queued = self.queued_us.fetch_add(cost_us, Ordering::Relaxed);
-        let expected_us = queued / self.slots + cost_us;
         let ticket = Ticket {
             admission: self.clone(),
             cost_us,
         };
-        let refused = cost_us > 0 && u128::from(expected_us) > remaining.as_micros();
+        let refused = self.overdue(cost_us, queued, remaining);
         self.decided(refused);
         if refused {
             return None; // the ticket's drop takes its cost back out of the queue
@@ -77,13 +76,18 @@ impl Admission {
     /// request decoded for refusal gets (a refusal is recorded, an admission is left to
     /// `admit` once the request is fully decoded).
     pub(crate) fn would_admit(&self, hits: usize, remaining: Duration) -> bool {
-        let cost_us = self.estimate_us(hits);
-        let expected_us = self.queued_us.load(Ordering::Relaxed) / self.slots + cost_us;
-        let admitted = cost_us == 0 || u128::from(expected_us) <= remaining.as_micros();
-        if !admitted {
+        let queued = self.queued_us.load(Ordering::Relaxed);
+        let refused = self.overdue(self.estimate_us(hits), queued, remaining);
+        if refused {
             self.decided(true);
         }
-        admitted
+        !refused
+    }
+
+    /// Whether `cost_us` of scoring, behind `queued_us` of admitted work spread over the
+    /// slots, is expected to end after `remaining` (never before the cost is known).
+    fn overdue(&self, cost_us: u64, queued_us: u64, remaining: Duration) -> bool {
+        cost_us > 0 && u128::from(queued_us / self.slots + cost_us) > remaining.as_micros()
     }
 
     /// Whether most recent decisions were refusals.
