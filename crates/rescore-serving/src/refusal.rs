@@ -13,8 +13,8 @@ use crate::rescorer::{micros, Route};
 use crate::{RescoreError, Rescorer};
 
 impl Rescorer {
-    /// Whether a body should be decoded for refusal first: admission control is on and its
-    /// latest decision was a refusal.
+    /// Whether a body should be decoded for refusal first: admission control is on and most of
+    /// its recent decisions were refusals.
     pub fn refusing(&self) -> bool {
         self.config.admission_control && self.admission.refusing()
     }
